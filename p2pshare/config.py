@@ -1,0 +1,63 @@
+"""Where a node keeps its state, and how it is configured.
+
+The home directory holds everything private to one node (DESIGN.md,
+"Storage"): ``p2pshare.db``, ``blocks/``, later ``identity.key`` and
+``control.sock``. It is chosen, in order, by ``--home``, the environment
+variable ``P2PSHARE_HOME``, or platformdirs' per-user data directory, and is
+created with mode 0700.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from p2pshare.errors import ConfigError
+
+__all__ = ["HOME_ENV", "Home", "resolve_home"]
+
+HOME_ENV = "P2PSHARE_HOME"
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """The paths inside one node home."""
+
+    path: Path
+
+    @property
+    def db(self) -> Path:
+        return self.path / "p2pshare.db"
+
+    @property
+    def blocks(self) -> Path:
+        return self.path / "blocks"
+
+    def ensure(self) -> Home:
+        """Create the home (0700) if needed and tighten its mode.
+
+        Raises:
+            ConfigError: it exists but is not a directory, or cannot be made.
+        """
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = self.path.stat()
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.path}: cannot create home ({exc.strerror})"
+            ) from exc
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{self.path}: home is not a directory")
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            self.path.chmod(0o700)
+        return self
+
+
+def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
+    """Pick the home: ``explicit``, else ``$P2PSHARE_HOME``, else the default."""
+    raw = explicit or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("p2pshare")
+    return Home(Path(raw).expanduser().absolute())

@@ -1,0 +1,173 @@
+"""Share links: ``p2pshare://<root>?peer=<multiaddr>&peer=…#<key>``.
+
+* ``<root>`` is the root id as CIDv1 text (see ``cid.py``).
+* ``peer=`` (optional, repeatable, at most ``MAX_PEERS``) is a multiaddr that
+  ends in ``/p2p/<peer id>``, of a node believed to serve the share. It is
+  percent-encoded as a query value; ``/`` and ``:`` are left as they are.
+* ``#<key>`` is the 32-byte file key, base64url without padding (43
+  characters). A link without a fragment is the root-id-only capability:
+  enough to find and verify ciphertext, not to read it.
+
+The fragment is the secret. A URL's fragment is never sent to a server by
+the consumers of a link, and p2pshare never logs it: ``ShareLink.__repr__``
+redacts it, and :meth:`ShareLink.public` gives the link without it.
+
+Parsing is strict and total: any string either yields a ``ShareLink`` or
+raises ``LinkError`` (checked by a Hypothesis test), and a parsed link
+formats back to the same text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from p2pshare.errors import LinkError
+from p2pshare.format.cid import cid_to_root, root_to_cid
+from p2pshare.format.keys import KEY_BYTES
+
+__all__ = [
+    "MAX_LINK_LEN",
+    "MAX_PEERS",
+    "SCHEME",
+    "ShareLink",
+    "parse_link",
+    "parse_root_or_link",
+]
+
+SCHEME = "p2pshare://"
+MAX_LINK_LEN = 4096
+MAX_PEERS = 8
+MAX_PEER_LEN = 400
+_KEY_TEXT_LEN = 43
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True, slots=True)
+class ShareLink:
+    """A parsed share link. ``key`` is None for a root-id-only link."""
+
+    root_id: bytes
+    key: bytes | None = field(default=None)
+    peers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.root_id) != 32:
+            raise LinkError("link: root id must be 32 bytes")
+        if self.key is not None and len(self.key) != KEY_BYTES:
+            raise LinkError("link: key must be 32 bytes")
+        if len(self.peers) > MAX_PEERS:
+            raise LinkError(f"link: more than {MAX_PEERS} peer hints")
+        for peer in self.peers:
+            _check_peer(peer)
+
+    @property
+    def root_cid(self) -> str:
+        return root_to_cid(self.root_id)
+
+    def public(self) -> str:
+        """The link without its key: safe to log or publish."""
+        text = SCHEME + self.root_cid
+        if self.peers:
+            text += "?" + "&".join("peer=" + quote(p, safe="/:") for p in self.peers)
+        return text
+
+    def __str__(self) -> str:
+        """The full link, key included. Only for showing to the user."""
+        if self.key is None:
+            return self.public()
+        key = base64.urlsafe_b64encode(self.key).decode("ascii").rstrip("=")
+        return f"{self.public()}#{key}"
+
+    def __repr__(self) -> str:
+        redacted = "<key>" if self.key is not None else "None"
+        return (
+            f"ShareLink(root={self.root_cid[:12]}…, key={redacted},"
+            f" peers={len(self.peers)})"
+        )
+
+
+def _check_peer(peer: object) -> None:
+    if (
+        not isinstance(peer, str)
+        or not peer.startswith("/")
+        or len(peer) > MAX_PEER_LEN
+    ):
+        raise LinkError("link: a peer hint must be a multiaddr starting with '/'")
+    if not peer.isascii() or not peer.isprintable() or " " in peer:
+        raise LinkError("link: a peer hint has characters a multiaddr cannot have")
+    import multiaddr  # pure parser, no network: keeps format/ free of libp2p
+
+    # The multiaddr parser raises a zoo of exception types on hostile input
+    # (ValueError, binascii.Error, its own errors, …); all mean "not valid".
+    try:
+        parsed = multiaddr.Multiaddr(peer)
+        protocols = [p.name for p in parsed.protocols()]
+    except Exception as exc:
+        raise LinkError("link: a peer hint is not a valid multiaddr") from exc
+    if not protocols or protocols[-1] != "p2p":
+        raise LinkError("link: a peer hint must end in /p2p/<peer id>")
+
+
+def _parse_key(text: str) -> bytes:
+    if len(text) != _KEY_TEXT_LEN or not set(text) <= _B64URL:
+        raise LinkError("link: the key (after '#') is not 43 base64url characters")
+    try:
+        key = base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError) as exc:
+        raise LinkError("link: the key (after '#') is not valid base64url") from exc
+    if base64.urlsafe_b64encode(key).decode("ascii").rstrip("=") != text:
+        raise LinkError("link: the key (after '#') is not canonical base64url")
+    return key
+
+
+def parse_link(text: object) -> ShareLink:
+    """Parse a share link strictly.
+
+    Raises:
+        LinkError: the text is not a well-formed p2pshare link. The message
+            never echoes the key.
+    """
+    if not isinstance(text, str):
+        raise LinkError("link: not a string")
+    text = text.strip()
+    if len(text) > MAX_LINK_LEN:
+        raise LinkError(f"link: longer than {MAX_LINK_LEN} characters")
+    if not text.startswith(SCHEME):
+        raise LinkError("link: does not start with p2pshare://")
+    if not text.isascii() or not text.isprintable() or " " in text:
+        raise LinkError("link: contains characters a link cannot have")
+    rest = text[len(SCHEME) :]
+    key: bytes | None = None
+    if "#" in rest:
+        rest, frag = rest.split("#", 1)
+        key = _parse_key(frag)
+    query: str | None = None  # None: no '?'; "" (a bare '?') is refused below
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    root_id = cid_to_root(rest)
+    peers: list[str] = []
+    if query is not None:
+        for part in query.split("&"):
+            name, sep, value = part.partition("=")
+            if name != "peer" or not sep or not value:
+                raise LinkError(
+                    "link: the only query parameter allowed is peer=<multiaddr>"
+                )
+            try:
+                peer = unquote(value, errors="strict")
+            except UnicodeDecodeError as exc:
+                raise LinkError("link: a peer hint is badly percent-encoded") from exc
+            peers.append(peer)
+    return ShareLink(root_id=root_id, key=key, peers=tuple(peers))
+
+
+def parse_root_or_link(text: object) -> ShareLink:
+    """Accept either a bare root id (CIDv1 text) or a share link."""
+    if isinstance(text, str) and text.strip().startswith(SCHEME):
+        return parse_link(text)
+    if not isinstance(text, str):
+        raise LinkError("root id: not a string")
+    return ShareLink(root_id=cid_to_root(text.strip()))

@@ -1,0 +1,341 @@
+"""The SQLite catalog of a node home (``p2pshare.db``).
+
+Theory of operation
+-------------------
+SQLite in WAL mode with ``synchronous=FULL``: a committed transaction
+survives a crash or power loss, and readers never block the writer. The
+file is created 0600 (it holds file keys). Schema version lives in
+``PRAGMA user_version``; a newer schema than this code knows is refused.
+
+Tables:
+
+``shares``
+    one row per share this node holds: root id, file key (NULL for a
+    ciphertext-only replica), ``storage`` (``ref``: chunks re-encrypted
+    from ``source`` on demand; ``copy``: chunk ciphertext in the block
+    store), the ``mode`` the user chose, ``top`` (1 when the user added it;
+    folder members have 0), for ``ref`` the source's size and mtime when
+    it was added, and ``tree_size`` (a file's size, a folder's total) for
+    listings. No plaintext name is stored: ``ls`` opens the
+    sealed meta with the key. (A ``ref`` share's ``source`` path is
+    necessarily plaintext; ``--copy`` keeps none.)
+``children``
+    folder → member edges, so removing a folder finds its members.
+``share_blocks``
+    which blocks each share keeps (envelope, index blocks, and for ``copy``
+    the chunks). A block is deleted when no share keeps it.
+``downloads``
+    one row per (root, destination) download: the partial file, and a
+    bitmap of the chunks that are verified **and** durable in it. The
+    bitmap is only ever updated after the partial file was fsynced, so a
+    set bit is never a lie after a crash.
+
+All methods are synchronous; the node calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
+
+__all__ = ["Catalog", "DownloadRow", "ShareRow"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shares (
+    root BLOB PRIMARY KEY CHECK (length(root) = 32),
+    key BLOB CHECK (key IS NULL OR length(key) = 32),
+    storage TEXT NOT NULL CHECK (storage IN ('ref', 'copy')),
+    mode TEXT NOT NULL CHECK (mode IN ('ref', 'copy')),
+    top INTEGER NOT NULL DEFAULT 0,
+    source TEXT,
+    source_size INTEGER,
+    source_mtime_ns INTEGER,
+    tree_size INTEGER,
+    added_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shares_source ON shares(source) WHERE source IS NOT NULL;
+CREATE TABLE IF NOT EXISTS children (
+    parent BLOB NOT NULL,
+    child BLOB NOT NULL,
+    PRIMARY KEY (parent, child)
+);
+CREATE TABLE IF NOT EXISTS share_blocks (
+    root BLOB NOT NULL,
+    block BLOB NOT NULL,
+    PRIMARY KEY (root, block)
+);
+CREATE INDEX IF NOT EXISTS share_blocks_block ON share_blocks(block);
+CREATE TABLE IF NOT EXISTS downloads (
+    id INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    dest TEXT NOT NULL,
+    partial TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    bitmap BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'active',
+    created_at INTEGER NOT NULL,
+    UNIQUE (root, dest)
+);
+"""
+
+
+# Constant column list; queries interpolate only this (hence noqa: S608).
+_SHARE_COLS = (
+    "root, key, storage, mode, top, source, source_size, source_mtime_ns,"
+    " tree_size, added_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRow:
+    root: bytes
+    key: bytes | None
+    storage: str
+    mode: str
+    top: bool
+    source: str | None
+    source_size: int | None
+    source_mtime_ns: int | None
+    tree_size: int | None
+    added_at: int
+
+    def __repr__(self) -> str:  # no key, no path
+        return f"ShareRow(root={self.root.hex()[:12]}, storage={self.storage})"
+
+
+def _share_row(r: tuple[Any, ...]) -> ShareRow:
+    return ShareRow(
+        root=r[0],
+        key=r[1],
+        storage=r[2],
+        mode=r[3],
+        top=bool(r[4]),
+        source=r[5],
+        source_size=r[6],
+        source_mtime_ns=r[7],
+        tree_size=r[8],
+        added_at=r[9],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadRow:
+    id: int
+    root: bytes
+    dest: str
+    partial: str
+    count: int
+    bitmap: bytes
+    state: str
+
+
+class Catalog:
+    """One connection to a home's catalog. Not thread-safe: one per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            # Create the file 0600 ourselves so it is never world-readable,
+            # not even for the instant before a chmod.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreCorrupt(
+                    f"{path}: catalog schema {version} is newer than this p2pshare"
+                )
+            if version < SCHEMA_VERSION:
+                with self.transaction() as db:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"{path}: catalog unreadable ({exc})") from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open catalog ({exc.strerror})") from exc
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{path}{suffix}", 0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- shares -------------------------------------------------------------
+    def put_share(
+        self,
+        row: ShareRow,
+        blocks: Sequence[bytes],
+        children: Sequence[bytes] = (),
+    ) -> None:
+        """Insert or replace a share with the blocks it keeps (one transaction)."""
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO shares ({_SHARE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+                " ON CONFLICT(root) DO UPDATE SET top = max(top, excluded.top),"
+                " key = coalesce(key, excluded.key)",
+                (
+                    row.root,
+                    row.key,
+                    row.storage,
+                    row.mode,
+                    int(row.top),
+                    row.source,
+                    row.source_size,
+                    row.source_mtime_ns,
+                    row.tree_size,
+                    row.added_at,
+                ),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO share_blocks (root, block) VALUES (?, ?)",
+                [(row.root, b) for b in blocks],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO children (parent, child) VALUES (?, ?)",
+                [(row.root, c) for c in children],
+            )
+
+    def get_share(self, root: bytes) -> ShareRow:
+        """Raises NotFoundError when this home holds no such share."""
+        cur = self._db.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE root = ?",  # noqa: S608
+            (root,),
+        )
+        found = cur.fetchone()
+        if found is None:
+            raise NotFoundError("share: not in the local store")
+        return _share_row(found)
+
+    def has_share(self, root: bytes) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM shares WHERE root = ?", (root,)).fetchone()
+            is not None
+        )
+
+    def top_shares(self) -> list[ShareRow]:
+        rows = self._db.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE top = 1 ORDER BY added_at, root"  # noqa: S608
+        ).fetchall()
+        return [_share_row(r) for r in rows]
+
+    def shares_by_source(
+        self, source: str, *, top_only: bool = False
+    ) -> list[ShareRow]:
+        rows = self._db.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE source = ? AND top >= ?",  # noqa: S608
+            (source, int(top_only)),
+        ).fetchall()
+        return [_share_row(r) for r in rows]
+
+    def remove_top(self, root: bytes) -> list[bytes]:
+        """Un-top ``root`` and drop every share no longer reachable from a
+        top share. Returns the ids of blocks that no share keeps any more;
+        the caller deletes those files after this returns (a crash in
+        between leaves orphans, which are harmless).
+
+        Raises:
+            NotFoundError: ``root`` is not a share the user added.
+        """
+        with self.transaction() as db:
+            if (
+                db.execute(
+                    "UPDATE shares SET top = 0 WHERE root = ? AND top = 1", (root,)
+                ).rowcount
+                == 0
+            ):
+                raise NotFoundError("share: not in the local store")
+            gone = [
+                r
+                for (r,) in db.execute(
+                    """
+                WITH RECURSIVE keep(root) AS (
+                    SELECT root FROM shares WHERE top = 1
+                    UNION SELECT c.child FROM children c
+                    JOIN keep k ON c.parent = k.root
+                )
+                SELECT root FROM shares WHERE root NOT IN (SELECT root FROM keep)
+                """
+                )
+            ]
+            candidates: set[bytes] = set()
+            for r in gone:
+                candidates.update(
+                    b
+                    for (b,) in db.execute(
+                        "SELECT block FROM share_blocks WHERE root = ?", (r,)
+                    )
+                )
+                db.execute("DELETE FROM share_blocks WHERE root = ?", (r,))
+                db.execute("DELETE FROM children WHERE parent = ?", (r,))
+                db.execute("DELETE FROM shares WHERE root = ?", (r,))
+            return sorted(b for b in candidates if not self.is_block_kept(b))
+
+    def is_block_kept(self, block: bytes) -> bool:
+        return (
+            self._db.execute(
+                "SELECT 1 FROM share_blocks WHERE block = ? LIMIT 1", (block,)
+            ).fetchone()
+            is not None
+        )
+
+    # -- downloads ------------------------------------------------------------
+    def open_download(
+        self, root: bytes, dest: str, partial: str, count: int
+    ) -> DownloadRow:
+        """Return the download of ``root`` into ``dest``, creating it if new."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO downloads (root, dest, partial, count, bitmap,"
+                " created_at) VALUES (?,?,?,?,?,?)",
+                (root, dest, partial, count, bytes(-(-count // 8)), int(time.time())),
+            )
+            found = db.execute(
+                "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
+                " WHERE root = ? AND dest = ?",
+                (root, dest),
+            ).fetchone()
+        row = DownloadRow(*found)
+        if row.count != count or len(row.bitmap) != -(-count // 8):
+            raise StoreCorrupt("download: bitmap does not match the share")
+        return row
+
+    def save_bitmap(self, download_id: int, bitmap: bytes) -> None:
+        self._db.execute(
+            "UPDATE downloads SET bitmap = ? WHERE id = ?", (bitmap, download_id)
+        )
+
+    def finish_download(self, download_id: int) -> None:
+        self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
+
+    def downloads(self) -> list[DownloadRow]:
+        rows = self._db.execute(
+            "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
+            " ORDER BY id"
+        ).fetchall()
+        return [DownloadRow(*r) for r in rows]

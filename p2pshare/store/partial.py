@@ -1,0 +1,185 @@
+"""Partial download files with a crash-safe chunk bitmap.
+
+Theory of operation
+-------------------
+A download of one file writes decrypted chunks at their offsets into a
+partial file next to its destination, named ``.p2pshare-<root>.part`` (no
+plaintext name, bounded length), created 0600 without following symlinks.
+The catalog keeps a bitmap of the chunks that are **verified and durable**:
+
+1. ``write(i, plain)`` writes the chunk (it was verified against its chunk
+   id and authenticated by the caller) and marks it pending;
+2. ``checkpoint()`` fsyncs the file, then stores the bitmap with the
+   pending bits set. Bits are only set after the bytes are on disk, so
+   after a crash every set bit is true; unset bits are re-fetched.
+
+``finish(mtime_ns)`` truncates to the exact size, fsyncs, sets the mtime
+and moves the file into place with ``link``+``unlink`` (which, unlike
+``rename``, refuses to replace an existing file), then drops the catalog
+row. If the partial file vanished while its row remained, the bitmap is
+reset rather than trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from pathlib import Path
+
+from p2pshare.errors import OutputExistsError, StoreError
+from p2pshare.format import Geometry
+from p2pshare.store.blocks import fsync_dir
+from p2pshare.store.catalog import Catalog
+
+__all__ = [
+    "CHECKPOINT_CHUNKS",
+    "CHECKPOINT_S",
+    "PartialFile",
+    "partial_name",
+    "place",
+    "umask",
+]
+
+CHECKPOINT_CHUNKS = 64  # fsync + bitmap commit at most every 64 chunks...
+CHECKPOINT_S = 1.0  # ...or every second, whichever comes first
+
+
+def partial_name(root: bytes) -> str:
+    return f".p2pshare-{root.hex()[:24]}.part"
+
+
+class PartialFile:
+    """One file being downloaded; see the module docstring."""
+
+    def __init__(
+        self, catalog: Catalog, root: bytes, dest: Path, geometry: Geometry
+    ) -> None:
+        self.catalog = catalog
+        self.root = root
+        self.dest = dest
+        self.geometry = geometry
+        self.path = dest.with_name(partial_name(root))
+        row = catalog.open_download(root, str(dest), str(self.path), geometry.count)
+        self.download_id = row.id
+        self._bits = bytearray(row.bitmap)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        existed = self.path.exists()
+        try:
+            self._fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        if not existed and any(self._bits):
+            self._bits = bytearray(len(self._bits))  # file lost: trust nothing
+            catalog.save_bitmap(self.download_id, bytes(self._bits))
+        self.resumed = self.done_count()
+        self._pending: list[int] = []
+        self._last_checkpoint = time.monotonic()
+
+    def has(self, i: int) -> bool:
+        return bool(self._bits[i >> 3] & (1 << (i & 7)))
+
+    def done_count(self) -> int:
+        return sum(bin(b).count("1") for b in self._bits)
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.geometry.count) if not self.has(i)]
+
+    def write(self, i: int, padded_plain: bytes) -> None:
+        """Write verified plaintext of chunk ``i`` (padding is dropped)."""
+        geo = self.geometry
+        data = memoryview(padded_plain)[: geo.plain_len(i)]
+        offset = geo.offset(i)
+        try:
+            while data:
+                n = os.pwrite(self._fd, data, offset)
+                data, offset = data[n:], offset + n
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write ({exc.strerror})") from exc
+        self._pending.append(i)
+        if (
+            len(self._pending) >= CHECKPOINT_CHUNKS
+            or time.monotonic() - self._last_checkpoint >= CHECKPOINT_S
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Make written chunks durable, then record them in the bitmap."""
+        if not self._pending:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot sync ({exc.strerror})") from exc
+        for i in self._pending:
+            self._bits[i >> 3] |= 1 << (i & 7)
+        self._pending.clear()
+        self.catalog.save_bitmap(self.download_id, bytes(self._bits))
+        self._last_checkpoint = time.monotonic()
+
+    def finish(self, mtime_ns: int) -> None:
+        """Move the complete file into place.
+
+        Raises:
+            OutputExistsError: the destination appeared meanwhile.
+        """
+        self.checkpoint()
+        if self.done_count() != self.geometry.count:
+            raise StoreError(f"{self.dest}: download incomplete")
+        try:
+            os.ftruncate(self._fd, self.geometry.size)
+            os.fsync(self._fd)
+            os.utime(self._fd, ns=(mtime_ns, mtime_ns))
+            os.fchmod(self._fd, 0o666 & ~umask())
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot finish ({exc.strerror})") from exc
+        self.close()
+        place(self.path, self.dest)
+        self.catalog.finish_download(self.download_id)
+
+    def discard(self) -> None:
+        """Delete the partial file and forget the download."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.catalog.finish_download(self.download_id)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                self.checkpoint()
+            os.close(self._fd)
+            self._fd = -1
+
+
+def place(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest`` without ever replacing an existing ``dest``."""
+    try:
+        if src.is_dir():
+            if dest.exists() or dest.is_symlink():
+                raise FileExistsError(errno.EEXIST, "exists")
+            os.rename(src, dest)
+        else:
+            try:
+                os.link(src, dest, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                    raise
+                if dest.exists() or dest.is_symlink():  # FS without hard links
+                    raise FileExistsError(errno.EEXIST, "exists") from exc
+                os.rename(src, dest)
+            else:
+                src.unlink()
+        fsync_dir(dest.parent)
+    except FileExistsError as exc:
+        raise OutputExistsError(f"{dest}: already exists") from exc
+    except OSError as exc:
+        raise StoreError(f"{dest}: cannot move into place ({exc.strerror})") from exc
+
+
+def umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
