@@ -1,0 +1,30 @@
+"""Suite-wide fixtures.
+
+Policy: tests never touch the user's real home (``P2PSHARE_HOME`` is pointed
+at a temporary directory for every test), never sleep to wait for
+something, and use only loopback for the network. Coroutine tests are
+marked for trio here (``trio_mode`` stays off so that a future asyncio-based
+TUI suite can coexist).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        func = getattr(item, "function", None)
+        if func is not None and inspect.iscoroutinefunction(func):
+            if "tui" not in item.path.parts:
+                item.add_marker(pytest.mark.trio)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "default-home"
+    monkeypatch.setenv("P2PSHARE_HOME", str(home))
+    return home
