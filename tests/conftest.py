@@ -18,9 +18,9 @@ import pytest
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         func = getattr(item, "function", None)
-        if func is not None and inspect.iscoroutinefunction(func):
-            if "tui" not in item.path.parts:
-                item.add_marker(pytest.mark.trio)
+        is_coroutine = func is not None and inspect.iscoroutinefunction(func)
+        if is_coroutine and "tui" not in item.path.parts:
+            item.add_marker(pytest.mark.trio)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pshare.format import Envelope, cid_to_root, parse_link
+from p2pshare.format import Envelope, parse_link
 from p2pshare.format.chunks import ID_BYTES
 from tests.helpers.cli import add, ok, p2pshare
 
@@ -193,10 +193,17 @@ def _block(home: Path, bid: bytes) -> Path:
 # source-changed tests below.
 @pytest.mark.parametrize(
     ("target", "mode"),
-    [("envelope", "ref"), ("envelope", "copy"), ("index block", "ref"),
-     ("index block", "copy"), ("chunk", "copy")],
+    [
+        ("envelope", "ref"),
+        ("envelope", "copy"),
+        ("index block", "ref"),
+        ("index block", "copy"),
+        ("chunk", "copy"),
+    ],
 )
-def test_flipped_bit_is_an_integrity_error(tmp_path: Path, target: str, mode: str) -> None:
+def test_flipped_bit_is_an_integrity_error(
+    tmp_path: Path, target: str, mode: str
+) -> None:
     src = tmp_path / "f.bin"
     src.write_bytes(_data(1100 * 4096 + 5))  # > 1024 chunks: index blocks
     home = tmp_path / "home"

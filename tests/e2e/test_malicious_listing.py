@@ -1,0 +1,138 @@
+"""A malicious folder listing never writes outside the output directory.
+
+The share is built with the real store API (a member file share plus a
+hand-packed listing that skips ``Entry`` validation, as an attacker's own
+client would), then opened with the real CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from p2pshare.config import Home
+from p2pshare.format import ShareLink, canonical
+from p2pshare.store import LocalStore
+from p2pshare.store.adder import add_bytes
+from tests.helpers.cli import p2pshare
+
+pytestmark = pytest.mark.slow
+
+
+def _entry(
+    name: object, member: tuple[bytes, bytes], **over: object
+) -> dict[str, object]:
+    root, key = member
+    entry: dict[str, object] = {
+        "name": name,
+        "kind": "file",
+        "size": 5,
+        "mtime_ns": 0,
+        "root": root,
+        "key": key,
+    }
+    entry.update(over)
+    return entry
+
+
+def _folder_link(home: Path, entries: list[dict[str, object]]) -> str:
+    with LocalStore(Home(home)) as store:
+        listing = canonical.pack({"v": 1, "entries": entries})
+        added = add_bytes(store, listing, name="evil", kind="folder", mtime_ns=0)
+        return str(ShareLink(root_id=added.root, key=added.key))
+
+
+def _member(home: Path) -> tuple[bytes, bytes]:
+    with LocalStore(Home(home)) as store:
+        added = add_bytes(store, b"pwned", name="m", kind="file", mtime_ns=0, top=False)
+        return added.root, added.key
+
+
+BAD_NAMES = [
+    ("..", "'..' is not allowed"),
+    (".", "'.' is not allowed"),
+    ("", "empty"),
+    ("/etc/passwd", "path separator"),
+    ("/tmp/abs", "path separator"),
+    ("a/../../b", "path separator"),
+    ("..\\..\\win", "path separator"),
+    ("nul\x00byte", "NUL"),
+    ("line\nbreak", "control character"),
+    ("esc\x1b[31m", "control character"),
+    ("del\x7f", "control character"),
+    ("c1\x85", "control character"),
+    ("x" * 10_000, "longer than 255 bytes"),
+]
+
+
+@pytest.mark.parametrize(("name", "reason"), BAD_NAMES, ids=range(len(BAD_NAMES)))
+def test_bad_entry_is_rejected_and_nothing_escapes(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    home = tmp_path / "home"
+    member = _member(home)
+    link = _folder_link(home, [_entry("fine.txt", member), _entry(name, member)])
+    sandbox = tmp_path / "sandbox"
+    out = sandbox / "out"
+    out.mkdir(parents=True)
+    before = sorted(p for p in tmp_path.rglob("*") if "home" not in p.parts)
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 4, res.err
+    assert "entry 1" in res.err and reason in res.err, res.err
+    assert res.err.count("\n") == 1
+    after = sorted(p for p in tmp_path.rglob("*") if "home" not in p.parts)
+    assert after == before  # nothing written anywhere, not even a partial dir
+
+
+def test_duplicate_names_are_rejected(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    member = _member(home)
+    link = _folder_link(home, [_entry("same", member), _entry("same", member)])
+    out = tmp_path / "out"
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 4 and "duplicate name" in res.err
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"kind": "symlink"}, "unknown kind"),
+        ({"size": -1}, "out of range"),
+        ({"size": "5"}, "wrong type"),
+        ({"root": b"short"}, "bad root id"),
+        ({"extra": 1}, "wrong fields"),
+    ],
+)
+def test_malformed_entries_are_rejected(
+    tmp_path: Path, over: dict[str, object], reason: str
+) -> None:
+    home = tmp_path / "home"
+    link = _folder_link(home, [_entry("f", _member(home), **over)])
+    out = tmp_path / "out"
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 4 and reason in res.err, res.err
+    assert os.listdir(out) == []
+
+
+def test_size_mismatch_with_member_is_rejected(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    link = _folder_link(home, [_entry("f", _member(home), size=6)])
+    out = tmp_path / "out"
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 4 and "does not match" in res.err
+    assert os.listdir(out) == []
+
+
+def test_good_listing_from_the_same_helpers_works(tmp_path: Path) -> None:
+    """Control: the helpers build a valid share when the names are fine."""
+    home = tmp_path / "home"
+    member = _member(home)
+    link = _folder_link(home, [_entry("a.txt", member), _entry("b.txt", member)])
+    out = tmp_path / "out"
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 0, res.err
+    assert (out / "evil" / "a.txt").read_bytes() == b"pwned"
+    assert (out / "evil" / "b.txt").read_bytes() == b"pwned"
