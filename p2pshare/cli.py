@@ -227,7 +227,7 @@ def link(ctx: click.Context, root: str) -> None:
 @click.pass_context
 def get(ctx: click.Context, link_text: str, out_dir: Path, offline: bool) -> None:
     """Download the file or folder of LINK into the output directory."""
-    from p2pshare.store.restore import get_offline, inspect_share
+    from p2pshare.store.restore import get_offline
 
     parsed = parse_link(link_text)
     if not offline:
@@ -236,11 +236,8 @@ def get(ctx: click.Context, link_text: str, out_dir: Path, offline: bool) -> Non
         )
     store = _open_store(ctx)
     total = 0
-    if parsed.key is not None:
-        with contextlib.suppress(P2PShareError):
-            share, _keys, meta = inspect_share(store, parsed.root_id, parsed.key)
-            share.close()
-            total = meta.size
+    with contextlib.suppress(P2PShareError):
+        total = store.catalog.get_share(parsed.root_id).tree_size or 0
     with _progress("downloading", total) as advance:
         result = get_offline(store, parsed, out_dir, progress=advance)
     if result.chunks_resumed:

@@ -56,7 +56,7 @@ from p2pshare.store.catalog import ShareRow
 from p2pshare.store.local import LocalStore
 from p2pshare.store.pipeline import ordered_map
 
-__all__ = ["AddedShare", "add_path", "scan_size"]
+__all__ = ["AddedShare", "add_bytes", "add_path", "scan_size"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,73 @@ def add_path(
     return added
 
 
+def add_bytes(
+    store: LocalStore,
+    data: bytes,
+    *,
+    name: str,
+    kind: Kind,
+    mtime_ns: int,
+    mode: str = "copy",
+    top: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    tree_size: int | None = None,
+    children: list[bytes] | None = None,
+    source: str | None = None,
+    commit: Callable[[ShareRow, list[bytes], list[bytes]], None] | None = None,
+) -> AddedShare:
+    """Store in-memory plaintext as a share (chunks as blocks).
+
+    Used for folder listings, which exist only in memory; ``mode`` is what
+    ``ls`` shows, the chunks are always stored.
+    """
+    key = new_file_key()
+    keys = FileKeys.from_key(key)
+    geo = Geometry(len(data), chunk_size)
+    ids: list[bytes] = []
+    with store.blocks.batch() as batch:
+        for i in range(geo.count):
+            part = data[geo.offset(i) : geo.offset(i) + geo.plain_len(i)]
+            padded = part + bytes(geo.padded_len(i) - len(part))
+            ids.append(batch.add(seal_chunk(keys.chunk, i, geo.count, padded)))
+        mime = FOLDER_MIME if kind == "folder" else "application/octet-stream"
+        meta = Meta(name=name, size=geo.size, mtime_ns=mtime_ns, kind=kind, mime=mime)
+        blocks = _store_envelope(batch, keys, meta, geo, ids)
+    row = ShareRow(
+        root=blocks[0],
+        key=key,
+        storage="copy",
+        mode=mode,
+        top=top,
+        source=source,
+        source_size=None,
+        source_mtime_ns=None,
+        tree_size=geo.size if tree_size is None else tree_size,
+        added_at=time.time_ns(),
+    )
+    if commit is None:
+        store.catalog.put_share(row, blocks + ids, children or [])
+    else:
+        commit(row, blocks + ids, children or [])
+    size = geo.size if tree_size is None else tree_size
+    return AddedShare(root=row.root, key=key, kind=kind, size=size)
+
+
+def _store_envelope(
+    batch: Batch, keys: FileKeys, meta: Meta, geo: Geometry, ids: list[bytes]
+) -> list[bytes]:
+    """Seal the meta, build the envelope; store it and its index blocks."""
+    env, index_blocks = build_envelope(
+        chunk_size=geo.chunk_size,
+        tail=geo.tail_padded,
+        chunk_ids=ids,
+        sealed_meta=seal_meta(keys.meta, meta),
+        access_public=keys.access_public,
+    )
+    root = batch.add(env.encode())
+    return [root, *(batch.add(b) for b in index_blocks)]
+
+
 class _Adder:
     def __init__(
         self, store: LocalStore, *, copy: bool, chunk_size: int, progress: Progress
@@ -181,7 +248,7 @@ class _Adder:
                     kind="file",
                     mime=mime,
                 )
-                blocks = self._store_envelope(batch, keys, meta, geo, ids)
+                blocks = _store_envelope(batch, keys, meta, geo, ids)
             if self.copy:
                 blocks.extend(ids)
             row = ShareRow(
@@ -231,19 +298,6 @@ class _Adder:
         except OSError as exc:
             raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc
         return ids
-
-    def _store_envelope(
-        self, batch: Batch, keys: FileKeys, meta: Meta, geo: Geometry, ids: list[bytes]
-    ) -> list[bytes]:
-        env, index_blocks = build_envelope(
-            chunk_size=geo.chunk_size,
-            tail=geo.tail_padded,
-            chunk_ids=ids,
-            sealed_meta=seal_meta(keys.meta, meta),
-            access_public=keys.access_public,
-        )
-        root = batch.add(env.encode())
-        return [root, *(batch.add(b) for b in index_blocks)]
 
     def _reuse(
         self, source: str, st: os.stat_result, *, top: bool
@@ -296,38 +350,20 @@ class _Adder:
                 )
             )
             total += added.size
-        listing = encode_listing(entries)
-        key = new_file_key()
-        keys = FileKeys.from_key(key)
-        geo = Geometry(len(listing), self.chunk_size)
-        ids: list[bytes] = []
-        with self.store.blocks.batch() as batch:
-            for i in range(geo.count):
-                part = listing[geo.offset(i) : geo.offset(i) + geo.plain_len(i)]
-                padded = part + bytes(geo.padded_len(i) - len(part))
-                ids.append(batch.add(seal_chunk(keys.chunk, i, geo.count, padded)))
-            meta = Meta(
-                name=name,
-                size=geo.size,
-                mtime_ns=st.st_mtime_ns,
-                kind="folder",
-                mime=FOLDER_MIME,
-            )
-            blocks = self._store_envelope(batch, keys, meta, geo, ids)
-        row = ShareRow(
-            root=blocks[0],
-            key=key,
-            storage="copy",
+        return add_bytes(
+            self.store,
+            encode_listing(entries),
+            name=name,
+            kind="folder",
+            mtime_ns=st.st_mtime_ns,
             mode=self.mode,
             top=top,
-            source=str(path) if top and not self.copy else None,
-            source_size=None,
-            source_mtime_ns=None,
+            chunk_size=self.chunk_size,
             tree_size=total,
-            added_at=time.time_ns(),
+            children=[e.root for e in entries],
+            source=str(path) if top and not self.copy else None,
+            commit=self._commit,
         )
-        self._commit(row, blocks + ids, [e.root for e in entries])
-        return AddedShare(root=row.root, key=key, kind="folder", size=total)
 
     def _children(self, path: Path) -> Iterator[tuple[Path, str, Kind]]:
         try:

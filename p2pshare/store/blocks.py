@@ -7,10 +7,9 @@ ciphertext (copy mode), index blocks and envelopes. It lives at
 ``blocks/<2 hex>/<64 hex>``. A block is written to ``blocks/tmp/``, fsynced,
 renamed into place, and its directory fsynced, so after a crash a block
 file is either complete or absent, never torn. A ``Batch`` defers the
-fsyncs of many blocks to one commit (fsync every file, rename every file,
-fsync each directory once), which is what lets ``add --copy`` run at disk
-speed; nothing refers to a batched block until :meth:`Batch.commit`
-returned.
+fsyncs of many blocks to a background thread and fsyncs each directory once
+at commit, which is what lets ``add --copy`` run at disk speed; nothing
+refers to a batched block until :meth:`Batch.commit` returned.
 
 Every read verifies the bytes against the id before returning them, so bit
 rot or tampering surfaces as :class:`~p2pshare.errors.IntegrityError`; the
@@ -23,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from p2pshare.errors import BlockMissing, IntegrityError, StoreError
@@ -107,71 +107,110 @@ class BlockStore:
 class Batch:
     """Blocks written now and made durable and visible together.
 
-    At most ``MAX_OPEN`` blocks wait at once (each holds a file descriptor);
-    past that the batch flushes early. That is safe: a block nobody refers
-    to yet is harmless, and orphans are collected by ``Catalog.gc``.
+    Blocks are written into temp files by the caller's thread and flushed
+    (fsync, rename) in groups of ``GROUP`` by one background thread, so the
+    disk works while the caller seals the next chunks; at most two groups
+    are open at once, which bounds file descriptors and memory. ``commit``
+    waits for every group, then fsyncs each touched directory once. A block
+    that became visible before a failed commit is merely an orphan that no
+    share refers to, which is harmless.
     """
 
-    MAX_OPEN = 64
+    GROUP = 32
 
     def __init__(self, store: BlockStore) -> None:
         self._store = store
-        self._pending: list[tuple[Path, Path]] = []  # (temp file, final path)
-        self._fds: list[int] = []
+        self._group: list[tuple[int, Path, Path]] = []  # (fd, temp file, final)
+        self._dirs: set[Path] = set()
+        self._flusher: ThreadPoolExecutor | None = None
+        self._inflight: Future[None] | None = None
 
     def add(self, data: bytes) -> bytes:
-        if len(self._pending) >= self.MAX_OPEN:
-            self.commit()
         bid = block_id(data)
         final = self._store.path(bid)
         if final.exists():
             return bid  # content-addressed: same id, same bytes
         tmp = (
-            self._store.tmp
-            / f"{bid.hex()}.{os.getpid()}.{id(self)}.{len(self._pending)}"
+            self._store.tmp / f"{bid.hex()}.{os.getpid()}.{id(self)}.{len(self._group)}"
         )
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"block store: cannot write ({exc.strerror})") from exc
-        self._fds.append(fd)
-        self._pending.append((tmp, final))
+        self._group.append((fd, tmp, final))
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         except OSError as exc:
             raise StoreError(f"block store: cannot write ({exc.strerror})") from exc
+        if len(self._group) >= self.GROUP:
+            self._hand_off()
         return bid
 
-    def commit(self) -> None:
+    def _hand_off(self) -> None:
+        self._wait_inflight()
+        group, self._group = self._group, []
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="p2pshare-fsync")
+        self._inflight = self._flusher.submit(self._flush, group)
+
+    def _flush(self, group: list[tuple[int, Path, Path]]) -> None:
         try:
-            for fd in self._fds:
+            for fd, _, _ in group:
                 os.fsync(fd)
-            self._close()
-            dirs: set[Path] = set()
-            for tmp, final in self._pending:
-                final.parent.mkdir(mode=0o700, exist_ok=True)
-                os.replace(tmp, final)
-                dirs.add(final.parent)
-            if self._pending:
-                dirs.add(self._store.root)
-            for d in dirs:
+        finally:
+            for fd, _, _ in group:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        for _, tmp, final in group:
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.replace(tmp, final)
+            self._dirs.add(final.parent)
+
+    def _wait_inflight(self) -> None:
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            try:
+                inflight.result()
+            except OSError as exc:
+                self.abort()
+                raise StoreError(
+                    f"block store: cannot commit ({exc.strerror})"
+                ) from exc
+
+    def commit(self) -> None:
+        """Make every added block durable and visible."""
+        try:
+            self._wait_inflight()
+            group, self._group = self._group, []
+            self._flush(group)
+            if self._dirs:
+                self._dirs.add(self._store.root)
+            for d in self._dirs:
                 fsync_dir(d)
+            self._dirs.clear()
         except OSError as exc:
             self.abort()
             raise StoreError(f"block store: cannot commit ({exc.strerror})") from exc
-        self._pending.clear()
+        finally:
+            self._shutdown()
 
     def abort(self) -> None:
-        self._close()
-        for tmp, _ in self._pending:
+        """Drop blocks not yet flushed (their temp files)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
             with contextlib.suppress(OSError):
-                tmp.unlink()
-        self._pending.clear()
-
-    def _close(self) -> None:
-        for fd in self._fds:
+                inflight.result()
+        for fd, tmp, _ in self._group:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self._fds.clear()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._group.clear()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True)
+            self._flusher = None

@@ -68,6 +68,7 @@ class GetResult:
     chunks_total: int = 0
     chunks_resumed: int = 0
     files: int = 0
+    file_bytes: int = 0
 
 
 def _no_progress(_: int) -> None:
@@ -146,6 +147,7 @@ def get_offline(
             job.file(share, keys, meta, dest)
         else:
             job.folder(share, keys, meta, dest)
+            result.size = result.file_bytes
     return result
 
 
@@ -184,6 +186,7 @@ class _Job:
         finally:
             part.close()
         self.result.files += 1
+        self.result.file_bytes += meta.size
 
     def read_all(self, share: OpenShare, keys: FileKeys, meta: Meta) -> bytes:
         if meta.size > MAX_LISTING_BYTES:

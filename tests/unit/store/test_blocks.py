@@ -59,7 +59,7 @@ def test_batch_aborts_on_exception(tmp_path: Path) -> None:
 
 def test_batch_flushes_early_and_dedups(tmp_path: Path) -> None:
     store = BlockStore(tmp_path / "blocks")
-    items = [os.urandom(100) for _ in range(150)]  # > MAX_OPEN: early flushes
+    items = [os.urandom(100) for _ in range(150)]  # > GROUP: background flushes
     with store.batch() as batch:
         ids = [batch.add(d) for d in items]
         assert batch.add(items[0]) == ids[0]
