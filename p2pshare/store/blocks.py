@@ -98,10 +98,28 @@ class BlockStore:
             self.path(bid).unlink()
 
     def clean_tmp(self) -> None:
-        """Remove temp files a crashed writer left behind."""
+        """Remove temp files that writers which no longer run left behind.
+
+        Temp names carry the writer's pid; files of live processes are kept,
+        so two processes sharing a home never delete each other's writes.
+        """
         for leftover in self.tmp.iterdir():
+            parts = leftover.name.split(".")
+            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
+            if pid and _alive(pid):
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Batch:

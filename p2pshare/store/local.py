@@ -15,6 +15,7 @@ class LocalStore:
     def __init__(self, home: Home) -> None:
         self.home = home.ensure()
         self.blocks = BlockStore(home.blocks)
+        self.blocks.clean_tmp()
         self.catalog = Catalog(home.db)
 
     def close(self) -> None:

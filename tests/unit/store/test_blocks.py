@@ -32,7 +32,14 @@ def test_crash_between_write_and_rename_leaves_no_block(tmp_path: Path) -> None:
     # "crash": the temp file is written but neither fsynced nor renamed
     assert not store.has(bid)
     assert len(list(store.tmp.iterdir())) == 1
-    # the next process starts: leftovers are cleaned, the block never appeared
+    # a live writer's temp file is never touched by another process...
+    BlockStore(tmp_path / "blocks").clean_tmp()
+    [leftover] = list(store.tmp.iterdir())
+    # ...but once its writer is dead (pid field rewritten to one that cannot
+    # exist), the next process removes it; the block never appeared.
+    parts = leftover.name.split(".")
+    parts[1] = str(2**31 - 1)
+    leftover.rename(leftover.with_name(".".join(parts)))
     fresh = BlockStore(tmp_path / "blocks")
     fresh.clean_tmp()
     assert list(fresh.tmp.iterdir()) == []
