@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from p2pshare.protocol.scheduler import MAX_DEPTH, MIN_DEPTH, STALL_LIMIT, Scheduler
+
+MB = 1 << 20
+
+
+def test_single_peer_gets_everything_in_order() -> None:
+    s = Scheduler(list(range(10)), MB)
+    s.add_peer("a", None)
+    got: list[int] = []
+    now = 0.0
+    while not s.done:
+        batch = s.assign("a", now)
+        assert batch, "peer with room and missing chunks must get work"
+        for i in batch:
+            now += 0.01
+            assert s.completed("a", i, MB, now) == []
+            got.append(i)
+    assert got == list(range(10))
+    assert s.total_inflight() == 0
+
+
+def test_rarest_first_and_only_what_a_peer_has() -> None:
+    s = Scheduler(list(range(6)), MB)
+    s.add_peer("full", None)
+    s.add_peer("part", frozenset({0, 1, 2, 5}))
+    assert set(s.assign("part", 0)) <= {0, 1, 2, 5}
+    # chunks 3 and 4 are held only by "full": rarer, so they go first
+    assert s.assign("full", 0)[:2] == [3, 4]
+
+
+def test_depth_adapts_to_throughput_and_global_budget() -> None:
+    s = Scheduler(list(range(1000)), MB, max_inflight=40)
+    s.add_peer("fast", None)
+    s.add_peer("slow", None)
+    assert s.depth("fast") == MIN_DEPTH
+    now = 0.0
+    for _ in range(20):
+        for i in s.assign("fast", now):
+            s.completed("fast", i, MB, now + 0.005)  # ~200+ MB/s
+        for i in s.assign("slow", now):
+            s.completed("slow", i, MB, now + 1.0)  # ~1-2 MB/s
+        now += 1.0
+    assert s.depth("fast") == MAX_DEPTH
+    assert s.depth("slow") <= 3
+    assert len(s.assign("fast", now)) <= 40
+    assert s.total_inflight() <= 40
+
+
+def test_stalled_requests_move_to_another_peer() -> None:
+    s = Scheduler([0, 1], MB, stall_s=10)
+    s.add_peer("a", None)
+    s.add_peer("b", None)
+    assert s.assign("a", 0) == [0, 1]
+    assert s.assign("b", 0) == [0, 1]  # endgame duplicates
+    assert s.next_deadline() == 10
+    assert sorted(s.stalled(11)) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert s.assign("b", 11) == [0, 1]
+    s.completed("b", 0, MB, 12)
+    s.completed("b", 1, MB, 12)
+    assert s.done
+
+
+def test_repeated_stalls_cut_depth_to_one() -> None:
+    s = Scheduler(list(range(100)), MB, stall_s=1)
+    s.add_peer("a", None)
+    now = 0.0
+    for _ in range(STALL_LIMIT):
+        s.assign("a", now)
+        now += 2
+        assert s.stalled(now)
+    assert s.depth("a") == 1
+    assert len(s.assign("a", now)) == 1
+
+
+def test_endgame_duplicate_and_cancel_list() -> None:
+    s = Scheduler([7], MB)
+    s.add_peer("a", None)
+    s.add_peer("b", None)
+    assert s.assign("a", 0) == [7]
+    assert s.assign("b", 0) == [7]
+    assert s.completed("b", 7, MB, 1) == ["a"]
+    assert s.done and s.total_inflight() == 0
+
+
+def test_ban_releases_chunks_and_never_asks_again() -> None:
+    s = Scheduler([0, 1, 2], MB)
+    s.add_peer("liar", None)
+    s.add_peer("good", frozenset({0, 1, 2}))
+    assert s.assign("liar", 0) == [0, 1]
+    assert sorted(s.ban("liar")) == [0, 1]
+    assert s.assign("liar", 0) == []
+    assert s.assign("good", 0) == [0, 1]
+    assert s.live_peers == ["good"]
+
+
+def test_missing_answer_stops_asking_that_peer_for_it() -> None:
+    s = Scheduler([0, 1], MB)
+    s.add_peer("a", None)
+    s.add_peer("b", None)
+    assert s.assign("a", 0) == [0, 1]
+    s.failed("a", 0)
+    assert 0 not in s.assign("a", 0)
+    assert s.assign("b", 0)[0] == 0
+
+
+def test_large_file_assignment_is_cheap() -> None:
+    n = 200_000
+    s = Scheduler(list(range(n)), MB, max_inflight=64)
+    s.add_peer("a", None)
+    now = 0.0
+    done = 0
+    while done < 5000:
+        for i in s.assign("a", now):
+            s.completed("a", i, MB, now + 0.001)
+            done += 1
+        now += 0.01
+    assert s.missing_count == n - done
