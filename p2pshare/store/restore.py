@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from p2pshare.errors import (
     AccessDenied,
@@ -41,6 +42,7 @@ from p2pshare.errors import (
     StoreError,
 )
 from p2pshare.format import (
+    Envelope,
     FileKeys,
     Geometry,
     Meta,
@@ -75,6 +77,24 @@ def _no_progress(_: int) -> None:
     pass
 
 
+def check_key(envelope: Envelope, key: bytes) -> tuple[FileKeys, Meta]:
+    """Check ``key`` opens a share with this (already verified) envelope.
+
+    Raises:
+        AccessDenied: ``key`` is not the share's key.
+        IntegrityError / FormatError: the meta is bad or disagrees with the
+            envelope's geometry.
+    """
+    keys = FileKeys.from_key(key)
+    if keys.access_public != envelope.access_public:
+        raise AccessDenied("link: the key does not open this share (wrong key)")
+    meta = open_meta(keys.meta, envelope.sealed_meta)
+    geo = Geometry(meta.size, envelope.chunk_size)
+    if (geo.count, geo.tail_padded) != (envelope.count, envelope.tail):
+        raise FormatError("envelope: the size in the meta does not match the chunks")
+    return keys, meta
+
+
 def inspect_share(
     store: LocalStore, root: bytes, key: bytes
 ) -> tuple[OpenShare, FileKeys, Meta]:
@@ -86,21 +106,85 @@ def inspect_share(
         IntegrityError / FormatError: the envelope or meta is bad.
     """
     share = open_share(store, root)
-    keys = FileKeys.from_key(key)
-    if keys.access_public != share.envelope.access_public:
-        share.close()
-        raise AccessDenied("link: the key does not open this share (wrong key)")
     try:
-        meta = open_meta(keys.meta, share.envelope.sealed_meta)
-        geo = Geometry(meta.size, share.envelope.chunk_size)
-        if (geo.count, geo.tail_padded) != (share.envelope.count, share.envelope.tail):
-            raise FormatError(
-                "envelope: the size in the meta does not match the chunks"
-            )
+        keys, meta = check_key(share.envelope, key)
     except BaseException:
         share.close()
         raise
     return share, keys, meta
+
+
+class Opened(Protocol):
+    """A share opened by some source: its verified envelope."""
+
+    @property
+    def root(self) -> bytes: ...
+
+    @property
+    def envelope(self) -> Envelope: ...
+
+    def close(self) -> None: ...
+
+
+class ShareSource(Protocol):
+    """Where ``get`` takes a share's data from: this home, or peers.
+
+    Every method is synchronous (the network source bridges into trio) and
+    returns only verified data.
+    """
+
+    def open(self, root: bytes, key: bytes) -> tuple[Opened, FileKeys, Meta]:
+        """Fetch and verify the envelope; check the key opens it."""
+        ...
+
+    def fill(
+        self, opened: Opened, keys: FileKeys, part: PartialFile, progress: Progress
+    ) -> None:
+        """Write every chunk ``part`` is missing, verified, then return."""
+        ...
+
+    def read_all(self, opened: Opened, keys: FileKeys, meta: Meta) -> bytes:
+        """The whole (small) plaintext, e.g. a folder listing."""
+        ...
+
+
+class LocalSource:
+    """Chunks from this home's store (``get --offline``)."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def open(self, root: bytes, key: bytes) -> tuple[Opened, FileKeys, Meta]:
+        return inspect_share(self.store, root, key)
+
+    def fill(
+        self, opened: Opened, keys: FileKeys, part: PartialFile, progress: Progress
+    ) -> None:
+        assert isinstance(opened, OpenShare)
+        share = opened
+        geo = part.geometry
+
+        def ids() -> Iterator[tuple[int, bytes]]:
+            for i in part.missing():
+                yield i, share.chunk_id(i)
+
+        def work(item: tuple[int, bytes]) -> tuple[int, bytes]:
+            i, chunk_id = item
+            return i, share.plain(i, chunk_id, keys)
+
+        for i, plain in ordered_map(work, ids()):
+            part.write(i, plain)
+            progress(geo.plain_len(i))
+
+    def read_all(self, opened: Opened, keys: FileKeys, meta: Meta) -> bytes:
+        assert isinstance(opened, OpenShare)
+        if meta.size > MAX_LISTING_BYTES:
+            raise FormatError("folder listing: too large")
+        geo = Geometry(meta.size, opened.envelope.chunk_size)
+        out = bytearray()
+        for i in range(geo.count):
+            out += opened.plain(i, opened.chunk_id(i), keys)[: geo.plain_len(i)]
+        return bytes(out)
 
 
 def get_offline(
@@ -120,6 +204,29 @@ def get_offline(
         OutputExistsError: ``out_dir/<name>`` exists.
         StoreError: local I/O failed.
     """
+    try:
+        return get_share(store, LocalSource(store), link, out_dir, progress=progress)
+    except NotFoundError as exc:
+        if str(exc).startswith("share:"):
+            raise NotFoundError(
+                "share: not in the local store"
+                " (run `get` without --offline to fetch it)"
+            ) from exc
+        raise
+
+
+def get_share(
+    store: LocalStore,
+    source: ShareSource,
+    link: ShareLink,
+    out_dir: Path,
+    *,
+    progress: Progress = _no_progress,
+) -> GetResult:
+    """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
+
+    Same errors as :func:`get_offline`, plus whatever ``source`` raises.
+    """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
     try:
@@ -130,55 +237,44 @@ def get_offline(
         ) from exc
     if not out_dir.is_dir():
         raise StoreError(f"{out_dir}: not a directory")
+    opened, keys, meta = source.open(link.root_id, link.key)
     try:
-        share, keys, meta = inspect_share(store, link.root_id, link.key)
-    except NotFoundError as exc:
-        raise NotFoundError(
-            "share: not in the local store (run `get` without --offline to fetch it)"
-        ) from exc
-    dest = out_dir / meta.name
-    if dest.exists() or dest.is_symlink():
-        share.close()
-        raise OutputExistsError(f"{dest}: already exists")
-    result = GetResult(path=dest, kind=meta.kind, size=meta.size)
-    job = _Job(store, result, progress)
-    with share:
+        dest = out_dir / meta.name
+        if dest.exists() or dest.is_symlink():
+            raise OutputExistsError(f"{dest}: already exists")
+        result = GetResult(path=dest, kind=meta.kind, size=meta.size)
+        job = _Job(store, source, result, progress)
         if meta.kind == "file":
-            job.file(share, keys, meta, dest)
+            job.file(opened, keys, meta, dest)
         else:
-            job.folder(share, keys, meta, dest)
+            job.folder(opened, keys, meta, dest)
             result.size = result.file_bytes
+    finally:
+        opened.close()
     return result
 
 
 class _Job:
     def __init__(
-        self, store: LocalStore, result: GetResult, progress: Progress
+        self,
+        store: LocalStore,
+        source: ShareSource,
+        result: GetResult,
+        progress: Progress,
     ) -> None:
         self.store = store
+        self.source = source
         self.result = result
         self.progress = progress
 
-    def file(self, share: OpenShare, keys: FileKeys, meta: Meta, dest: Path) -> None:
+    def file(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
         geo = Geometry(meta.size, share.envelope.chunk_size)
         part = PartialFile(self.store.catalog, share.root, dest, geo)
         self.result.chunks_total += geo.count
         self.result.chunks_resumed += part.resumed
         self.progress(sum(geo.plain_len(i) for i in range(geo.count) if part.has(i)))
         try:
-            todo = part.missing()
-
-            def ids() -> Iterator[tuple[int, bytes]]:
-                for i in todo:
-                    yield i, share.chunk_id(i)
-
-            def work(item: tuple[int, bytes]) -> tuple[int, bytes]:
-                i, chunk_id = item
-                return i, share.plain(i, chunk_id, keys)
-
-            for i, plain in ordered_map(work, ids()):
-                part.write(i, plain)
-                self.progress(geo.plain_len(i))
+            self.source.fill(share, keys, part, self.progress)
             part.finish(meta.mtime_ns)
         except (FormatError, AccessDenied):
             part.discard()  # the data is bad: nothing to resume
@@ -188,16 +284,7 @@ class _Job:
         self.result.files += 1
         self.result.file_bytes += meta.size
 
-    def read_all(self, share: OpenShare, keys: FileKeys, meta: Meta) -> bytes:
-        if meta.size > MAX_LISTING_BYTES:
-            raise FormatError("folder listing: too large")
-        geo = Geometry(meta.size, share.envelope.chunk_size)
-        out = bytearray()
-        for i in range(geo.count):
-            out += share.plain(i, share.chunk_id(i), keys)[: geo.plain_len(i)]
-        return bytes(out)
-
-    def folder(self, share: OpenShare, keys: FileKeys, meta: Meta, dest: Path) -> None:
+    def folder(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
         top = dest.with_name(partial_name(share.root))
         try:
             self._folder_into(share, keys, meta, top, top)
@@ -207,10 +294,10 @@ class _Job:
             raise
 
     def _folder_into(
-        self, share: OpenShare, keys: FileKeys, meta: Meta, here: Path, top: Path
+        self, share: Opened, keys: FileKeys, meta: Meta, here: Path, top: Path
     ) -> None:
         _mkdir_exclusive_ok(here)
-        entries = decode_listing(self.read_all(share, keys, meta))
+        entries = decode_listing(self.source.read_all(share, keys, meta))
         for entry in entries:
             target = here / entry.name
             # Defence in depth: names were validated, but check the path too.
@@ -219,30 +306,29 @@ class _Job:
             ):
                 raise FolderListingError("folder listing: entry escapes the folder")
             rel = target.relative_to(top)
+            if entry.kind == "file" and _is_regular(target):
+                continue  # finished in an earlier, interrupted run
             try:
-                child, ckeys, cmeta = inspect_share(self.store, entry.root, entry.key)
+                child, ckeys, cmeta = self.source.open(entry.root, entry.key)
             except NotFoundError as exc:
-                raise NotFoundError(
-                    f"{rel}: member share is not in the local store"
-                ) from exc
-            with child:
+                raise NotFoundError(f"{rel}: member share not found ({exc})") from exc
+            try:
                 if cmeta.kind != entry.kind or (
                     entry.kind == "file" and cmeta.size != entry.size
                 ):
                     raise FormatError(f"{rel}: listing entry does not match its share")
-                try:
-                    if entry.kind == "file":
-                        if _is_regular(target):
-                            continue  # finished in an earlier, interrupted run
-                        self.file(child, ckeys, cmeta, target)
-                    else:
-                        self._folder_into(child, ckeys, cmeta, target, top)
-                except P2PShareError as exc:
-                    # Say where in the tree it failed, once (inner levels
-                    # already prefix the same relative path).
-                    if _plain_ctor(exc) and not str(exc).startswith(str(rel)):
-                        raise type(exc)(f"{rel}: {exc}") from exc
-                    raise
+                if entry.kind == "file":
+                    self.file(child, ckeys, cmeta, target)
+                else:
+                    self._folder_into(child, ckeys, cmeta, target, top)
+            except P2PShareError as exc:
+                # Say where in the tree it failed, once (inner levels
+                # already prefix the same relative path).
+                if _plain_ctor(exc) and not str(exc).startswith(str(rel)):
+                    raise type(exc)(f"{rel}: {exc}") from exc
+                raise
+            finally:
+                child.close()
         try:
             here.chmod(0o777 & ~umask())
             os.utime(here, ns=(meta.mtime_ns, meta.mtime_ns), follow_symlinks=False)
