@@ -11,7 +11,10 @@ The catalog keeps a bitmap of the chunks that are **verified and durable**:
    id and authenticated by the caller) and marks it pending;
 2. ``checkpoint()`` fsyncs the file, then stores the bitmap with the
    pending bits set. Bits are only set after the bytes are on disk, so
-   after a crash every set bit is true; unset bits are re-fetched.
+   after a crash every set bit is true; unset bits are re-fetched. During
+   a download the fsync runs in a background thread and its bits are
+   recorded at the following checkpoint, so the disk flushes while the
+   next chunks are verified.
 
 ``finish(mtime_ns)`` truncates to the exact size, fsyncs, sets the mtime
 and moves the file into place with ``link``+``unlink`` (which, unlike
@@ -26,6 +29,7 @@ import contextlib
 import errno
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from p2pshare.errors import OutputExistsError, StoreError
@@ -76,6 +80,8 @@ class PartialFile:
         self.resumed = self.done_count()
         self._pending: list[int] = []
         self._last_checkpoint = time.monotonic()
+        self._syncer: ThreadPoolExecutor | None = None
+        self._sync: tuple[Future[None], list[int]] | None = None
 
     def has(self, i: int) -> bool:
         return bool(self._bits[i >> 3] & (1 << (i & 7)))
@@ -102,21 +108,48 @@ class PartialFile:
             len(self._pending) >= CHECKPOINT_CHUNKS
             or time.monotonic() - self._last_checkpoint >= CHECKPOINT_S
         ):
-            self.checkpoint()
+            self.checkpoint(wait=False)
 
-    def checkpoint(self) -> None:
-        """Make written chunks durable, then record them in the bitmap."""
+    def checkpoint(self, *, wait: bool = True) -> None:
+        """Make written chunks durable, then record them in the bitmap.
+
+        With ``wait=False`` the fsync runs in a background thread and its
+        chunks are recorded at the next checkpoint, so writing goes on while
+        the disk flushes (the bitmap then lags one interval behind, which a
+        crash only turns into a little re-fetching).
+        """
+        self._record_sync()
         if not self._pending:
             return
+        covers, self._pending = self._pending, []
+        if wait:
+            self._fsync()
+            self._set_bits(covers)
+        else:
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(
+                    1, thread_name_prefix="p2pshare-fsync"
+                )
+            self._sync = (self._syncer.submit(self._fsync), covers)
+        self._last_checkpoint = time.monotonic()
+
+    def _fsync(self) -> None:
         try:
             os.fsync(self._fd)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot sync ({exc.strerror})") from exc
-        for i in self._pending:
+
+    def _record_sync(self) -> None:
+        if self._sync is not None:
+            future, covers = self._sync
+            self._sync = None
+            future.result()
+            self._set_bits(covers)
+
+    def _set_bits(self, covers: list[int]) -> None:
+        for i in covers:
             self._bits[i >> 3] |= 1 << (i & 7)
-        self._pending.clear()
         self.catalog.save_bitmap(self.download_id, bytes(self._bits))
-        self._last_checkpoint = time.monotonic()
 
     def finish(self, mtime_ns: int) -> None:
         """Move the complete file into place.
@@ -147,8 +180,11 @@ class PartialFile:
 
     def close(self) -> None:
         if self._fd >= 0:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(StoreError):
                 self.checkpoint()
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
             os.close(self._fd)
             self._fd = -1
 
