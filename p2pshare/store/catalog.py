@@ -13,12 +13,14 @@ Tables:
     one row per share this node holds: root id, file key (NULL for a
     ciphertext-only replica), ``storage`` (``ref``: chunks re-encrypted
     from ``source`` on demand; ``copy``: chunk ciphertext in the block
-    store), the ``mode`` the user chose, ``top`` (1 when the user added it;
-    folder members have 0), for ``ref`` the source's size and mtime when
-    it was added, and ``tree_size`` (a file's size, a folder's total) for
-    listings. No plaintext name is stored: ``ls`` opens the
-    sealed meta with the key. (A ``ref`` share's ``source`` path is
-    necessarily plaintext; ``--copy`` keeps none.)
+    store; ``partial``: being downloaded, verified chunks re-encrypted from
+    the partial file of its ``downloads`` row), the ``mode`` the user
+    chose, ``top`` (1 when the user added it; folder members have 0), for
+    ``ref`` the source's size and mtime when it was added, and
+    ``tree_size`` (a file's size, a folder's total) for listings. No
+    plaintext name is stored: ``ls`` opens the sealed meta with the key.
+    (A ``ref`` share's ``source`` path is necessarily plaintext; ``--copy``
+    keeps none.)
 ``children``
     folder → member edges, so removing a folder finds its members.
 ``share_blocks``
@@ -36,13 +38,15 @@ All methods are synchronous; the node calls them from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 
@@ -54,7 +58,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
     root BLOB PRIMARY KEY CHECK (length(root) = 32),
     key BLOB CHECK (key IS NULL OR length(key) = 32),
-    storage TEXT NOT NULL CHECK (storage IN ('ref', 'copy')),
+    storage TEXT NOT NULL CHECK (storage IN ('ref', 'copy', 'partial')),
     mode TEXT NOT NULL CHECK (mode IN ('ref', 'copy')),
     top INTEGER NOT NULL DEFAULT 0,
     source TEXT,
@@ -113,6 +117,18 @@ class ShareRow:
         return f"ShareRow(root={self.root.hex()[:12]}, storage={self.storage})"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _share_row(r: tuple[Any, ...]) -> ShareRow:
     return ShareRow(
         root=r[0],
@@ -140,16 +156,23 @@ class DownloadRow:
 
 
 class Catalog:
-    """One connection to a home's catalog. Not thread-safe: one per thread."""
+    """One connection to a home's catalog.
+
+    Thread-safe: every public method holds one re-entrant lock, so the node
+    may call it from worker threads (``trio.to_thread``).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             # Create the file 0600 ourselves so it is never world-readable,
             # not even for the instant before a chmod.
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -172,21 +195,24 @@ class Catalog:
             with contextlib.suppress(OSError):
                 os.chmod(f"{path}{suffix}", 0o600)
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # -- shares -------------------------------------------------------------
+    @_locked
     def put_share(
         self,
         row: ShareRow,
@@ -221,6 +247,7 @@ class Catalog:
                 [(row.root, c) for c in children],
             )
 
+    @_locked
     def get_share(self, root: bytes) -> ShareRow:
         """Raises NotFoundError when this home holds no such share."""
         cur = self._db.execute(
@@ -232,18 +259,21 @@ class Catalog:
             raise NotFoundError("share: not in the local store")
         return _share_row(found)
 
+    @_locked
     def has_share(self, root: bytes) -> bool:
         return (
             self._db.execute("SELECT 1 FROM shares WHERE root = ?", (root,)).fetchone()
             is not None
         )
 
+    @_locked
     def top_shares(self) -> list[ShareRow]:
         rows = self._db.execute(
             f"SELECT {_SHARE_COLS} FROM shares WHERE top = 1 ORDER BY added_at, root"  # noqa: S608
         ).fetchall()
         return [_share_row(r) for r in rows]
 
+    @_locked
     def shares_by_source(
         self, source: str, *, top_only: bool = False
     ) -> list[ShareRow]:
@@ -253,6 +283,7 @@ class Catalog:
         ).fetchall()
         return [_share_row(r) for r in rows]
 
+    @_locked
     def remove_top(self, root: bytes) -> list[bytes]:
         """Un-top ``root`` and drop every share no longer reachable from a
         top share. Returns the ids of blocks that no share keeps any more;
@@ -296,6 +327,7 @@ class Catalog:
                 db.execute("DELETE FROM shares WHERE root = ?", (r,))
             return sorted(b for b in candidates if not self.is_block_kept(b))
 
+    @_locked
     def is_block_kept(self, block: bytes) -> bool:
         return (
             self._db.execute(
@@ -305,6 +337,7 @@ class Catalog:
         )
 
     # -- downloads ------------------------------------------------------------
+    @_locked
     def open_download(
         self, root: bytes, dest: str, partial: str, count: int
     ) -> DownloadRow:
@@ -325,14 +358,50 @@ class Catalog:
             raise StoreCorrupt("download: bitmap does not match the share")
         return row
 
+    @_locked
     def save_bitmap(self, download_id: int, bitmap: bytes) -> None:
         self._db.execute(
             "UPDATE downloads SET bitmap = ? WHERE id = ?", (bitmap, download_id)
         )
 
+    @_locked
     def finish_download(self, download_id: int) -> None:
         self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
 
+    @_locked
+    def download_of(self, root: bytes) -> DownloadRow | None:
+        """The most advanced download of ``root`` (for serving it partially)."""
+        rows = self._db.execute(
+            "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
+            " WHERE root = ?",
+            (root,),
+        ).fetchall()
+        if not rows:
+            return None
+        return max((DownloadRow(*r) for r in rows), key=lambda d: sum(d.bitmap))
+
+    @_locked
+    def complete_share(
+        self, root: bytes, source: str, size: int, mtime_ns: int
+    ) -> None:
+        """A downloaded share is complete: serve it by reference from now on."""
+        self._db.execute(
+            "UPDATE shares SET storage = 'ref', source = ?, source_size = ?,"
+            " source_mtime_ns = ? WHERE root = ? AND storage = 'partial'",
+            (source, size, mtime_ns, root),
+        )
+
+    @_locked
+    def rebase_sources(self, old_prefix: str, new_prefix: str) -> None:
+        """Sources under ``old_prefix`` moved (a finished folder download)."""
+        n = len(old_prefix)
+        self._db.execute(
+            "UPDATE shares SET source = ? || substr(source, ?)"
+            " WHERE substr(source, 1, ?) = ?",
+            (new_prefix, n + 1, n, old_prefix),
+        )
+
+    @_locked
     def downloads(self) -> list[DownloadRow]:
         rows = self._db.execute(
             "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"

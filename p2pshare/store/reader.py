@@ -29,7 +29,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Self
 
-from p2pshare.errors import IntegrityError, SourceChangedError, StoreError
+from p2pshare.errors import (
+    BlockMissing,
+    IntegrityError,
+    SourceChangedError,
+    StoreError,
+)
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, seal_chunk
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
@@ -84,11 +89,44 @@ class OpenShare:
         j, k = divmod(i, IDS_PER_INDEX_BLOCK)
         return self.index_block(j)[k * ID_BYTES : (k + 1) * ID_BYTES]
 
+    def have(self) -> bytes | None:
+        """Bitmap of the chunks this node can serve; None means all."""
+        if self.row.storage != "partial":
+            return None
+        dl = self.store.catalog.download_of(self.root)
+        return dl.bitmap if dl is not None else bytes(-(-self.envelope.count // 8))
+
     def cipher(self, i: int, chunk_id: bytes) -> bytes:
-        """Chunk ``i``'s ciphertext, verified against ``chunk_id``."""
+        """Chunk ``i``'s ciphertext, verified against ``chunk_id``.
+
+        Raises:
+            BlockMissing: a partial download does not have chunk ``i`` yet.
+            IntegrityError: the stored or re-made chunk does not match.
+        """
         if self.row.storage == "copy":
             return self.store.blocks.get(chunk_id, what=f"chunk {i}")
+        if self.row.storage == "partial":
+            return self._reseal_partial(i, chunk_id)
         return self._reseal(i, chunk_id)[1]
+
+    def _reseal_partial(self, i: int, chunk_id: bytes) -> bytes:
+        dl = self.store.catalog.download_of(self.root)
+        if dl is None or not dl.bitmap[i >> 3] & (1 << (i & 7)) or self.row.key is None:
+            raise BlockMissing(f"chunk {i}: not downloaded yet")
+        keys = FileKeys.from_key(self.row.key)
+        env = self.envelope
+        padded_len = env.cipher_len(i) - 16
+        try:
+            with open(dl.partial, "rb", buffering=0) as f:
+                data = os.pread(f.fileno(), padded_len, i * env.chunk_size)
+        except OSError as exc:
+            raise BlockMissing(f"chunk {i}: partial file unreadable") from exc
+        cipher = seal_chunk(
+            keys.chunk, i, env.count, data + bytes(padded_len - len(data))
+        )
+        if block_id(cipher) != chunk_id:
+            raise IntegrityError(f"chunk {i}: partial download does not match")
+        return cipher
 
     def plain(self, i: int, chunk_id: bytes, keys: FileKeys) -> bytes:
         """Chunk ``i``'s padded plaintext, verified against ``chunk_id``."""
