@@ -46,11 +46,20 @@ def _human(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+class _Bar:
+    """Progress callbacks; a rich bar on stderr when it is a terminal."""
+
+    def __init__(
+        self, advance: Callable[[int], None], total: Callable[[int], None]
+    ) -> None:
+        self.advance = advance
+        self.total = total
+
+
 @contextlib.contextmanager
-def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; else nothing."""
-    if not sys.stderr.isatty() or total <= 0:
-        yield lambda _n: None
+def _progress(description: str, total: int | None) -> Iterator[_Bar]:
+    if not sys.stderr.isatty():
+        yield _Bar(lambda _n: None, lambda _n: None)
         return
     from rich.console import Console
     from rich.progress import (
@@ -69,8 +78,8 @@ def _progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(description, total=total or None)
+        yield _Bar(lambda n: bar.advance(task, n), lambda n: bar.update(task, total=n))
 
 
 def _open_store(ctx: click.Context) -> Any:
@@ -149,8 +158,10 @@ def add(
     size = _parse_chunk_size(chunk_size)
     store = _open_store(ctx)
     for path in paths:
-        with _progress(f"adding {path.name}", scan_size(path)) as advance:
-            added = add_path(store, path, copy=copy, chunk_size=size, progress=advance)
+        with _progress(f"adding {path.name}", scan_size(path)) as bar:
+            added = add_path(
+                store, path, copy=copy, chunk_size=size, progress=bar.advance
+            )
         click.echo(str(ShareLink(root_id=added.root, key=added.key)))
 
 
@@ -210,6 +221,189 @@ def link(ctx: click.Context, root: str) -> None:
     click.echo(str(ShareLink(root_id=row.root, key=row.key)))
 
 
+_LISTEN = click.option(
+    "--listen",
+    "listen",
+    multiple=True,
+    metavar="MADDR",
+    help="Listen address (repeatable; default /ip4/0.0.0.0/tcp/0).",
+)
+_BOOTSTRAP = click.option(
+    "--bootstrap",
+    "bootstrap",
+    multiple=True,
+    metavar="MADDR",
+    help="Bootstrap peer multiaddr with /p2p/<id> (repeatable).",
+)
+
+
+def _parse_rate(value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().upper().removesuffix("/S")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    mult = 1
+    for suffix in ("IB", "B"):
+        text = text.removesuffix(suffix)
+    if text[-1:] in units:
+        mult = units[text[-1]]
+        text = text[:-1]
+    try:
+        rate = float(text) * mult
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a rate like 5M or 500K") from None
+    if rate <= 0:
+        raise click.BadParameter("the rate must be positive")
+    return rate
+
+
+def _run_until_signal(main: Callable[[], Any]) -> Any:
+    """Run an async ``main`` under trio; SIGINT/SIGTERM end it cleanly."""
+    import signal
+
+    import trio
+
+    async def runner() -> Any:
+        async with trio.open_nursery() as nursery:
+            result: list[Any] = []
+
+            async def watch() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
+                    async for _sig in sigs:
+                        log.info("signal received: shutting down")
+                        nursery.cancel_scope.cancel()
+                        return
+
+            async def body() -> None:
+                result.append(await main())
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            nursery.start_soon(body)
+        return result[0] if result else None
+
+    return trio.run(runner)
+
+
+def _libp2p_logging() -> None:
+    """Route libp2p's records to our stderr handler (LIBP2P-NOTES P8)."""
+    from p2pshare.node.compat import configure_libp2p_logging
+
+    configure_libp2p_logging(logging.getLogger().handlers)
+
+
+def _node_options(listen: tuple[str, ...]) -> list[str]:
+    return list(listen) or ["/ip4/0.0.0.0/tcp/0"]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--copy", is_flag=True, help="Store encrypted chunks (see `add --copy`).")
+@_LISTEN
+@_BOOTSTRAP
+@click.option(
+    "--max-upload-rate",
+    "upload",
+    metavar="RATE",
+    help="Cap the upload rate, e.g. 5M (bytes per second).",
+)
+@click.pass_context
+def share(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    copy: bool,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+) -> None:
+    """Add PATHs, print their links (with peer hints), and serve until Ctrl-C."""
+    from p2pshare.node.service import open_node
+    from p2pshare.store.adder import add_path
+
+    _libp2p_logging()
+    rate = _parse_rate(upload)
+    home = resolve_home(ctx.obj["home"])
+    store = _open_store(ctx)
+    added = [add_path(store, p, copy=copy) for p in paths]
+    store.close()
+
+    async def main() -> None:
+        async with open_node(
+            home,
+            listen=_node_options(listen),
+            bootstrap=bootstrap,
+            dht_mode="server",
+            upload_rate=rate,
+        ) as node:
+            for a in added:
+                await node.announce(a.root)
+                click.echo(str(node.link(a.root, a.key)))
+            sys.stdout.flush()
+            click.echo(
+                f"serving {len(added)} share(s) as {node.peer_id}; Ctrl-C to stop",
+                err=True,
+            )
+            await trio_sleep_forever()
+
+    _run_until_signal(main)
+
+
+async def trio_sleep_forever() -> None:
+    import trio
+
+    await trio.sleep_forever()
+
+
+@cli.command()
+@_LISTEN
+@_BOOTSTRAP
+@click.option(
+    "--max-upload-rate",
+    "upload",
+    metavar="RATE",
+    help="Cap the upload rate, e.g. 5M (bytes per second).",
+)
+@click.option(
+    "--dht-mode",
+    type=click.Choice(["server", "client"]),
+    default="server",
+    show_default=True,
+    help="Serve DHT queries (long-running nodes should).",
+)
+@click.pass_context
+def node(
+    ctx: click.Context,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+    dht_mode: str,
+) -> None:
+    """Run a node that serves every share of this home and joins the DHT.
+
+    Prints the node's full multiaddrs (with /p2p/<id>), one per line.
+    """
+    from p2pshare.node.service import open_node
+
+    _libp2p_logging()
+    rate = _parse_rate(upload)
+    home = resolve_home(ctx.obj["home"])
+
+    async def main() -> None:
+        async with open_node(
+            home,
+            listen=_node_options(listen),
+            bootstrap=bootstrap,
+            dht_mode=dht_mode,
+            upload_rate=rate,
+        ) as n:
+            for addr in n.addrs():
+                click.echo(addr)
+            sys.stdout.flush()
+            await trio_sleep_forever()
+
+    _run_until_signal(main)
+
+
 @cli.command()
 @click.argument("link_text", metavar="LINK")
 @click.option(
@@ -224,22 +418,77 @@ def link(ctx: click.Context, root: str) -> None:
 @click.option(
     "--offline", is_flag=True, help="Rebuild from this home's store only; no network."
 )
+@_BOOTSTRAP
+@_LISTEN
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a first provider.",
+)
 @click.pass_context
-def get(ctx: click.Context, link_text: str, out_dir: Path, offline: bool) -> None:
-    """Download the file or folder of LINK into the output directory."""
+def get(
+    ctx: click.Context,
+    link_text: str,
+    out_dir: Path,
+    offline: bool,
+    bootstrap: tuple[str, ...],
+    listen: tuple[str, ...],
+    timeout_s: float,
+) -> None:
+    """Download the file or folder of LINK into the output directory.
+
+    Providers are the link's peer hints and whatever the DHT finds (through
+    --bootstrap peers); every chunk is verified before it is written.
+    """
+    parsed = parse_link(link_text)
+    if parsed.key is None:
+        from p2pshare.errors import AccessDenied
+
+        raise AccessDenied("link: it carries no key (the part after '#')")
+    if offline:
+        _get_offline(ctx, parsed, out_dir)
+        return
+    from p2pshare.node.service import open_node
+
+    _libp2p_logging()
+    home = resolve_home(ctx.obj["home"])
+
+    async def main() -> Any:
+        listen_on = list(listen) or ["/ip4/0.0.0.0/tcp/0"]
+        async with open_node(
+            home, listen=listen_on, bootstrap=bootstrap, dht_mode="client"
+        ) as n:
+            with _progress("downloading", None) as bar:
+                return await n.get(
+                    parsed,
+                    out_dir,
+                    progress=bar.advance,
+                    on_total=bar.total,
+                    timeout_s=timeout_s,
+                )
+
+    result = _run_until_signal(main)
+    if result is None:
+        raise KeyboardInterrupt
+    _report(result)
+
+
+def _get_offline(ctx: click.Context, parsed: ShareLink, out_dir: Path) -> None:
     from p2pshare.store.restore import get_offline
 
-    parsed = parse_link(link_text)
-    if not offline:
-        raise click.UsageError(
-            "fetching from peers is not available in this version; use --offline"
-        )
     store = _open_store(ctx)
     total = 0
     with contextlib.suppress(P2PShareError):
         total = store.catalog.get_share(parsed.root_id).tree_size or 0
-    with _progress("downloading", total) as advance:
-        result = get_offline(store, parsed, out_dir, progress=advance)
+    with _progress("downloading", total) as bar:
+        result = get_offline(store, parsed, out_dir, progress=bar.advance)
+    _report(result)
+
+
+def _report(result: Any) -> None:
     if result.chunks_resumed:
         click.echo(
             f"resumed: {result.chunks_resumed} of {result.chunks_total} chunks were "

@@ -392,6 +392,28 @@ class Catalog:
         )
 
     @_locked
+    def announced_roots(self) -> list[bytes]:
+        """Roots this node announces: what the user shares, and downloads in
+        progress (their verified chunks are served). Folder members need no
+        record of their own: the folder's providers serve them."""
+        rows = self._db.execute(
+            "SELECT root FROM shares WHERE top = 1 OR storage = 'partial'"
+            " ORDER BY added_at"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @_locked
+    def set_storage(self, root: bytes, storage: str) -> None:
+        self._db.execute(
+            "UPDATE shares SET storage = ? WHERE root = ?", (storage, root)
+        )
+
+    @_locked
+    def set_top(self, root: bytes) -> None:
+        """Show a (downloaded) share in ``ls`` and keep it until ``rm``."""
+        self._db.execute("UPDATE shares SET top = 1 WHERE root = ?", (root,))
+
+    @_locked
     def rebase_sources(self, old_prefix: str, new_prefix: str) -> None:
         """Sources under ``old_prefix`` moved (a finished folder download)."""
         n = len(old_prefix)

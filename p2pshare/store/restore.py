@@ -147,6 +147,10 @@ class ShareSource(Protocol):
         """The whole (small) plaintext, e.g. a folder listing."""
         ...
 
+    def finished(self, opened: Opened, path: str, meta: Meta) -> None:
+        """``path`` now holds the complete, verified file."""
+        ...
+
 
 class LocalSource:
     """Chunks from this home's store (``get --offline``)."""
@@ -175,6 +179,9 @@ class LocalSource:
         for i, plain in ordered_map(work, ids()):
             part.write(i, plain)
             progress(geo.plain_len(i))
+
+    def finished(self, opened: Opened, path: str, meta: Meta) -> None:
+        pass
 
     def read_all(self, opened: Opened, keys: FileKeys, meta: Meta) -> bytes:
         assert isinstance(opened, OpenShare)
@@ -222,9 +229,12 @@ def get_share(
     out_dir: Path,
     *,
     progress: Progress = _no_progress,
+    on_total: Progress = _no_progress,
 ) -> GetResult:
     """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
 
+    ``on_total`` is told the number of bytes to expect as soon as it is
+    known (after the envelope of a file, the top listing of a folder).
     Same errors as :func:`get_offline`, plus whatever ``source`` raises.
     """
     if link.key is None:
@@ -243,8 +253,9 @@ def get_share(
         if dest.exists() or dest.is_symlink():
             raise OutputExistsError(f"{dest}: already exists")
         result = GetResult(path=dest, kind=meta.kind, size=meta.size)
-        job = _Job(store, source, result, progress)
+        job = _Job(store, source, result, progress, on_total)
         if meta.kind == "file":
+            on_total(meta.size)
             job.file(opened, keys, meta, dest)
         else:
             job.folder(opened, keys, meta, dest)
@@ -261,11 +272,13 @@ class _Job:
         source: ShareSource,
         result: GetResult,
         progress: Progress,
+        on_total: Progress = _no_progress,
     ) -> None:
         self.store = store
         self.source = source
         self.result = result
         self.progress = progress
+        self.on_total = on_total
 
     def file(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
         geo = Geometry(meta.size, share.envelope.chunk_size)
@@ -276,6 +289,7 @@ class _Job:
         try:
             self.source.fill(share, keys, part, self.progress)
             part.finish(meta.mtime_ns)
+            self.source.finished(share, str(dest), meta)
         except (FormatError, AccessDenied):
             part.discard()  # the data is bad: nothing to resume
             raise
@@ -298,6 +312,8 @@ class _Job:
     ) -> None:
         _mkdir_exclusive_ok(here)
         entries = decode_listing(self.source.read_all(share, keys, meta))
+        if here == top:
+            self.on_total(sum(e.size for e in entries))
         for entry in entries:
             target = here / entry.name
             # Defence in depth: names were validated, but check the path too.
