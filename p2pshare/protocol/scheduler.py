@@ -100,6 +100,9 @@ class Scheduler:
         stats.banned = True
         return self._drop_inflight(stats)
 
+    def has_peer(self, peer: str) -> bool:
+        return peer in self._peers
+
     def peer(self, peer: str) -> PeerStats:
         return self._peers[peer]
 

@@ -1,0 +1,221 @@
+"""Length-prefixed msgpack frames: the byte layer of ``/p2pshare/xfer/1``.
+
+Theory of operation
+-------------------
+A frame is a 4-byte big-endian body length followed by that many bytes of
+msgpack (spec: ``p2pshare.protocol``, "Frames")::
+
+    +----------------+---------------------------------------+
+    | length (u32be) | body: msgpack map, flat, str keys, "t" |
+    +----------------+---------------------------------------+
+
+:class:`FrameDecoder` is sans-IO: the caller pushes whatever bytes a stream
+read returned with :meth:`~FrameDecoder.receive_data` and pulls whole,
+decoded bodies with :meth:`~FrameDecoder.next_frame`.
+
+Invariants and limits, with the reasons for them:
+
+* **The length prefix is checked before its body is buffered.** As soon as
+  four bytes are present the prefix is compared with ``max_frame``; a peer
+  cannot make us hold more than one frame limit (plus one read) in memory.
+  Zero is refused too: every body is a non-empty map.
+* **No quadratic copying.** Input accumulates in one ``bytearray``; a whole
+  frame is decoded straight from a ``memoryview`` of it and then deleted
+  from the front, which CPython does in amortised O(1). Feeding a 1 MiB
+  frame in 64 KiB reads costs O(frame), not O(frame**2 / read).
+* **Strict bodies.** msgpack is decoded with ``raw=False`` (str is UTF-8),
+  ``strict_map_key``, and explicit limits: bin up to ``max_frame``, str up to
+  ``max_str_bytes``, at most ``max_fields`` map entries, no arrays, no ext
+  types. The body must be a *flat* map of str keys to scalars (nil, bool,
+  int, float, str, bin) with no duplicate key, and must hold a str ``"t"``.
+  Flatness is what bounds the work per frame: nested containers would let
+  16 MiB of one-byte ``[]`` or ``{}`` explode into a gigabyte of Python
+  objects. Every msgpack failure becomes :class:`RemoteProtocolError`.
+* **EOF** (``receive_data(b"")``) between frames is clean; EOF inside a
+  frame is a :class:`RemoteProtocolError` (truncated frame). Data after EOF
+  is our own bug: :class:`LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.format.chunks import MAX_CHUNK_SIZE, TAG_BYTES
+
+__all__ = [
+    "MAX_FIELDS",
+    "MAX_FRAME_BYTES",
+    "MAX_STR_BYTES",
+    "PREFIX_BYTES",
+    "FrameDecoder",
+    "encode_frame",
+]
+
+PREFIX_BYTES = 4
+# The largest frame is a Block carrying a chunk of the largest chunk size
+# (16 MiB plaintext + 16-byte tag); 64 KiB covers the map around it and
+# leaves room for an Opened with a 48 KiB envelope.
+MAX_FRAME_BYTES = MAX_CHUNK_SIZE + TAG_BYTES + 64 * 1024
+# No protocol string comes near this (the longest is a 200-character reason,
+# at most 800 UTF-8 bytes); it only stops a str field from being a payload.
+MAX_STR_BYTES = 1024
+# The largest message has six fields plus "t"; 16 leaves room for optional
+# fields added later while keeping the per-frame object count tiny.
+MAX_FIELDS = 16
+
+_PREFIX = struct.Struct(">I")
+_SCALARS = (type(None), bool, int, float, str, bytes)
+
+
+class _ShapeError(ValueError):
+    """The body is valid msgpack but not a flat map (raised inside msgpack)."""
+
+
+def _flat_map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    # msgpack calls this for every map, innermost first, so a nested map is
+    # caught as soon as its parent completes: at most one level of small maps
+    # is ever built before the frame is refused.
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        raise _ShapeError("duplicate key")
+    for key, value in pairs:
+        if not isinstance(key, str):
+            raise _ShapeError("non-str key")
+        if not isinstance(value, _SCALARS):
+            raise _ShapeError(f"field {key!r} is not a scalar")
+    return body
+
+
+def encode_frame(body: Mapping[str, Any], *, max_frame: int = MAX_FRAME_BYTES) -> bytes:
+    """Encode one frame: the u32 length prefix and the msgpack ``body``.
+
+    Raises:
+        LocalProtocolError: the encoded body is empty or exceeds ``max_frame``
+            (a message bigger than the peer accepts is our bug).
+    """
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    if not 0 < len(packed) <= max_frame:
+        raise LocalProtocolError(
+            f"frame: body of {len(packed)} bytes exceeds {max_frame}"
+        )
+    return _PREFIX.pack(len(packed)) + packed
+
+
+class FrameDecoder:
+    """Incremental, strict decoder of length-prefixed msgpack frames.
+
+    Args:
+        max_frame: the largest body accepted, in bytes; checked against the
+            length prefix before the body is buffered.
+        max_str_bytes: the longest msgpack str accepted, in UTF-8 bytes.
+        max_fields: the most entries a body map may have.
+    """
+
+    __slots__ = ("_buf", "_eof", "_max_fields", "_max_str", "_need", "max_frame")
+
+    def __init__(
+        self,
+        max_frame: int = MAX_FRAME_BYTES,
+        *,
+        max_str_bytes: int = MAX_STR_BYTES,
+        max_fields: int = MAX_FIELDS,
+    ) -> None:
+        if not 0 < max_frame < 1 << 32:
+            raise ValueError("max_frame must be in 1..2**32-1")
+        self.max_frame = max_frame
+        self._max_str = max_str_bytes
+        self._max_fields = max_fields
+        self._buf = bytearray()
+        self._eof = False
+        self._need: int | None = None  # body length of the frame in progress
+
+    @property
+    def at_eof(self) -> bool:
+        """True once EOF was received and every buffered byte consumed."""
+        return self._eof and not self._buf
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buf)
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the stream; ``b""`` means EOF.
+
+        Raises:
+            LocalProtocolError: data was fed after EOF.
+        """
+        if self._eof:
+            if data:
+                raise LocalProtocolError("frame: data received after EOF")
+            return
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    def next_frame(self) -> dict[str, Any] | None:
+        """Return the next whole frame's body, or None if more bytes are needed.
+
+        Raises:
+            RemoteProtocolError: bad length prefix, malformed body, or a frame
+                cut short by EOF.
+        """
+        buf = self._buf
+        if self._need is None:
+            if len(buf) < PREFIX_BYTES:
+                if self._eof and buf:
+                    raise RemoteProtocolError("frame: truncated length prefix at EOF")
+                return None
+            (length,) = _PREFIX.unpack_from(buf)
+            if length == 0:
+                raise RemoteProtocolError("frame: zero length")
+            if length > self.max_frame:
+                raise RemoteProtocolError(
+                    f"frame: length {length} exceeds limit {self.max_frame}"
+                )
+            self._need = length
+        end = PREFIX_BYTES + self._need
+        if len(buf) < end:
+            if self._eof:
+                raise RemoteProtocolError("frame: truncated body at EOF")
+            return None
+        self._need = None
+        try:
+            with memoryview(buf) as view:
+                body = self._decode(view[PREFIX_BYTES:end])
+        finally:
+            del buf[:end]  # consumed even when malformed
+        return body
+
+    def _decode(self, raw: memoryview) -> dict[str, Any]:
+        try:
+            body = msgpack.unpackb(
+                raw,
+                raw=False,
+                strict_map_key=True,
+                max_bin_len=self.max_frame,
+                max_str_len=self._max_str,
+                max_array_len=0,
+                max_map_len=self._max_fields,
+                max_ext_len=0,
+                object_pairs_hook=_flat_map,
+            )
+        except _ShapeError as exc:
+            raise RemoteProtocolError(f"frame: {exc}") from exc
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+            raise RemoteProtocolError(
+                f"frame: malformed msgpack ({type(exc).__name__})"
+            ) from exc
+        finally:
+            raw.release()
+        if not isinstance(body, dict):
+            raise RemoteProtocolError("frame: body is not a map")
+        if not isinstance(body.get("t"), str):
+            raise RemoteProtocolError('frame: body has no str "t"')
+        return body
