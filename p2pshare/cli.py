@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -122,7 +122,11 @@ def cli(ctx: click.Context, home: Path | None, debug: bool) -> None:
     ctx.obj["debug"] = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
-        format="p2pshare: %(levelname)s: %(message)s",
+        format=(
+            "p2pshare: %(relativeCreated)d ms %(name)s %(levelname)s: %(message)s"
+            if debug
+            else "p2pshare: %(levelname)s: %(message)s"
+        ),
         stream=sys.stderr,
     )
 
@@ -282,7 +286,10 @@ def _run_until_signal(main: Callable[[], Any]) -> Any:
             nursery.start_soon(body)
         return result[0] if result else None
 
-    return trio.run(runner)
+    from p2pshare.node.groups import single_error
+
+    with single_error():
+        return trio.run(runner)
 
 
 def _libp2p_logging() -> None:
@@ -376,7 +383,7 @@ def node(
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
-    dht_mode: str,
+    dht_mode: Literal["server", "client"],
 ) -> None:
     """Run a node that serves every share of this home and joins the DHT.
 
@@ -428,6 +435,13 @@ def node(
     show_default=True,
     help="Seconds to wait for a first provider.",
 )
+@click.option(
+    "--stats-json",
+    "stats_json",
+    type=click.Path(path_type=Path),
+    hidden=True,
+    help="Write download statistics as JSON (for scripts/bench).",
+)
 @click.pass_context
 def get(
     ctx: click.Context,
@@ -437,6 +451,7 @@ def get(
     bootstrap: tuple[str, ...],
     listen: tuple[str, ...],
     timeout_s: float,
+    stats_json: Path | None,
 ) -> None:
     """Download the file or folder of LINK into the output directory.
 
@@ -462,17 +477,37 @@ def get(
             home, listen=listen_on, bootstrap=bootstrap, dht_mode="client"
         ) as n:
             with _progress("downloading", None) as bar:
-                return await n.get(
+                result = await n.get(
                     parsed,
                     out_dir,
                     progress=bar.advance,
                     on_total=bar.total,
                     timeout_s=timeout_s,
                 )
+            stats.append(n.last_download)
+            return result
 
+    stats: list[Any] = []
     result = _run_until_signal(main)
     if result is None:
         raise KeyboardInterrupt
+    if stats_json is not None and stats:
+        st = stats[0]
+        first = (
+            None
+            if st.first_chunk_at is None or st.started_at is None
+            else st.first_chunk_at - st.started_at
+        )
+        stats_json.write_text(
+            json.dumps(
+                {
+                    "chunks": st.chunks,
+                    "bytes": st.bytes,
+                    "bans": st.bans,
+                    "first_chunk_s": first,
+                }
+            )
+        )
     _report(result)
 
 

@@ -1,0 +1,583 @@
+"""The libp2p host of a node: identity, transport, DHT and lifecycle.
+
+Theory of operation
+-------------------
+:func:`open_host` is the one way to get a running host. It owns everything it
+starts and releases it all when its block exits::
+
+    open_host(home_dir, listen, bootstrap, dht_mode)
+      ├─ identity      <home>/identity.key (Ed25519, 0600; created atomically)
+      ├─ new_host      TCP + Noise + Yamux only, explicit options (compat)
+      ├─ _run_host     a task under a shielded cancel scope:
+      │    └─ host.run(listen)         listeners bound; each one is checked
+      │         └─ KadDHT service      server (hardened) or client mode
+      │              └─ background nursery for compat.run_detached (N1)
+      │                   └─ wait for stop; then DHT stop, close_network,
+      │                      swarm stop
+      ├─ bootstrap     dial seeds, add to table, refresh (cancellable)
+      ├─ yield NodeHost                ← the caller's block runs here
+      └─ stop          set on any exit; wait for the orderly shutdown
+
+Why the shield: cancelling the caller must not cancel libp2p's tasks while
+they close connections, or sockets leak (P9); the caller's exit sets ``stop``
+instead, and shutdown runs under a deadline (:data:`SHUTDOWN_TIMEOUT_S`).
+
+Readiness: when the ``async with`` body starts, the listeners are bound
+(``addrs()`` gives dialable addresses with the real port even for ``tcp/0``),
+the DHT service is running and bootstrap has finished (its lookups are
+bounded by :data:`BOOTSTRAP_REFRESH_TIMEOUT_S`). Nothing sleeps to wait.
+
+Identity: the private key is the libp2p protobuf serialization of an Ed25519
+key, the format py-libp2p's own ``save_identity`` writes. A new key is
+written to a temporary file created with mode 0600 (``O_EXCL``; never
+readable by others, not even briefly), fsynced, and hard-linked into place,
+so a concurrent start either wins or loads the winner's key. An existing key
+file readable by group or others is refused, as ssh does: it may have leaked.
+The key is never logged.
+
+Errors: bad configuration (listen or bootstrap addresses, the identity file,
+a port that cannot be bound) raises ``ConfigError``; failing to reach a
+bootstrap peer is logged and not fatal; failing to reach a peer in
+:meth:`NodeHost.connect` or :meth:`NodeHost.open_stream` raises
+``TransferError``. Network calls carry no timeouts of their own beyond
+libp2p's (10 s dial, 10 s negotiation): callers put cancel scopes around them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
+from libp2p.crypto.keys import KeyPair, KeyType
+from libp2p.crypto.serialization import deserialize_private_key
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from p2pshare.errors import ConfigError, TransferError, UsageError
+from p2pshare.node import compat
+from p2pshare.node.streams import LibP2PStream
+
+if TYPE_CHECKING:
+    from libp2p.abc import IHost, INetStream
+    from trio_typing import TaskStatus  # trio-stubs shadow trio.TaskStatus
+
+__all__ = [
+    "BOOTSTRAP_DIAL_TIMEOUT_S",
+    "BOOTSTRAP_REFRESH_TIMEOUT_S",
+    "IDENTITY_FILE",
+    "OPEN_STREAM_LIMIT_S",
+    "SHUTDOWN_TIMEOUT_S",
+    "DHTModeName",
+    "NodeHost",
+    "StreamHandler",
+    "load_or_create_identity",
+    "open_host",
+    "parse_peer_addr",
+]
+
+logger = logging.getLogger(__name__)
+
+DHTModeName = Literal["server", "client"]
+StreamHandler = Callable[[LibP2PStream], Awaitable[None]]
+
+IDENTITY_FILE: Final = "identity.key"
+# A serialized Ed25519 private key is 68 bytes; anything near this is not one.
+_IDENTITY_MAX_BYTES: Final = 4096
+
+# libp2p's own dial timeout is 10 s; a seed that does not answer in that time
+# is skipped (bootstrap goes on with the others).
+BOOTSTRAP_DIAL_TIMEOUT_S: Final = 10.0
+# The notes measured bootstrap + refresh at p50 1.1 s, max 6-7 s on 40 nodes;
+# a refresh stalls ~10 s per dead peer (P10 churn), so cap the whole refresh.
+BOOTSTRAP_REFRESH_TIMEOUT_S: Final = 30.0
+# Stopping the DHT and the swarm is quick; closing connections is bounded by
+# compat.NETWORK_CLOSE_TIMEOUT_S. The margin covers the rest.
+SHUTDOWN_TIMEOUT_S: Final = compat.NETWORK_CLOSE_TIMEOUT_S + 5.0
+# Stream open + protocol negotiation on a live connection, shielded (N1);
+# libp2p's own outbound negotiation timeout is 10 s.
+OPEN_STREAM_LIMIT_S: Final = 15.0
+
+_LISTEN_IP_PROTOCOLS: Final = ("ip4", "ip6")
+
+
+# --------------------------------------------------------------------------
+# Identity
+# --------------------------------------------------------------------------
+
+
+def load_or_create_identity(path: Path) -> KeyPair:
+    """Load the node's Ed25519 key pair from ``path``, creating it if absent.
+
+    Blocking (disk I/O): call it through ``trio.to_thread.run_sync``.
+
+    Raises:
+        ConfigError: the file is unreadable, readable by group/others, not a
+            regular file, or does not hold an Ed25519 private key.
+    """
+    try:
+        return _load_identity(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_identity(path)
+        return _load_identity(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the node identity: {exc}") from exc
+
+
+def _load_identity(path: Path) -> KeyPair:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: is a symbolic link; refusing it") from exc
+        raise ConfigError(f"{path}: cannot read the node identity: {exc}") from exc
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        if os.name == "posix" and info.st_mode & 0o077:
+            raise ConfigError(
+                f"{path}: private key is accessible by other users "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); "
+                "if that is unexpected, assume it leaked and delete it, "
+                "else run 'chmod 600' on it"
+            )
+        data = f.read(_IDENTITY_MAX_BYTES + 1)
+    if len(data) > _IDENTITY_MAX_BYTES:
+        raise ConfigError(f"{path}: too large to be a private key")
+    try:
+        private_key = deserialize_private_key(data)
+    except Exception as exc:  # protobuf/cryptography raise assorted errors
+        raise ConfigError(f"{path}: not a libp2p private key") from exc
+    if private_key.get_type() != KeyType.Ed25519:
+        raise ConfigError(f"{path}: not an Ed25519 key")
+    return KeyPair(private_key, private_key.get_public_key())
+
+
+def _create_identity(path: Path) -> None:
+    """Write a new key next to ``path`` (0600 from birth), then link it in."""
+    data = create_ed25519_key_pair().private_key.serialize()
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    fd = os.open(tmp, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            if os.name == "posix":
+                os.fchmod(fd, 0o600)  # the umask may have cleared owner bits
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # a concurrent start won
+            os.link(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    logger.info("created a new node identity in %s", path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# Addresses
+# --------------------------------------------------------------------------
+
+
+def parse_peer_addr(text: str) -> PeerInfo:
+    """Parse a full peer multiaddr, ``…/p2p/<peer id>``, into a ``PeerInfo``.
+
+    Raises:
+        UsageError: ``text`` is not a multiaddr or lacks a trailing
+            ``/p2p/<peer id>``.
+    """
+    try:
+        maddr = Multiaddr(text)
+    except Exception as exc:  # multiaddr raises several ValueError subclasses
+        raise UsageError(f"peer address {text!r}: not a multiaddr ({exc})") from exc
+    try:
+        info = info_from_p2p_addr(maddr)
+    except Exception as exc:
+        raise UsageError(
+            f"peer address {text!r}: must end with /p2p/<peer id>"
+        ) from exc
+    # A bare "/p2p/<id>" decapsulates to an empty address: keep no addrs.
+    info.addrs = [a for a in info.addrs if str(a) not in ("", "/")]
+    return info
+
+
+def _parse_listen_addr(text: str) -> Multiaddr:
+    try:
+        maddr = Multiaddr(text)
+        names = [p.name for p in maddr.protocols()]
+    except Exception as exc:
+        raise ConfigError(f"listen address {text!r}: not a multiaddr") from exc
+    if len(names) != 2 or names[0] not in _LISTEN_IP_PROTOCOLS or names[1] != "tcp":
+        raise ConfigError(
+            f"listen address {text!r}: must be /ip4/<addr>/tcp/<port> "
+            "or /ip6/<addr>/tcp/<port> (TCP is the only transport)"
+        )
+    return maddr
+
+
+# --------------------------------------------------------------------------
+# NodeHost
+# --------------------------------------------------------------------------
+
+
+class NodeHost:
+    """A running libp2p host with its DHT; obtained from :func:`open_host`.
+
+    Attributes:
+        host: the libp2p ``IHost`` (for libp2p-level calls only).
+        dht: the ``KadDHT`` service (use ``p2pshare.node.dht`` helpers).
+        peer_id: our libp2p peer id.
+        peer_id_bytes: the same, as bytes.
+    """
+
+    def __init__(self, host: IHost, dht: KadDHT) -> None:
+        self.host = host
+        self.dht = dht
+        self.peer_id: ID = host.get_id()
+        self.peer_id_bytes: bytes = self.peer_id.to_bytes()
+
+    def __repr__(self) -> str:
+        return f"<NodeHost {compat.short_peer_id(self.peer_id)}>"
+
+    def addrs(self) -> list[str]:
+        """Our dialable addresses, each ending in ``/p2p/<our peer id>``.
+
+        Wildcard listen addresses appear as the concrete interface addresses
+        plus loopback (``compat.advertised_addrs``); ``tcp/0`` shows the port
+        actually bound.
+        """
+        return [str(a) for a in self.host.get_addrs()]
+
+    def connected_peers(self) -> list[ID]:
+        """Peers we currently hold a connection to."""
+        return list(self.host.get_connected_peers())
+
+    async def connect(self, maddr_text: str) -> ID:
+        """Connect to the peer at a full multiaddr (``…/p2p/<peer id>``).
+
+        Returns at once if already connected. Cancellation: safe.
+
+        Returns:
+            The peer's id (authenticated by the Noise handshake).
+
+        Raises:
+            UsageError: ``maddr_text`` is malformed.
+            TransferError: the peer could not be reached.
+        """
+        info = parse_peer_addr(maddr_text)
+        try:
+            await self.host.connect(info)
+        except (BaseLibp2pError, OSError) as exc:
+            raise TransferError(
+                f"peer {compat.short_peer_id(info.peer_id)}: cannot connect: {exc}"
+            ) from exc
+        return info.peer_id
+
+    async def bootstrap(self, peers: Sequence[str]) -> int:
+        """Join the DHT through ``peers``: dial, add to the table, refresh.
+
+        Dials run concurrently, each bounded by
+        :data:`BOOTSTRAP_DIAL_TIMEOUT_S`; a failure is logged, not raised.
+        The routing-table refresh is bounded by
+        :data:`BOOTSTRAP_REFRESH_TIMEOUT_S`. Our own address is skipped.
+
+        Returns:
+            How many of ``peers`` were reached.
+
+        Raises:
+            UsageError: an address is malformed (checked before any dial).
+        """
+        infos = [parse_peer_addr(text) for text in peers]
+        reached: list[ID] = []
+
+        async def dial(info: PeerInfo) -> None:
+            short = compat.short_peer_id(info.peer_id)
+            try:
+                with trio.fail_after(BOOTSTRAP_DIAL_TIMEOUT_S):
+                    await self.host.connect(info)
+            except (BaseLibp2pError, OSError, trio.TooSlowError) as exc:
+                logger.warning("bootstrap peer %s: cannot connect: %s", short, exc)
+                return
+            reached.append(info.peer_id)
+            if not await self.dht.add_peer(info.peer_id):
+                logger.info("bootstrap peer %s: not added to the DHT table", short)
+
+        async with trio.open_nursery() as nursery:
+            for info in infos:
+                if info.peer_id != self.peer_id:
+                    nursery.start_soon(dial, info)
+        if reached:
+            with trio.move_on_after(BOOTSTRAP_REFRESH_TIMEOUT_S) as scope:
+                try:  # detached: a timeout must not cut its frame writes (N1)
+                    await compat.run_detached(self.host, self.dht.refresh_routing_table)
+                except BaseLibp2pError as exc:
+                    logger.warning("DHT routing table refresh failed: %s", exc)
+            if scope.cancelled_caught:
+                logger.warning(
+                    "DHT routing table refresh did not finish in %.0f s",
+                    BOOTSTRAP_REFRESH_TIMEOUT_S,
+                )
+        logger.info(
+            "bootstrap: reached %d of %d peers; DHT table holds %d",
+            len(reached),
+            len(infos),
+            self.dht.get_routing_table_size(),
+        )
+        return len(reached)
+
+    def set_handler(self, protocol_id: str, handler: StreamHandler) -> None:
+        """Serve ``protocol_id``: each inbound stream runs ``handler(stream)``.
+
+        The handler gets a :class:`LibP2PStream` and owns it while it runs;
+        when it returns the stream is closed (gracefully), when it raises the
+        stream is reset. Every handler runs under ``compat.safe_handler``, so
+        an ``Exception`` is logged and costs only that stream (P4).
+        Cancellation reaches handlers only when the host shuts down.
+        """
+
+        async def adapter(net_stream: INetStream) -> None:
+            async with LibP2PStream(net_stream) as stream:
+                await handler(stream)
+
+        self.host.set_stream_handler(
+            TProtocol(protocol_id), compat.safe_handler(adapter)
+        )
+
+    def remove_handler(self, protocol_id: str) -> None:
+        """Stop serving ``protocol_id`` (streams already open continue)."""
+        self.host.remove_stream_handler(TProtocol(protocol_id))
+
+    async def open_stream(self, peer_id: ID | bytes, protocol_id: str) -> LibP2PStream:
+        """Open a stream to ``peer_id`` speaking ``protocol_id``.
+
+        Dials the peer first if needed (addresses from the peerstore, filled
+        by :meth:`connect`, the DHT or identify). The caller owns the
+        returned stream (use ``async with``).
+
+        Cancellation: the dial is cancellable at any point. Opening the stream
+        on a live connection writes frames shared with other streams, so it
+        runs shielded (compat N1; at most :data:`OPEN_STREAM_LIMIT_S`, in
+        practice one round trip) and a cancellation that arrived meanwhile is
+        delivered afterwards, with the new stream reset.
+
+        Raises:
+            TransferError: the peer cannot be reached or does not speak
+                ``protocol_id``.
+        """
+        peer = peer_id if isinstance(peer_id, ID) else ID(peer_id)
+        short = compat.short_peer_id(peer)
+        try:
+            if peer not in self.host.get_connected_peers():
+                addrs = self.host.get_peerstore().addrs(peer)
+                await self.host.connect(PeerInfo(peer, addrs))
+            with trio.CancelScope(shield=True) as shield:
+                shield.deadline = trio.current_time() + OPEN_STREAM_LIMIT_S
+                net_stream = await self.host.new_stream(peer, [TProtocol(protocol_id)])
+        except KeyError as exc:  # the peerstore's PeerStoreError
+            raise TransferError(f"peer {short}: no known address") from exc
+        except (BaseLibp2pError, OSError) as exc:
+            raise TransferError(
+                f"peer {short}: cannot open {protocol_id}: {exc}"
+            ) from exc
+        if shield.cancelled_caught:
+            raise TransferError(f"peer {short}: cannot open {protocol_id}: timed out")
+        stream = LibP2PStream(net_stream)
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except trio.Cancelled:
+            await stream.reset()
+            raise
+        return stream
+
+
+# --------------------------------------------------------------------------
+# open_host
+# --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def open_host(
+    *,
+    home_dir: Path,
+    listen: Sequence[str],
+    bootstrap: Sequence[str] = (),
+    dht_mode: DHTModeName,
+) -> AsyncIterator[NodeHost]:
+    """Run a libp2p host with a DHT for the duration of the block.
+
+    Args:
+        home_dir: the node's home; holds ``identity.key``.
+        listen: TCP listen multiaddrs, e.g. ``/ip4/0.0.0.0/tcp/4001``
+            (``tcp/0`` picks a free port; tests use ``/ip4/127.0.0.1/tcp/0``).
+        bootstrap: full multiaddrs (with ``/p2p/<id>``) of DHT peers to join
+            through; unreachable ones are logged and skipped.
+        dht_mode: ``"server"`` (long-running nodes answer DHT queries) or
+            ``"client"`` (short-lived nodes only ask).
+
+    Yields:
+        The ready :class:`NodeHost` (see the module docstring for what
+        "ready" means).
+
+    Raises:
+        ConfigError: a listen or bootstrap address is malformed, a listen
+            address cannot be bound, or the identity file is unusable.
+
+    On exit (normal, error or cancellation) the DHT stops and every
+    connection and listening socket is closed, shielded and bounded by
+    ``compat.NETWORK_CLOSE_TIMEOUT_S``.
+    """
+    if dht_mode not in ("server", "client"):
+        raise ValueError(f"dht_mode must be 'server' or 'client', not {dht_mode!r}")
+    listen_addrs = [_parse_listen_addr(text) for text in listen]
+    try:
+        for text in bootstrap:
+            parse_peer_addr(text)
+    except UsageError as exc:
+        raise ConfigError(f"bootstrap: {exc}") from exc
+    key_pair = await trio.to_thread.run_sync(
+        load_or_create_identity, home_dir / IDENTITY_FILE
+    )
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt=compat.security_options(key_pair),
+        muxer_opt=compat.muxer_options(),
+        transports=compat.tcp_transports(),
+        listen_addrs=listen_addrs,
+        addrs_factory=compat.advertised_addrs,
+    )
+    mode = DHTMode.SERVER if dht_mode == "server" else DHTMode.CLIENT
+    dht = KadDHT(host, mode)
+    if mode is DHTMode.SERVER:
+        compat.harden_dht_server(host, dht)
+    compat.disable_auto_connector(host)
+    node = NodeHost(host, dht)
+
+    stop = trio.Event()
+    with _unwrap_single_exception():
+        async with trio.open_nursery() as nursery:
+            try:
+                await nursery.start(_run_host, host, dht, listen_addrs, stop)
+                if bootstrap:
+                    await node.bootstrap(bootstrap)
+                logger.info(
+                    "node %s up (DHT %s) on %s",
+                    compat.short_peer_id(node.peer_id),
+                    dht_mode,
+                    ", ".join(str(a) for a in host.get_transport_addrs()),
+                )
+                yield node
+            finally:
+                stop.set()
+    logger.info("node %s down", compat.short_peer_id(node.peer_id))
+
+
+async def _run_host(
+    host: IHost,
+    dht: KadDHT,
+    listen_addrs: Sequence[Multiaddr],
+    stop: trio.Event,
+    *,
+    task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the swarm and the DHT, shielded, until ``stop``; then shut down.
+
+    The libp2p machinery runs under a shielded cancel scope because 0.8.1's
+    own cleanup is not cancellation-safe (P9): if the caller's cancellation
+    reached the swarm's tasks while the network was being closed, a
+    half-closed connection would keep its socket. Instead, the caller's exit
+    (normal, error or cancellation) sets ``stop``, and shutdown runs in
+    order: DHT service, ``compat.close_network``, swarm. The shield gets a
+    deadline (:data:`SHUTDOWN_TIMEOUT_S`) as soon as shutdown starts, so it
+    can never hang the caller.
+
+    Raises:
+        ConfigError: a listen address could not be bound (raised outside
+            libp2p's nurseries, so ``nursery.start`` re-raises it as is).
+    """
+    failed: list[str] = []
+    with trio.CancelScope(shield=True) as shield:
+        async with host.run(listen_addrs=listen_addrs):
+            try:
+                failed = compat.unbound_listen_addrs(host, listen_addrs)
+                if not failed:
+                    async with (
+                        background_trio_service(dht),
+                        trio.open_nursery() as background,
+                    ):
+                        compat.set_background_nursery(host, background)
+                        try:
+                            task_status.started()
+                            await stop.wait()
+                        finally:
+                            compat.set_background_nursery(host, None)
+                            background.cancel_scope.cancel()
+                        shield.deadline = trio.current_time() + SHUTDOWN_TIMEOUT_S
+            finally:
+                shield.deadline = min(
+                    shield.deadline, trio.current_time() + SHUTDOWN_TIMEOUT_S
+                )
+                await compat.close_network(host)
+    if shield.cancelled_caught:
+        logger.warning("libp2p host shutdown took over %.0f s", SHUTDOWN_TIMEOUT_S)
+    if failed:
+        raise ConfigError(
+            f"listen address {', '.join(failed)}: cannot listen "
+            "(port in use, or not an address of this machine)"
+        )
+
+
+@contextlib.contextmanager
+def _unwrap_single_exception() -> Iterator[None]:
+    """Re-raise a one-exception group as that exception.
+
+    ``open_host`` yields inside a nursery, so with strict exception groups
+    anything leaving the caller's block, or a startup error, would arrive
+    wrapped in an ``ExceptionGroup``. A group of one is unwrapped (keeping
+    the exception's own cause and context), as ``nursery.start`` does; a
+    real group (the caller and the host failed together) is left as is.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        inner = group.exceptions[0]
+        context = inner.__context__
+        try:
+            raise inner
+        finally:
+            inner.__context__ = context
+            del inner, context

@@ -1,0 +1,233 @@
+"""One outbound ``/p2pshare/xfer/1`` stream to a provider: the client driver.
+
+Theory of operation
+-------------------
+A :class:`ProviderConn` owns one stream and one ``ClientConnection``. A
+reader task (``serve``) reads 64 KiB at a time (LIBP2P-NOTES §2.2), feeds
+the machine and resolves waiters: ``open`` waits for ``ShareOpened`` or
+``ShareRefused`` of its share slot, ``want`` for ``BlockReceived`` or
+``BlockMissing`` of its request id. The reader never stops reading while
+the connection lives, so the provider's Yamux writer never stalls on
+window credit (pitfall P10); memory is bounded by what was asked for.
+
+Writes (opens, wants, cancels) are serialised by a lock. When the stream
+dies or the peer misbehaves, every waiter is woken with
+:class:`ProviderGone` and the connection is marked dead; callers treat that
+like any other lost provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import trio
+from nacl.signing import SigningKey
+
+from p2pshare.errors import (
+    AccessDenied,
+    NotFoundError,
+    RemoteProtocolError,
+    TransferError,
+)
+from p2pshare.node.streams import LibP2PStream
+from p2pshare.protocol import (
+    BlockMissing,
+    BlockReceived,
+    ClientConnection,
+    Closed,
+    Ready,
+    ShareOpened,
+    ShareRefused,
+)
+from p2pshare.protocol.messages import Kind
+
+if TYPE_CHECKING:
+    # trio-stubs (from trio-typing, a libp2p dependency) shadow trio's own
+    # inline types and lack trio.TaskStatus.
+    from trio_typing import TaskStatus
+
+__all__ = ["CANCELLED", "Opened", "ProviderConn", "ProviderGone"]
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 64 * 1024
+HELLO_TIMEOUT_S = 10.0
+OPEN_TIMEOUT_S = 20.0
+
+
+CANCELLED = object()  # what a withdrawn request's waiter resolves to
+
+
+class ProviderGone(TransferError):
+    """The provider's stream ended or it broke the protocol."""
+
+    code = "provider_gone"
+
+
+@dataclass(slots=True)
+class Opened:
+    sid: int
+    envelope: bytes
+    have: bytes | None
+
+
+@dataclass(slots=True)
+class Waiter:
+    event: trio.Event = field(default_factory=trio.Event)
+    value: object = None
+    error: BaseException | None = None
+
+    def resolve(self, value: object = None, error: BaseException | None = None) -> None:
+        if not self.event.is_set():
+            self.value, self.error = value, error
+            self.event.set()
+
+
+class ProviderConn:
+    """A live transfer stream to one provider."""
+
+    def __init__(self, stream: LibP2PStream, *, local_peer: bytes, name: str) -> None:
+        self.stream = stream
+        self.name = name  # short peer id, for logs and the scheduler
+        self.remote_peer = stream.remote_peer_bytes
+        self.conn = ClientConnection(
+            local_peer=local_peer, remote_peer=self.remote_peer
+        )
+        self.dead = False
+        self.bytes_received = 0
+        self._lock = trio.Lock()
+        self._ready = Waiter()
+        self._opens: dict[int, Waiter] = {}
+        self._reqs: dict[int, Waiter] = {}
+        self._sids = itertools.count(1)
+        self._req_ids = itertools.count(1)
+
+    async def serve(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Read until the stream ends; signals started once ``Hello`` came."""
+        started = False
+        try:
+            while True:
+                data = await self.stream.receive_some(READ_BYTES)
+                self.bytes_received += len(data)
+                self.conn.receive_data(data)
+                for event in self.conn.events():
+                    self._dispatch(event)
+                if not started and self._ready.event.is_set():
+                    task_status.started()
+                    started = True
+                if not data:
+                    break
+        except RemoteProtocolError as exc:
+            log.warning("provider %s: protocol error: %s", self.name, exc.reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("provider %s: stream lost", self.name)
+        finally:
+            self._die()
+            if not started:
+                task_status.started()
+            await self.stream.aclose()
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, Ready):
+            self._ready.resolve()
+        elif isinstance(event, ShareOpened):
+            w = self._opens.pop(event.sid, None)
+            if w is not None:
+                w.resolve(Opened(event.sid, event.envelope, event.have))
+        elif isinstance(event, ShareRefused):
+            w = self._opens.pop(event.sid, None)
+            if w is not None:
+                err: Exception = (
+                    AccessDenied(f"provider {self.name}: {event.reason}")
+                    if event.code == "access_denied"
+                    else NotFoundError(f"provider {self.name}: {event.reason}")
+                )
+                w.resolve(error=err)
+        elif isinstance(event, BlockReceived):
+            w = self._reqs.pop(event.req, None)
+            if w is not None:
+                w.resolve(event.data)
+        elif isinstance(event, BlockMissing):
+            w = self._reqs.pop(event.req, None)
+            if w is not None:
+                w.resolve(None)
+        elif isinstance(event, Closed):
+            self._die()
+
+    def _die(self) -> None:
+        self.dead = True
+        gone = ProviderGone(f"provider {self.name}: connection lost")
+        self._ready.resolve(error=gone)
+        for w in [*self._opens.values(), *self._reqs.values()]:
+            w.resolve(error=gone)
+        self._opens.clear()
+        self._reqs.clear()
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            async with self._lock:
+                await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._die()
+            raise ProviderGone(f"provider {self.name}: connection lost") from exc
+
+    async def open(self, root: bytes, signing_key: SigningKey) -> Opened:
+        """Prove we hold the key for ``root``; returns its envelope and map.
+
+        Raises:
+            AccessDenied / NotFoundError: the provider refused.
+            ProviderGone: the connection died.
+        """
+        with trio.fail_after(HELLO_TIMEOUT_S):
+            await self._ready.event.wait()
+        if self._ready.error is not None:
+            raise self._ready.error
+        sid = next(self._sids)
+        waiter = Waiter()
+        self._opens[sid] = waiter
+        await self._send(self.conn.open(sid, root, signing_key))
+        with trio.fail_after(OPEN_TIMEOUT_S):
+            await waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        assert isinstance(waiter.value, Opened)
+        return waiter.value
+
+    async def want(self, sid: int, kind: Kind, index: int) -> tuple[int, Waiter]:
+        """Send a request; returns its id and the waiter to await."""
+        if self.dead:
+            raise ProviderGone(f"provider {self.name}: connection lost")
+        req = next(self._req_ids)
+        waiter = Waiter()
+        self._reqs[req] = waiter
+        await self._send(self.conn.want(sid, req, kind, index))
+        return req, waiter
+
+    async def fetch(self, sid: int, kind: Kind, index: int) -> bytes | None:
+        """Request and wait; None when the provider does not have it."""
+        _req, waiter = await self.want(sid, kind, index)
+        await waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.value if isinstance(waiter.value, bytes) else None
+
+    async def cancel(self, req: int) -> None:
+        """Withdraw a request; its waiter resolves to ``CANCELLED``."""
+        w = self._reqs.pop(req, None)
+        if w is None or self.dead:
+            return
+        w.resolve(CANCELLED)
+        await self._send(self.conn.cancel(req))
+
+    async def aclose(self) -> None:
+        if not self.dead:
+            with trio.move_on_after(1), contextlib.suppress(ProviderGone):
+                await self._send(self.conn.goodbye("done"))
+        self._die()
+        await self.stream.aclose()

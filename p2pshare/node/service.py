@@ -1,0 +1,210 @@
+"""The running node: host + DHT + share server + downloads, as one scope.
+
+Theory of operation
+-------------------
+:func:`open_node` is the root of every running node (``share``, ``get``,
+``node``). It opens the home's store, starts the libp2p host and the DHT
+(``host.py``), registers the ``/p2pshare/xfer/1`` handler (every node
+serves what it holds, including the verified chunks of its own downloads),
+and starts the announcer, which provides every top share and every partial
+download in the DHT and re-announces before records expire. Leaving the
+context cancels every task and closes the network (no leaked sockets).
+
+Downloads (:meth:`Node.get`) run ``get_share`` from the store in a worker
+thread with a :class:`~p2pshare.node.fetch.NetworkSource`, whose providers
+come from the link's hints and the DHT in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import trio
+
+from p2pshare.config import Home
+from p2pshare.errors import NoProviders, P2PShareError
+from p2pshare.format import ShareLink, root_to_cid
+from p2pshare.node import dht as dhtmod
+from p2pshare.node.compat import short_peer_id
+from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
+from p2pshare.node.groups import single_error
+from p2pshare.node.host import NodeHost, open_host
+from p2pshare.node.provider import ProviderConn
+from p2pshare.node.ratelimit import RateLimiter
+from p2pshare.node.xfer_server import ShareServer
+from p2pshare.store import GetResult, LocalStore
+from p2pshare.store.partial import partial_name
+from p2pshare.store.restore import get_share
+
+__all__ = ["XFER_PROTOCOL", "Node", "open_node"]
+
+log = logging.getLogger(__name__)
+
+XFER_PROTOCOL = "/p2pshare/xfer/1"
+DIAL_TIMEOUT_S = 15.0
+MAX_LINK_PEERS = 4
+
+
+@dataclass(eq=False)
+class Node:
+    host: NodeHost
+    store: LocalStore
+    server: ShareServer
+    nursery: trio.Nursery
+    announcer: Any = None
+    last_download: DownloadStats = field(default_factory=DownloadStats)
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.host.peer_id)
+
+    def addrs(self) -> list[str]:
+        return self.host.addrs()
+
+    def link(self, root: bytes, key: bytes | None) -> ShareLink:
+        """A share link with this node's addresses as peer hints."""
+        return ShareLink(
+            root_id=root, key=key, peers=tuple(self.addrs()[:MAX_LINK_PEERS])
+        )
+
+    def roots_to_announce(self) -> list[bytes]:
+        return self.store.catalog.announced_roots()
+
+    async def announce(self, root: bytes) -> None:
+        """Announce a root now (a share added or a download started)."""
+        if self.announcer is not None:
+            await self.announcer.announce_now(root)
+
+    # -- providers ------------------------------------------------------------------
+    async def dial(self, peer: Any, nursery: trio.Nursery) -> ProviderConn | None:
+        """Connect to ``peer`` (a multiaddr text or a PeerInfo) and open a
+        transfer stream; its reader runs in ``nursery``."""
+        with trio.fail_after(DIAL_TIMEOUT_S):
+            if isinstance(peer, str):
+                peer_id = await self.host.connect(peer)
+            else:
+                await self.host.host.connect(peer)
+                peer_id = peer.peer_id
+            if peer_id == self.host.peer_id:
+                return None
+            stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
+        pc = ProviderConn(
+            stream, local_peer=self.host.peer_id_bytes, name=short_peer_id(peer_id)
+        )
+        await nursery.start(pc.serve)
+        if pc.dead:
+            return None
+        return pc
+
+    async def find(self, root: bytes) -> list[tuple[Any, bytes]]:
+        infos = await dhtmod.find_providers(self.host.dht, root, count=3)
+        return [
+            (i, i.peer_id.to_bytes()) for i in infos if i.peer_id != self.host.peer_id
+        ]
+
+    # -- downloads ------------------------------------------------------------------
+    async def get(
+        self,
+        link: ShareLink,
+        out_dir: Path,
+        *,
+        progress: Callable[[int], None] = lambda _n: None,
+        on_total: Callable[[int], None] = lambda _n: None,
+        timeout_s: float = 60.0,
+        use_dht: bool = True,
+    ) -> GetResult:
+        """Download ``link`` into ``out_dir`` from every provider found.
+
+        Raises:
+            NoProviders: nobody serving it was found within ``timeout_s``.
+            AccessDenied, IntegrityError, …: as ``get_share``.
+        """
+        root = link.root_id
+        started = trio.current_time()
+        with single_error():
+            async with trio.open_nursery() as nursery:
+                swarm = Swarm(
+                    dial=lambda peer: self.dial(peer, nursery),
+                    find=(lambda: self.find(root)) if use_dht else None,
+                    hints=link.peers,
+                )
+                await swarm.run(nursery)
+                with trio.move_on_after(timeout_s) as scope:
+                    await swarm.wait_for_provider()
+                if scope.cancelled_caught:
+                    raise NoProviders(
+                        f"share {root_to_cid(root)[:16]}…: no provider found within"
+                        f" {timeout_s:g} s"
+                    )
+                source = NetworkSource(self.store, swarm, announce=self.announce)
+                source.stats.started_at = started
+                result = await trio.to_thread.run_sync(
+                    lambda: get_share(
+                        self.store,
+                        source,
+                        link,
+                        out_dir,
+                        progress=progress,
+                        on_total=on_total,
+                    )
+                )
+                self.last_download = source.stats
+                await trio.to_thread.run_sync(self._adopt_download, root, result)
+                nursery.cancel_scope.cancel()
+        return result
+
+    def _adopt_download(self, root: bytes, result: GetResult) -> None:
+        """Keep serving a finished download: by reference from where it landed."""
+        if result.kind == "folder":
+            old = str(result.path.with_name(partial_name(root)))
+            self.store.catalog.rebase_sources(old + "/", str(result.path) + "/")
+        self.store.catalog.set_top(root)
+
+
+@asynccontextmanager
+async def open_node(
+    home: Home,
+    *,
+    listen: Sequence[str] = ("/ip4/0.0.0.0/tcp/0",),
+    bootstrap: Sequence[str] = (),
+    dht_mode: Literal["server", "client"] = "client",
+    upload_rate: float | None = None,
+) -> AsyncIterator[Node]:
+    """Run a node for ``home`` until the context exits.
+
+    Cancellation: leaving the block cancels announcements, transfers and
+    the host, then closes every socket.
+    """
+    store = LocalStore(home)
+    try:
+        async with (
+            open_host(
+                home_dir=home.path,
+                listen=list(listen),
+                bootstrap=list(bootstrap),
+                dht_mode=dht_mode,
+            ) as nh,
+            trio.open_nursery() as nursery,
+        ):
+            server = ShareServer(
+                store, local_peer=nh.peer_id_bytes, upload=RateLimiter(upload_rate)
+            )
+
+            nh.set_handler(XFER_PROTOCOL, server.handle)
+            node = Node(nh, store, server, nursery)
+            node.announcer = await nursery.start(
+                dhtmod.serve_announcer, nh.dht, node.roots_to_announce
+            )
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
+    except P2PShareError:
+        raise
+    finally:
+        store.close()
