@@ -6,7 +6,7 @@ Theory of operation
 files, resume) in a worker thread; this module supplies the chunks. Each
 ``ShareSource`` method hops back into trio with ``trio.from_thread.run``.
 
-* **Providers** (:class:`Swarm`) come from the link's peer hints and from
+* **Providers** (:class:`~p2pshare.node.swarm.Swarm`) come from the link's peer hints and from
   the DHT at the same time; the first to answer is used at once and later
   ones join the running download. A folder's providers serve every member,
   so members reuse the same connections.
@@ -15,24 +15,18 @@ files, resume) in a worker thread; this module supplies the chunks. Each
   the key is checked against it (``check_key``). The envelope and index
   blocks are stored and the share is registered as ``partial``, so this
   node serves what it has verified while it downloads.
-* **Fill** (:func:`_Fill`): the sans-IO :class:`Scheduler` decides which
-  chunk to ask which provider for (rarest first, adaptive depth, stall
-  re-requests, endgame). Answers go to one writer task which, in a worker
-  thread, checks each chunk against its id *before* anything is written,
-  decrypts it and writes it into the partial file. A provider whose chunk
-  fails the check is banned for the whole download and its requests go to
-  others; the ban is logged. Memory: at most ``MAX_INFLIGHT`` chunks are
-  requested at once and at most ``WRITE_QUEUE`` wait for the disk.
+* **Fill** (:class:`~p2pshare.node.fill.Fill`): the sans-IO scheduler
+  spreads requests over the providers, and every chunk is verified against
+  its id before it is decrypted and written; a provider that sends a bad
+  chunk is banned.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -42,8 +36,6 @@ from p2pshare.errors import (
     IntegrityError,
     NoProviders,
     NotFoundError,
-    P2PShareError,
-    TransferError,
 )
 from p2pshare.format import (
     Envelope,
@@ -56,155 +48,24 @@ from p2pshare.format import (
 )
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.folder import MAX_LISTING_BYTES
+from p2pshare.node.fill import DownloadStats, Fill, NetShare, Session, have_set
 from p2pshare.node.groups import single_error
-from p2pshare.node.provider import CANCELLED, Opened, ProviderConn, ProviderGone, Waiter
+from p2pshare.node.provider import Opened, ProviderConn, ProviderGone
+from p2pshare.node.swarm import Swarm, wait_first
 from p2pshare.protocol.messages import Kind
-from p2pshare.protocol.scheduler import Scheduler
 from p2pshare.store import LocalStore
 from p2pshare.store.catalog import ShareRow
 from p2pshare.store.partial import PartialFile
 from p2pshare.store.restore import LocalSource, check_key
 
-__all__ = ["NetworkSource", "Swarm"]
+__all__ = ["DownloadStats", "NetworkSource", "Swarm"]
 
 log = logging.getLogger(__name__)
 
-MAX_INFLIGHT = 32
-WRITE_QUEUE = 8
-STALL_S = 15.0
 OPEN_GRACE_S = 2.0  # after the first provider answers, wait this long for others
-DHT_RETRY_S = 5.0
 
 Progress = Callable[[int], None]
 Connector = Callable[[], Any]
-
-
-@dataclass(eq=False)
-class Swarm:
-    """The providers of one download (see the module docstring).
-
-    ``dial`` is an async callable ``(peer) -> ProviderConn | None`` given by
-    the node: it connects and opens a transfer stream; ``find`` is an async
-    callable returning candidate peers from the DHT.
-    """
-
-    dial: Callable[[Any], Any]
-    find: Callable[[], Any] | None = None
-    hints: Sequence[Any] = ()
-    providers: dict[str, ProviderConn] = field(default_factory=dict)
-    banned: set[bytes] = field(default_factory=set)
-    changed: trio.Event = field(default_factory=trio.Event)
-    searching: int = 0
-
-    async def run(self, nursery: trio.Nursery) -> None:
-        """Start discovery in ``nursery`` (hints and DHT in parallel)."""
-        for hint in self.hints:
-            self.searching += 1
-            nursery.start_soon(self._dial, hint, nursery)
-        if self.find is not None:
-            self.searching += 1
-            nursery.start_soon(self._search, nursery)
-
-    def _bump(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
-
-    async def _dial(self, peer: Any, nursery: trio.Nursery) -> None:
-        try:
-            pc = await self.dial(peer)
-            if pc is not None and pc.remote_peer not in self.banned:
-                if pc.name in self.providers and not self.providers[pc.name].dead:
-                    await pc.aclose()
-                else:
-                    self.providers[pc.name] = pc
-        except (OSError, P2PShareError, trio.TooSlowError) as exc:
-            log.info("provider candidate unreachable: %s", type(exc).__name__)
-        except Exception as exc:  # libp2p raises many types for a failed dial
-            log.info("provider candidate unreachable: %s: %s", type(exc).__name__, exc)
-        finally:
-            self.searching -= 1
-            self._bump()
-
-    async def _search(self, nursery: trio.Nursery) -> None:
-        assert self.find is not None
-        seen: set[bytes] = set()
-        try:
-            while True:
-                try:
-                    found = await self.find()
-                except Exception as exc:  # a DHT query failing is not fatal
-                    log.info("DHT lookup failed: %s", type(exc).__name__)
-                    found = []
-                for peer, peer_bytes in found:
-                    if peer_bytes in seen or peer_bytes in self.banned:
-                        continue
-                    seen.add(peer_bytes)
-                    self.searching += 1
-                    nursery.start_soon(self._dial, peer, nursery)
-                if found:
-                    self._bump()
-                await trio.sleep(DHT_RETRY_S if not self.live() else 4 * DHT_RETRY_S)
-        finally:
-            self.searching -= 1
-            self._bump()
-
-    def live(self) -> list[ProviderConn]:
-        return [
-            p
-            for p in self.providers.values()
-            if not p.dead and p.remote_peer not in self.banned
-        ]
-
-    async def wait_for_provider(self) -> None:
-        """Wait until some provider is connected (the caller sets a deadline)."""
-        while not self.live():
-            await self.changed.wait()
-
-    async def ban(self, pc: ProviderConn, reason: str) -> None:
-        self.banned.add(pc.remote_peer)
-        log.warning("provider %s banned: %s", pc.name, reason)
-        await pc.aclose()
-
-
-@dataclass
-class DownloadStats:
-    chunks: int = 0
-    bytes: int = 0
-    bans: int = 0
-    started_at: float | None = None
-    first_chunk_at: float | None = None
-
-
-@dataclass(eq=False)
-class _Session:
-    pc: ProviderConn
-    sid: int
-    have: frozenset[int] | None
-
-
-@dataclass(eq=False)
-class NetShare:
-    """A share opened on one or more providers."""
-
-    root: bytes
-    envelope: Envelope
-    envelope_bytes: bytes
-    ids: bytes
-    sessions: dict[str, _Session]
-
-    def close(self) -> None:
-        pass
-
-    def chunk_id(self, i: int) -> bytes:
-        return self.ids[i * ID_BYTES : (i + 1) * ID_BYTES]
-
-
-def _have_set(have: bytes | None, count: int) -> frozenset[int] | None:
-    if have is None:
-        return None
-    return frozenset(
-        i for i in range(count) if i >> 3 < len(have) and have[i >> 3] >> (i & 7) & 1
-    )
 
 
 class NetworkSource:
@@ -256,7 +117,7 @@ class NetworkSource:
         keys = FileKeys.from_key(key)
         cid = root_to_cid(root)
         await self.swarm.wait_for_provider()
-        sessions: dict[str, _Session] = {}
+        sessions: dict[str, Session] = {}
         envelope: list[tuple[bytes, Envelope]] = []
         errors: list[Exception] = []
         got_one = trio.Event()
@@ -274,8 +135,8 @@ class NetworkSource:
                     envelope.append((opened.envelope, env))
                 elif opened.envelope != envelope[0][0]:
                     raise IntegrityError("envelope: does not match the root id")
-                sessions[pc.name] = _Session(
-                    pc, opened.sid, _have_set(opened.have, envelope[0][1].count)
+                sessions[pc.name] = Session(
+                    pc, opened.sid, have_set(opened.have, envelope[0][1].count)
                 )
                 got_one.set()
             except IntegrityError as exc:
@@ -298,7 +159,7 @@ class NetworkSource:
                 for pc in live:
                     nursery.start_soon(try_open, pc)
                 # the first answer wins; stragglers get a short grace to join
-                await _first(got_one, all_done)
+                await wait_first(got_one, all_done)
                 with trio.move_on_after(OPEN_GRACE_S):
                     await all_done.wait()
                 nursery.cancel_scope.cancel()
@@ -316,7 +177,7 @@ class NetworkSource:
         return NetShare(root, env, env_bytes, ids, sessions), keys, meta
 
     async def _index_ids(
-        self, root: bytes, env: Envelope, sessions: dict[str, _Session]
+        self, root: bytes, env: Envelope, sessions: dict[str, Session]
     ) -> bytes:
         if env.chunk_ids is not None:
             return env.chunk_ids
@@ -331,7 +192,7 @@ class NetworkSource:
 
     async def _fetch_verified(
         self,
-        sessions: dict[str, _Session],
+        sessions: dict[str, Session],
         kind: Kind,
         index: int,
         ok: Callable[[bytes], bool],
@@ -414,7 +275,7 @@ class NetworkSource:
     async def _fill(
         self, share: NetShare, keys: FileKeys, part: PartialFile, progress: Progress
     ) -> None:
-        fill = _Fill(self, share, keys, part, progress)
+        fill = Fill(self, share, keys, part, progress)
         await fill.run()
 
 
@@ -430,18 +291,6 @@ def _index_ok(env: Envelope, j: int, data: bytes) -> bool:
     return True
 
 
-async def _first(*events: trio.Event) -> None:
-    """Wait until any of ``events`` is set."""
-    async with trio.open_nursery() as nursery:
-
-        async def wait(event: trio.Event) -> None:
-            await event.wait()
-            nursery.cancel_scope.cancel()
-
-        for event in events:
-            nursery.start_soon(wait, event)
-
-
 class _LocalFirst:
     """Treat "not in the local store" as "fetch it"."""
 
@@ -450,202 +299,3 @@ class _LocalFirst:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         return isinstance(exc, NotFoundError)
-
-
-class _Fill:
-    """Download the missing chunks of one file from every provider."""
-
-    def __init__(
-        self,
-        source: NetworkSource,
-        share: NetShare,
-        keys: FileKeys,
-        part: PartialFile,
-        progress: Progress,
-    ) -> None:
-        self.source = source
-        self.share = share
-        self.keys = keys
-        self.part = part
-        self.progress = progress
-        self.sched = Scheduler(
-            part.missing(),
-            share.envelope.chunk_size,
-            max_inflight=MAX_INFLIGHT,
-            stall_s=STALL_S,
-        )
-        self.reqs: dict[tuple[str, int], int] = {}
-        self.wake = trio.Event()
-        self.adopting: set[str] = set()
-        self._written: set[int] = set()
-        for name, sess in share.sessions.items():
-            self.sched.add_peer(name, sess.have)
-
-    def _poke(self) -> None:
-        self.wake.set()
-
-    async def run(self) -> None:
-        if self.sched.done:
-            return
-        send, recv = trio.open_memory_channel[tuple[str, int, bytes]](WRITE_QUEUE)
-        with single_error():
-            async with trio.open_nursery() as outer:
-                outer.start_soon(self._writer, recv)
-                async with send, trio.open_nursery() as requests:
-                    await self._drive(requests, send)
-                    # duplicates and stalled requests are no longer needed
-                    requests.cancel_scope.cancel()
-                # the writer drains what is queued, then ends
-        log.info(
-            "chunks per provider: %s",
-            " ".join(
-                f"{name}={self.sched.peer(name).received}"
-                for name in self.share.sessions
-                if name in self.sched.live_peers or self.sched.has_peer(name)
-            ),
-        )
-        if not self.sched.done:
-            raise TransferError("download stopped before every chunk arrived")
-
-    async def _drive(
-        self,
-        nursery: trio.Nursery,
-        send: trio.MemorySendChannel[tuple[str, int, bytes]],
-    ) -> None:
-        idle_since: float | None = None
-        while not self.sched.done:
-            self.wake = trio.Event()
-            now = trio.current_time()
-            for name, i in self.sched.stalled(now):
-                log.info("provider %s: chunk %d stalled, asking elsewhere", name, i)
-                await self._cancel(name, i)
-            self._adopt_new(nursery)
-            for name in list(self.sched.live_peers):
-                sess = self.share.sessions.get(name)
-                if sess is None or sess.pc.dead:
-                    self.sched.remove_peer(name)
-                    continue
-                for i in self.sched.assign(name, now):
-                    try:
-                        req, waiter = await sess.pc.want(sess.sid, "chunk", i)
-                    except ProviderGone:
-                        self.sched.remove_peer(name)
-                        break
-                    self.reqs[(name, i)] = req
-                    nursery.start_soon(self._await_block, name, i, waiter, send)
-            if not self.sched.live_peers and self.sched.total_inflight() == 0:
-                idle_since = idle_since or now
-                if not self.source.swarm.searching and now - idle_since > 1:
-                    raise NoProviders("every provider was lost or banned")
-            else:
-                idle_since = None
-            deadline = self.sched.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else now + 1.0):
-                await self._wait_wake()
-
-    async def _wait_wake(self) -> None:
-        swarm_changed = self.source.swarm.changed
-        async with trio.open_nursery() as n:
-
-            async def w(ev: trio.Event) -> None:
-                await ev.wait()
-                n.cancel_scope.cancel()
-
-            n.start_soon(w, self.wake)
-            n.start_soon(w, swarm_changed)
-
-    def _adopt_new(self, nursery: trio.Nursery) -> None:
-        for pc in self.source.swarm.live():
-            if pc.name not in self.share.sessions and pc.name not in self.adopting:
-                self.adopting.add(pc.name)
-                nursery.start_soon(self._adopt, pc)
-
-    async def _adopt(self, pc: ProviderConn) -> None:
-        try:
-            opened = await pc.open(self.share.root, self.keys.signing_key)
-        except (P2PShareError, trio.TooSlowError):
-            return
-        if opened.envelope != self.share.envelope_bytes:
-            await self.source.swarm.ban(pc, "sent a different envelope")
-            return
-        self.share.sessions[pc.name] = _Session(
-            pc, opened.sid, _have_set(opened.have, self.share.envelope.count)
-        )
-        self.sched.add_peer(pc.name, self.share.sessions[pc.name].have)
-        log.info("provider %s joined the download", pc.name)
-        self._poke()
-
-    async def _cancel(self, name: str, i: int) -> None:
-        req = self.reqs.pop((name, i), None)
-        sess = self.share.sessions.get(name)
-        if req is not None and sess is not None:
-            with contextlib.suppress(ProviderGone):
-                await sess.pc.cancel(req)
-
-    async def _await_block(
-        self,
-        name: str,
-        i: int,
-        waiter: Waiter,
-        send: trio.MemorySendChannel[tuple[str, int, bytes]],
-    ) -> None:
-        await waiter.event.wait()
-        self.reqs.pop((name, i), None)
-        if waiter.error is not None:
-            self.sched.remove_peer(name)
-        elif waiter.value is CANCELLED:
-            pass
-        elif waiter.value is None:
-            self.sched.failed(name, i)
-        else:
-            assert isinstance(waiter.value, bytes)
-            await send.send((name, i, waiter.value))
-        self._poke()
-
-    async def _writer(
-        self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]
-    ) -> None:
-        limiter = trio.CapacityLimiter(1)
-        geo = self.part.geometry
-        async for name, i, data in recv:
-            if self.part.has(i) or self.sched.done or i in self._written:
-                continue
-            ok = await trio.to_thread.run_sync(
-                self._verify_write, i, data, limiter=limiter
-            )
-            if not ok:
-                sess = self.share.sessions.get(name)
-                for j in self.sched.ban(name):
-                    self.reqs.pop((name, j), None)
-                self.source.stats.bans += 1
-                if sess is not None:
-                    await self.source.swarm.ban(
-                        sess.pc,
-                        f"sent chunk {i} of {root_to_cid(self.share.root)[:16]}"
-                        " that fails verification",
-                    )
-                self._poke()
-                continue
-            self._written.add(i)
-            if self.source.stats.first_chunk_at is None:
-                self.source.stats.first_chunk_at = trio.current_time()
-                if self.source.announce is not None:
-                    await self.source.announce(self.share.root)
-            self.source.stats.chunks += 1
-            self.source.stats.bytes += len(data)
-            for other in self.sched.completed(name, i, len(data), trio.current_time()):
-                await self._cancel(other, i)
-            self.progress(geo.plain_len(i))
-            self._poke()
-
-    def _verify_write(self, i: int, data: bytes) -> bool:
-        """In a worker thread: check the chunk against its id, then decrypt and
-        write it. Nothing unverified ever reaches the partial file."""
-        if block_id(data) != self.share.chunk_id(i):
-            return False
-        try:
-            plain = open_chunk(self.keys.chunk, i, self.share.envelope.count, data)
-        except IntegrityError:
-            return False
-        self.part.write(i, plain)
-        return True

@@ -1,0 +1,286 @@
+"""Filling one file's partial download from every provider at once.
+
+Theory of operation
+-------------------
+The sans-IO :class:`~p2pshare.protocol.scheduler.Scheduler` decides which
+chunk to ask which provider for. A driver loop asks it for work whenever
+something changed (a block arrived, a provider joined or died, a stall
+deadline passed), sends the wants, and starts one small task per request
+that waits for its answer. Answers go through a bounded channel to one
+writer task which, in a worker thread, checks the chunk against its id
+*before* decrypting and writing it into the partial file: nothing
+unverified ever reaches the disk. A provider whose chunk fails the check is
+banned (logged at WARNING) and its requests go to the others. Duplicates
+(endgame) are cancelled as soon as one copy verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+from p2pshare.errors import IntegrityError, NoProviders, P2PShareError, TransferError
+from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
+from p2pshare.format.chunks import ID_BYTES
+from p2pshare.node.groups import single_error
+from p2pshare.node.provider import CANCELLED, ProviderConn, ProviderGone, Waiter
+from p2pshare.protocol.scheduler import Scheduler
+from p2pshare.store.partial import PartialFile
+
+if TYPE_CHECKING:
+    from p2pshare.node.fetch import NetworkSource
+
+__all__ = ["MAX_INFLIGHT", "STALL_S", "DownloadStats", "Fill", "NetShare", "Session"]
+
+log = logging.getLogger(__name__)
+
+MAX_INFLIGHT = 32  # chunks requested at once over all providers: bounds memory
+WRITE_QUEUE = 8  # chunks waiting for the disk
+STALL_S = 15.0
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class DownloadStats:
+    chunks: int = 0
+    bytes: int = 0
+    bans: int = 0
+    started_at: float | None = None
+    first_chunk_at: float | None = None
+
+
+@dataclass(eq=False)
+class Session:
+    pc: ProviderConn
+    sid: int
+    have: frozenset[int] | None
+
+
+@dataclass(eq=False)
+class NetShare:
+    """A share opened on one or more providers."""
+
+    root: bytes
+    envelope: Envelope
+    envelope_bytes: bytes
+    ids: bytes
+    sessions: dict[str, Session]
+
+    def close(self) -> None:
+        pass
+
+    def chunk_id(self, i: int) -> bytes:
+        return self.ids[i * ID_BYTES : (i + 1) * ID_BYTES]
+
+
+def have_set(have: bytes | None, count: int) -> frozenset[int] | None:
+    if have is None:
+        return None
+    return frozenset(
+        i for i in range(count) if i >> 3 < len(have) and have[i >> 3] >> (i & 7) & 1
+    )
+
+
+class Fill:
+    """Download the missing chunks of one file from every provider."""
+
+    def __init__(
+        self,
+        source: NetworkSource,
+        share: NetShare,
+        keys: FileKeys,
+        part: PartialFile,
+        progress: Progress,
+    ) -> None:
+        self.source = source
+        self.share = share
+        self.keys = keys
+        self.part = part
+        self.progress = progress
+        self.sched = Scheduler(
+            part.missing(),
+            share.envelope.chunk_size,
+            max_inflight=MAX_INFLIGHT,
+            stall_s=STALL_S,
+        )
+        self.reqs: dict[tuple[str, int], int] = {}
+        self.wake = trio.Event()
+        self.adopting: set[str] = set()
+        self._written: set[int] = set()
+        for name, sess in share.sessions.items():
+            self.sched.add_peer(name, sess.have)
+
+    def _poke(self) -> None:
+        self.wake.set()
+
+    async def run(self) -> None:
+        if self.sched.done:
+            return
+        send, recv = trio.open_memory_channel[tuple[str, int, bytes]](WRITE_QUEUE)
+        with single_error():
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._writer, recv)
+                async with send, trio.open_nursery() as requests:
+                    await self._drive(requests, send)
+                    # duplicates and stalled requests are no longer needed
+                    requests.cancel_scope.cancel()
+                # the writer drains what is queued, then ends
+        log.info(
+            "chunks per provider: %s",
+            " ".join(
+                f"{name}={self.sched.peer(name).received}"
+                for name in self.share.sessions
+                if name in self.sched.live_peers or self.sched.has_peer(name)
+            ),
+        )
+        if not self.sched.done:
+            raise TransferError("download stopped before every chunk arrived")
+
+    async def _drive(
+        self,
+        nursery: trio.Nursery,
+        send: trio.MemorySendChannel[tuple[str, int, bytes]],
+    ) -> None:
+        idle_since: float | None = None
+        while not self.sched.done:
+            self.wake = trio.Event()
+            now = trio.current_time()
+            for name, i in self.sched.stalled(now):
+                log.info("provider %s: chunk %d stalled, asking elsewhere", name, i)
+                await self._cancel(name, i)
+            self._adopt_new(nursery)
+            for name in list(self.sched.live_peers):
+                sess = self.share.sessions.get(name)
+                if sess is None or sess.pc.dead:
+                    self.sched.remove_peer(name)
+                    continue
+                for i in self.sched.assign(name, now):
+                    try:
+                        req, waiter = await sess.pc.want(sess.sid, "chunk", i)
+                    except ProviderGone:
+                        self.sched.remove_peer(name)
+                        break
+                    self.reqs[(name, i)] = req
+                    nursery.start_soon(self._await_block, name, i, waiter, send)
+            if not self.sched.live_peers and self.sched.total_inflight() == 0:
+                idle_since = idle_since or now
+                if not self.source.swarm.searching and now - idle_since > 1:
+                    raise NoProviders("every provider was lost or banned")
+            else:
+                idle_since = None
+            deadline = self.sched.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else now + 1.0):
+                await self._wait_wake()
+
+    async def _wait_wake(self) -> None:
+        swarm_changed = self.source.swarm.changed
+        async with trio.open_nursery() as n:
+
+            async def w(ev: trio.Event) -> None:
+                await ev.wait()
+                n.cancel_scope.cancel()
+
+            n.start_soon(w, self.wake)
+            n.start_soon(w, swarm_changed)
+
+    def _adopt_new(self, nursery: trio.Nursery) -> None:
+        for pc in self.source.swarm.live():
+            if pc.name not in self.share.sessions and pc.name not in self.adopting:
+                self.adopting.add(pc.name)
+                nursery.start_soon(self._adopt, pc)
+
+    async def _adopt(self, pc: ProviderConn) -> None:
+        try:
+            opened = await pc.open(self.share.root, self.keys.signing_key)
+        except (P2PShareError, trio.TooSlowError):
+            return
+        if opened.envelope != self.share.envelope_bytes:
+            await self.source.swarm.ban(pc, "sent a different envelope")
+            return
+        self.share.sessions[pc.name] = Session(
+            pc, opened.sid, have_set(opened.have, self.share.envelope.count)
+        )
+        self.sched.add_peer(pc.name, self.share.sessions[pc.name].have)
+        log.info("provider %s joined the download", pc.name)
+        self._poke()
+
+    async def _cancel(self, name: str, i: int) -> None:
+        req = self.reqs.pop((name, i), None)
+        sess = self.share.sessions.get(name)
+        if req is not None and sess is not None:
+            with contextlib.suppress(ProviderGone):
+                await sess.pc.cancel(req)
+
+    async def _await_block(
+        self,
+        name: str,
+        i: int,
+        waiter: Waiter,
+        send: trio.MemorySendChannel[tuple[str, int, bytes]],
+    ) -> None:
+        await waiter.event.wait()
+        self.reqs.pop((name, i), None)
+        if waiter.error is not None:
+            self.sched.remove_peer(name)
+        elif waiter.value is CANCELLED:
+            pass
+        elif waiter.value is None:
+            self.sched.failed(name, i)
+        else:
+            assert isinstance(waiter.value, bytes)
+            await send.send((name, i, waiter.value))
+        self._poke()
+
+    async def _writer(
+        self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]
+    ) -> None:
+        limiter = trio.CapacityLimiter(1)
+        geo = self.part.geometry
+        async for name, i, data in recv:
+            if self.part.has(i) or self.sched.done or i in self._written:
+                continue
+            ok = await trio.to_thread.run_sync(
+                self._verify_write, i, data, limiter=limiter
+            )
+            if not ok:
+                sess = self.share.sessions.get(name)
+                for j in self.sched.ban(name):
+                    self.reqs.pop((name, j), None)
+                self.source.stats.bans += 1
+                if sess is not None:
+                    await self.source.swarm.ban(
+                        sess.pc,
+                        f"sent chunk {i} of {root_to_cid(self.share.root)[:16]}"
+                        " that fails verification",
+                    )
+                self._poke()
+                continue
+            self._written.add(i)
+            if self.source.stats.first_chunk_at is None:
+                self.source.stats.first_chunk_at = trio.current_time()
+                if self.source.announce is not None:
+                    await self.source.announce(self.share.root)
+            self.source.stats.chunks += 1
+            self.source.stats.bytes += len(data)
+            for other in self.sched.completed(name, i, len(data), trio.current_time()):
+                await self._cancel(other, i)
+            self.progress(geo.plain_len(i))
+            self._poke()
+
+    def _verify_write(self, i: int, data: bytes) -> bool:
+        """In a worker thread: check the chunk against its id, then decrypt and
+        write it. Nothing unverified ever reaches the partial file."""
+        if block_id(data) != self.share.chunk_id(i):
+            return False
+        try:
+            plain = open_chunk(self.keys.chunk, i, self.share.envelope.count, data)
+        except IntegrityError:
+            return False
+        self.part.write(i, plain)
+        return True
