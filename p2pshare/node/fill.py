@@ -265,7 +265,7 @@ class Fill:
             if self.source.stats.first_chunk_at is None:
                 self.source.stats.first_chunk_at = trio.current_time()
                 if self.source.announce is not None:
-                    await self.source.announce(self.share.root)
+                    self.source.announce(self.share.root)  # in the background
             self.source.stats.chunks += 1
             self.source.stats.bytes += len(data)
             for other in self.sched.completed(name, i, len(data), trio.current_time()):

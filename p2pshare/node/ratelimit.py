@@ -2,8 +2,9 @@
 
 One limiter is shared by every stream a node serves, so the node's total
 upload stays under the configured rate; ``take(n)`` waits until ``n`` bytes
-may go. The bucket holds at most one second of tokens, so a burst after an
-idle period is bounded. ``None`` means unlimited.
+may go. The bucket starts empty (no burst at start) and holds at most one
+second of tokens, so a burst after an idle period is bounded too. ``None``
+means unlimited.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class RateLimiter:
         if rate_bps is not None and rate_bps <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate_bps
-        self._tokens = rate_bps or 0.0
+        self._tokens = 0.0
         self._stamp: float | None = None
         self._lock = trio.Lock()
 

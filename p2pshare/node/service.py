@@ -18,6 +18,7 @@ come from the link's hints and the DHT in parallel.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from p2pshare.errors import NoProviders, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
+from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.groups import single_error
 from p2pshare.node.host import NodeHost, open_host
@@ -58,6 +60,13 @@ class Node:
     nursery: trio.Nursery
     announcer: Any = None
     last_download: DownloadStats = field(default_factory=DownloadStats)
+    bus: EventBus = field(default_factory=EventBus)
+    swarms: dict[bytes, Swarm] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def active_providers(self, root: bytes) -> int:
+        swarm = self.swarms.get(root)
+        return len(swarm.live()) if swarm is not None else 0
 
     @property
     def peer_id(self) -> str:
@@ -79,6 +88,11 @@ class Node:
         """Announce a root now (a share added or a download started)."""
         if self.announcer is not None:
             await self.announcer.announce_now(root)
+
+    def announce_soon(self, root: bytes) -> None:
+        """Announce in the background: a DHT provide can take seconds and
+        must never hold up a transfer."""
+        self.nursery.start_soon(self.announce, root)
 
     # -- providers ------------------------------------------------------------------
     async def dial(self, peer: Any, nursery: trio.Nursery) -> ProviderConn | None:
@@ -126,36 +140,40 @@ class Node:
         """
         root = link.root_id
         started = trio.current_time()
-        with single_error():
-            async with trio.open_nursery() as nursery:
-                swarm = Swarm(
-                    dial=lambda peer: self.dial(peer, nursery),
-                    find=(lambda: self.find(root)) if use_dht else None,
-                    hints=link.peers,
-                )
-                await swarm.run(nursery)
-                with trio.move_on_after(timeout_s) as scope:
-                    await swarm.wait_for_provider()
-                if scope.cancelled_caught:
-                    raise NoProviders(
-                        f"share {root_to_cid(root)[:16]}…: no provider found within"
-                        f" {timeout_s:g} s"
+        try:
+            with single_error():
+                async with trio.open_nursery() as nursery:
+                    swarm = Swarm(
+                        dial=lambda peer: self.dial(peer, nursery),
+                        find=(lambda: self.find(root)) if use_dht else None,
+                        hints=link.peers,
                     )
-                source = NetworkSource(self.store, swarm, announce=self.announce)
-                source.stats.started_at = started
-                result = await trio.to_thread.run_sync(
-                    lambda: get_share(
-                        self.store,
-                        source,
-                        link,
-                        out_dir,
-                        progress=progress,
-                        on_total=on_total,
+                    self.swarms[root] = swarm
+                    await swarm.run(nursery)
+                    with trio.move_on_after(timeout_s) as scope:
+                        await swarm.wait_for_provider()
+                    if scope.cancelled_caught:
+                        raise NoProviders(
+                            f"share {root_to_cid(root)[:16]}…: no provider found within"
+                            f" {timeout_s:g} s"
+                        )
+                    source = NetworkSource(self.store, swarm, announce=self.announce_soon)
+                    source.stats.started_at = started
+                    result = await trio.to_thread.run_sync(
+                        lambda: get_share(
+                            self.store,
+                            source,
+                            link,
+                            out_dir,
+                            progress=progress,
+                            on_total=on_total,
+                        )
                     )
-                )
-                self.last_download = source.stats
-                await trio.to_thread.run_sync(self._adopt_download, root, result)
-                nursery.cancel_scope.cancel()
+                    self.last_download = source.stats
+                    await trio.to_thread.run_sync(self._adopt_download, root, result)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.swarms.pop(root, None)
         return result
 
     def _adopt_download(self, root: bytes, result: GetResult) -> None:
