@@ -6,7 +6,8 @@ Theory of operation
 files, resume) in a worker thread; this module supplies the chunks. Each
 ``ShareSource`` method hops back into trio with ``trio.from_thread.run``.
 
-* **Providers** (:class:`~p2pshare.node.swarm.Swarm`) come from the link's peer hints and from
+* **Providers** (:class:`~p2pshare.node.swarm.Swarm`) come from the link's
+  peer hints and from
   the DHT at the same time; the first to answer is used at once and later
   ones join the running download. A folder's providers serve every member,
   so members reuse the same connections.
