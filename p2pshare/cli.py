@@ -10,7 +10,6 @@ listings, JSON), so it can be piped.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import sys
@@ -174,27 +173,9 @@ def add(
 @click.pass_context
 def ls_(ctx: click.Context, as_json: bool) -> None:
     """List the shares of this home (name, size, mode, root id)."""
-    from p2pshare.format import root_to_cid
-    from p2pshare.store.restore import inspect_share
+    from p2pshare.store.listing import describe_shares
 
-    store = _open_store(ctx)
-    items: list[dict[str, Any]] = []
-    for row in store.catalog.top_shares():
-        item: dict[str, Any] = {
-            "root": root_to_cid(row.root),
-            "mode": row.mode,
-            "added_at": dt.datetime.fromtimestamp(
-                row.added_at / 1e9, dt.UTC
-            ).isoformat(),
-        }
-        try:
-            share, _keys, meta = inspect_share(store, row.root, row.key or b"")
-            share.close()
-            size = row.tree_size if row.tree_size is not None else meta.size
-            item.update(name=meta.name, kind=meta.kind, size=size, error=None)
-        except (P2PShareError, ValueError) as exc:
-            item.update(name=None, kind=None, size=None, error=str(exc))
-        items.append(item)
+    items = describe_shares(_open_store(ctx))
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return

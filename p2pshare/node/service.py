@@ -157,7 +157,9 @@ class Node:
                             f"share {root_to_cid(root)[:16]}…: no provider found within"
                             f" {timeout_s:g} s"
                         )
-                    source = NetworkSource(self.store, swarm, announce=self.announce_soon)
+                    source = NetworkSource(
+                        self.store, swarm, announce=self.announce_soon
+                    )
                     source.stats.started_at = started
                     result = await trio.to_thread.run_sync(
                         lambda: get_share(

@@ -1,0 +1,47 @@
+"""What ``ls`` shows: the user's shares, described for humans and JSON.
+
+The documented JSON shape of one share (``ls --json`` and the control
+API's ``ls``)::
+
+    {"root": "<CIDv1>", "name": str | null, "kind": "file" | "folder" | null,
+     "size": int | null, "mode": "ref" | "copy", "added_at": ISO-8601,
+     "error": str | null}
+
+``name`` comes from the sealed meta, opened with the key in the catalog;
+when that fails (a corrupt envelope), ``error`` says why and the name,
+kind and size are null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from p2pshare.errors import P2PShareError
+from p2pshare.format import root_to_cid
+from p2pshare.store.local import LocalStore
+from p2pshare.store.restore import inspect_share
+
+__all__ = ["describe_shares"]
+
+
+def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
+    """Every top share of ``store``, in the order they were added."""
+    items: list[dict[str, Any]] = []
+    for row in store.catalog.top_shares():
+        item: dict[str, Any] = {
+            "root": root_to_cid(row.root),
+            "mode": row.mode,
+            "added_at": dt.datetime.fromtimestamp(
+                row.added_at / 1e9, dt.UTC
+            ).isoformat(),
+        }
+        try:
+            share, _keys, meta = inspect_share(store, row.root, row.key or b"")
+            share.close()
+            size = row.tree_size if row.tree_size is not None else meta.size
+            item.update(name=meta.name, kind=meta.kind, size=size, error=None)
+        except (P2PShareError, ValueError) as exc:
+            item.update(name=None, kind=None, size=None, error=str(exc))
+        items.append(item)
+    return items
