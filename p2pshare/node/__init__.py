@@ -6,6 +6,7 @@ state machines below it. Its parts:
 
 * :mod:`~p2pshare.node.host` — :func:`open_host`, the running host with its
   identity and DHT (:class:`NodeHost`).
+* :mod:`~p2pshare.node.identity` — the node's Ed25519 key pair on disk.
 * :mod:`~p2pshare.node.streams` — :class:`LibP2PStream`, a libp2p stream as
   a ``trio.abc.HalfCloseableStream`` with libp2p errors mapped to trio's.
 * :mod:`~p2pshare.node.dht` — provider records keyed by root id (CIDv1),
@@ -24,12 +25,8 @@ from p2pshare.node.dht import (
     root_key,
     serve_announcer,
 )
-from p2pshare.node.host import (
-    NodeHost,
-    load_or_create_identity,
-    open_host,
-    parse_peer_addr,
-)
+from p2pshare.node.host import NodeHost, open_host, parse_peer_addr
+from p2pshare.node.identity import load_or_create_identity
 from p2pshare.node.streams import LibP2PStream, transfer_deadline
 
 __all__ = [

@@ -27,13 +27,8 @@ Readiness: when the ``async with`` body starts, the listeners are bound
 the DHT service is running and bootstrap has finished (its lookups are
 bounded by :data:`BOOTSTRAP_REFRESH_TIMEOUT_S`). Nothing sleeps to wait.
 
-Identity: the private key is the libp2p protobuf serialization of an Ed25519
-key, the format py-libp2p's own ``save_identity`` writes. A new key is
-written to a temporary file created with mode 0600 (``O_EXCL``; never
-readable by others, not even briefly), fsynced, and hard-linked into place,
-so a concurrent start either wins or loads the winner's key. An existing key
-file readable by group or others is refused, as ssh does: it may have leaked.
-The key is never logged.
+Identity: ``<home>/identity.key``, loaded or created by
+:mod:`p2pshare.node.identity` (in a worker thread: it is disk I/O).
 
 Errors: bad configuration (listen or bootstrap addresses, the identity file,
 a port that cannot be bound) raises ``ConfigError``; failing to reach a
@@ -46,20 +41,13 @@ libp2p's (10 s dial, 10 s negotiation): callers put cancel scopes around them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
-import secrets
-import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 from libp2p import new_host
-from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
-from libp2p.crypto.keys import KeyPair, KeyType
-from libp2p.crypto.serialization import deserialize_private_key
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
@@ -70,6 +58,7 @@ from multiaddr import Multiaddr
 
 from p2pshare.errors import ConfigError, TransferError, UsageError
 from p2pshare.node import compat
+from p2pshare.node.identity import IDENTITY_FILE, load_or_create_identity
 from p2pshare.node.streams import LibP2PStream
 
 if TYPE_CHECKING:
@@ -79,13 +68,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BOOTSTRAP_DIAL_TIMEOUT_S",
     "BOOTSTRAP_REFRESH_TIMEOUT_S",
-    "IDENTITY_FILE",
     "OPEN_STREAM_LIMIT_S",
     "SHUTDOWN_TIMEOUT_S",
     "DHTModeName",
     "NodeHost",
     "StreamHandler",
-    "load_or_create_identity",
     "open_host",
     "parse_peer_addr",
 ]
@@ -94,10 +81,6 @@ logger = logging.getLogger(__name__)
 
 DHTModeName = Literal["server", "client"]
 StreamHandler = Callable[[LibP2PStream], Awaitable[None]]
-
-IDENTITY_FILE: Final = "identity.key"
-# A serialized Ed25519 private key is 68 bytes; anything near this is not one.
-_IDENTITY_MAX_BYTES: Final = 4096
 
 # libp2p's own dial timeout is 10 s; a seed that does not answer in that time
 # is skipped (bootstrap goes on with the others).
@@ -113,98 +96,6 @@ SHUTDOWN_TIMEOUT_S: Final = compat.NETWORK_CLOSE_TIMEOUT_S + 5.0
 OPEN_STREAM_LIMIT_S: Final = 15.0
 
 _LISTEN_IP_PROTOCOLS: Final = ("ip4", "ip6")
-
-
-# --------------------------------------------------------------------------
-# Identity
-# --------------------------------------------------------------------------
-
-
-def load_or_create_identity(path: Path) -> KeyPair:
-    """Load the node's Ed25519 key pair from ``path``, creating it if absent.
-
-    Blocking (disk I/O): call it through ``trio.to_thread.run_sync``.
-
-    Raises:
-        ConfigError: the file is unreadable, readable by group/others, not a
-            regular file, or does not hold an Ed25519 private key.
-    """
-    try:
-        return _load_identity(path)
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _create_identity(path)
-        return _load_identity(path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create the node identity: {exc}") from exc
-
-
-def _load_identity(path: Path) -> KeyPair:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(f"{path}: is a symbolic link; refusing it") from exc
-        raise ConfigError(f"{path}: cannot read the node identity: {exc}") from exc
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{path}: not a regular file")
-        if os.name == "posix" and info.st_mode & 0o077:
-            raise ConfigError(
-                f"{path}: private key is accessible by other users "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); "
-                "if that is unexpected, assume it leaked and delete it, "
-                "else run 'chmod 600' on it"
-            )
-        data = f.read(_IDENTITY_MAX_BYTES + 1)
-    if len(data) > _IDENTITY_MAX_BYTES:
-        raise ConfigError(f"{path}: too large to be a private key")
-    try:
-        private_key = deserialize_private_key(data)
-    except Exception as exc:  # protobuf/cryptography raise assorted errors
-        raise ConfigError(f"{path}: not a libp2p private key") from exc
-    if private_key.get_type() != KeyType.Ed25519:
-        raise ConfigError(f"{path}: not an Ed25519 key")
-    return KeyPair(private_key, private_key.get_public_key())
-
-
-def _create_identity(path: Path) -> None:
-    """Write a new key next to ``path`` (0600 from birth), then link it in."""
-    data = create_ed25519_key_pair().private_key.serialize()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    fd = os.open(tmp, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        try:
-            if os.name == "posix":
-                os.fchmod(fd, 0o600)  # the umask may have cleared owner bits
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(FileExistsError):  # a concurrent start won
-            os.link(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-    logger.info("created a new node identity in %s", path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Every py-libp2p 0.8.1 workaround p2pshare needs, in one place.
+
+Theory of operation
+-------------------
+py-libp2p 0.8.1 works end to end on TCP + Noise + Yamux, but several of its
+defaults are unsafe or broken for a file-sharing node (see
+``LIBP2P-NOTES.md`` beside ``DESIGN.md``; the ``Pn`` numbers below are its
+pitfall numbers). The rest of ``p2pshare.node`` never reaches into libp2p
+internals itself: it calls the helpers here, so that when upstream fixes land
+each workaround can be deleted on its own, following its "remove when" note.
+
+================  ==========================================================
+helper            workaround
+================  ==========================================================
+tcp_transports    TCP only; QUIC truncates stream tails (P2)
+security_options  Noise only; the default list accepts plaintext/SECIO (P3)
+muxer_options     Yamux only; Mplex deadlocks on read+write (P1)
+advertised_addrs  wildcard listen addrs are advertised as ``0.0.0.0`` (A1)
+disable_auto_     the swarm dials up to 199 peerstore peers by itself (A2)
+connector
+unbound_listen_   ``host.run()`` ignores listen failures (A3)
+addrs
+safe_handler      a raising stream handler kills the whole host (P4)
+stream_eof_clean  a reset or a dead connection reads as a clean EOF (P10)
+unread_bytes      closing with unread data stalls the peer's writer (P10)
+wait_readable,    a cancelled read or write can corrupt the Noise session
+wait_send_credit, and drop the whole connection (N1); library operations
+run_detached      run where no caller can cancel them
+harden_dht_server 12 idle KAD streams starve a DHT server; every normal
+                  KAD close logs a WARNING and sends an RST (P5, P8)
+uncached_find_    ``find_providers`` answers from the local cache without a
+providers         network query, even when that cache holds only us (P11)
+skip_library_     the library re-provides at its own times as well (P17)
+republish
+stop_providing    there is no un-provide API (P17)
+close_network     ``host.run()`` exit leaks sockets, and so does cancelling
+                  libp2p's tasks while they close (P9; ``host.py`` also runs
+                  the host under a shield for this)
+configure_libp2p_ libp2p's logger has no handler and does not propagate;
+logging           "Failed to read DHT message" floods the log (P8)
+================  ==========================================================
+
+(A1-A3 and N1 are not in the notes: see :func:`advertised_addrs`,
+:func:`disable_auto_connector`, :func:`unbound_listen_addrs` and the
+"Cancellation-safe stream I/O" section of ``stream_io.py``.)
+
+The helpers live in submodules by concern, each with the pitfall notes for
+what it holds; import them from this package, which re-exports them all:
+
+* ``options``: host construction: transports, security, muxers, addresses,
+  the auto-dialer, listen failures (P1-P3, A1-A3);
+* ``handlers``: :func:`safe_handler`, :func:`reset_quietly` and
+  :func:`short_peer_id` (P4);
+* ``stream_io``: Yamux stream state: EOF classification, unread data and
+  cancellation-safe waits (P10, N1);
+* ``dht``: DHT server hardening, uncached lookups, provider records (P5, P8,
+  P11, P17);
+* ``lifecycle``: detached library operations and closing the network (N1,
+  P9);
+* ``logs``: routing libp2p's log records (P8).
+
+This package is the leaf of ``p2pshare.node``: it imports nothing else from
+the node package (its submodules import only each other), so ``streams.py``,
+``host.py`` and ``dht.py`` may all use it.
+"""
+
+from p2pshare.node.compat.dht import (
+    DHT_MAX_INBOUND_STREAMS,
+    DHT_MAX_STREAMS_PER_PEER,
+    DHT_STREAM_IDLE_S,
+    DHT_STREAM_LIFETIME_S,
+    harden_dht_server,
+    skip_library_republish,
+    stop_providing,
+    uncached_find_providers,
+)
+from p2pshare.node.compat.handlers import (
+    STREAM_RESET_TIMEOUT_S,
+    StreamHandler,
+    reset_quietly,
+    safe_handler,
+    short_peer_id,
+)
+from p2pshare.node.compat.lifecycle import (
+    NETWORK_CLOSE_TIMEOUT_S,
+    close_network,
+    run_detached,
+    set_background_nursery,
+)
+from p2pshare.node.compat.logs import configure_libp2p_logging
+from p2pshare.node.compat.options import (
+    advertised_addrs,
+    disable_auto_connector,
+    muxer_options,
+    security_options,
+    tcp_transports,
+    unbound_listen_addrs,
+)
+from p2pshare.node.compat.stream_io import (
+    SEND_CREDIT_WAIT_S,
+    SHIELDED_IO_LIMIT_S,
+    stream_eof_clean,
+    unread_bytes,
+    wait_readable,
+    wait_send_credit,
+)
+
+__all__ = [
+    "DHT_MAX_INBOUND_STREAMS",
+    "DHT_MAX_STREAMS_PER_PEER",
+    "DHT_STREAM_IDLE_S",
+    "DHT_STREAM_LIFETIME_S",
+    "NETWORK_CLOSE_TIMEOUT_S",
+    "SEND_CREDIT_WAIT_S",
+    "SHIELDED_IO_LIMIT_S",
+    "STREAM_RESET_TIMEOUT_S",
+    "StreamHandler",
+    "advertised_addrs",
+    "close_network",
+    "configure_libp2p_logging",
+    "disable_auto_connector",
+    "harden_dht_server",
+    "muxer_options",
+    "reset_quietly",
+    "run_detached",
+    "safe_handler",
+    "security_options",
+    "set_background_nursery",
+    "short_peer_id",
+    "skip_library_republish",
+    "stop_providing",
+    "stream_eof_clean",
+    "tcp_transports",
+    "unbound_listen_addrs",
+    "uncached_find_providers",
+    "unread_bytes",
+    "wait_readable",
+    "wait_send_credit",
+]
