@@ -27,11 +27,13 @@ from typing import Any, Literal
 
 import trio
 
+from p2pshare import __version__
 from p2pshare.config import Home
 from p2pshare.errors import NoProviders, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
+from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.groups import single_error
@@ -52,6 +54,18 @@ DIAL_TIMEOUT_S = 15.0
 MAX_LINK_PEERS = 4
 
 
+@dataclass
+class Rates:
+    """Bytes per second, smoothed (EWMA over one-second samples)."""
+
+    upload: float = 0.0
+    download: float = 0.0
+
+    def update(self, sent: int, received: int) -> None:
+        self.upload = 0.6 * self.upload + 0.4 * max(0, sent)
+        self.download = 0.6 * self.download + 0.4 * max(0, received)
+
+
 @dataclass(eq=False)
 class Node:
     host: NodeHost
@@ -63,6 +77,26 @@ class Node:
     bus: EventBus = field(default_factory=EventBus)
     swarms: dict[bytes, Swarm] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    downloads: Any = None  # DownloadManager, set by open_node
+    rates: Rates = field(default_factory=lambda: Rates())
+    _store_limiter: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(2)
+    )
+
+    async def serve_rates(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Sample upload/download byte counters once a second."""
+        task_status.started()
+        sent, received = self.server.stats.bytes_sent, self._received()
+        while True:
+            await trio.sleep(1.0)
+            now_sent, now_received = self.server.stats.bytes_sent, self._received()
+            self.rates.update(now_sent - sent, now_received - received)
+            sent, received = now_sent, now_received
+
+    def _received(self) -> int:
+        if self.downloads is None:
+            return 0
+        return sum(d.done_bytes for d in self.downloads.list())
 
     def active_providers(self, root: bytes) -> int:
         swarm = self.swarms.get(root)
@@ -80,6 +114,78 @@ class Node:
         return ShareLink(
             root_id=root, key=key, peers=tuple(self.addrs()[:MAX_LINK_PEERS])
         )
+
+    # -- what the control API drives -------------------------------------------
+    async def add(self, path: Path, *, copy: bool, hints: bool) -> dict[str, Any]:
+        """Add a file or folder, serve and announce it; returns ``{root, link,
+        kind, size}`` (the link carries peer hints when ``hints``)."""
+        from p2pshare.store.adder import add_path
+
+        added = await trio.to_thread.run_sync(
+            lambda: add_path(self.store, path, copy=copy), limiter=self._store_limiter
+        )
+        self.announce_soon(added.root)
+        link = (
+            self.link(added.root, added.key)
+            if hints
+            else ShareLink(root_id=added.root, key=added.key)
+        )
+        self.bus.publish(
+            "share.added", root=root_to_cid(added.root), share_kind=added.kind
+        )
+        return {
+            "root": root_to_cid(added.root),
+            "link": str(link),
+            "kind": added.kind,
+            "size": added.size,
+        }
+
+    async def remove(self, root: bytes) -> None:
+        """Stop serving a share and delete what the home stored for it."""
+
+        def rm() -> None:
+            for bid in self.store.catalog.remove_top(root):
+                self.store.blocks.delete(bid)
+
+        await trio.to_thread.run_sync(rm, limiter=self._store_limiter)
+        if self.announcer is not None:
+            self.announcer.withdraw(root)
+        self.bus.publish("share.removed", root=root_to_cid(root))
+
+    def peers(self) -> list[dict[str, Any]]:
+        out = []
+        host = self.host.host
+        for peer_id in self.host.connected_peers():
+            try:
+                addrs = [str(a) for a in host.get_peerstore().addrs(peer_id)]
+            except Exception:  # an unknown peer has no addresses: not an error
+                addrs = []
+            out.append({"peer_id": str(peer_id), "addrs": addrs[:8]})
+        return out
+
+    async def status(self) -> dict[str, Any]:
+        shares = await trio.to_thread.run_sync(
+            lambda: len(self.store.catalog.top_shares()), limiter=self._store_limiter
+        )
+        try:
+            table = self.host.dht.routing_table.size()
+        except Exception:  # the attribute moved between libp2p versions
+            table = None
+        downloads = self.downloads.list() if self.downloads is not None else []
+        return {
+            "peer_id": self.peer_id,
+            "addrs": self.addrs(),
+            "dht_routing_table": table,
+            "connected_peers": len(self.host.connected_peers()),
+            "shares": shares,
+            "downloads_active": sum(1 for d in downloads if d.state == "active"),
+            "uploads_active": sum(self.server.stats.per_peer_streams.values()),
+            "upload_rate": round(self.rates.upload, 1),
+            "download_rate": round(self.rates.download, 1),
+            "bytes_sent": self.server.stats.bytes_sent,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "version": __version__,
+        }
 
     def roots_to_announce(self) -> list[bytes]:
         return self.store.catalog.announced_roots()
@@ -217,6 +323,8 @@ async def open_node(
 
             nh.set_handler(XFER_PROTOCOL, server.handle)
             node = Node(nh, store, server, nursery)
+            node.downloads = DownloadManager(node, nursery, node.bus)
+            await nursery.start(node.serve_rates)
             node.announcer = await nursery.start(
                 dhtmod.serve_announcer, nh.dht, node.roots_to_announce
             )

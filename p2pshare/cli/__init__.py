@@ -1,0 +1,17 @@
+"""The ``p2pshare`` command line.
+
+The only package that configures logging and turns errors into exit codes:
+every :class:`~p2pshare.errors.P2PShareError` becomes one line on stderr and
+its documented exit code (see ``errors.py`` and the README); a traceback is
+shown only with ``--debug``. Standard output carries only results (links,
+listings, JSON), so it can be piped.
+
+``app`` holds the group and the error mapping, ``local`` the commands on
+the home's shares, ``net`` the network and node commands, ``runtime`` how
+they run (trio, a foreground node, calls to a running node).
+"""
+
+from p2pshare.cli import local, net
+from p2pshare.cli.app import cli, main
+
+__all__ = ["cli", "local", "main", "net"]

@@ -1,0 +1,160 @@
+"""The ``p2pshare`` command line.
+
+The only module that configures logging and turns errors into exit codes:
+every :class:`~p2pshare.errors.P2PShareError` becomes one line on stderr and
+its documented exit code (see ``errors.py`` and the README); a traceback is
+shown only with ``--debug``. Standard output carries only results (links,
+listings, JSON), so it can be piped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from p2pshare import __version__
+from p2pshare.config import HOME_ENV, Home, resolve_home
+from p2pshare.errors import EXIT_INTERNAL, P2PShareError
+
+__all__ = ["cli", "home_of", "main"]
+
+log = logging.getLogger("p2pshare")
+
+EXIT_INTERRUPTED = 130
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+class _Bar:
+    """Progress callbacks; a rich bar on stderr when it is a terminal."""
+
+    def __init__(
+        self, advance: Callable[[int], None], total: Callable[[int], None]
+    ) -> None:
+        self.advance = advance
+        self.total = total
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None) -> Iterator[_Bar]:
+    if not sys.stderr.isatty():
+        yield _Bar(lambda _n: None, lambda _n: None)
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        "{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total or None)
+        yield _Bar(lambda n: bar.advance(task, n), lambda n: bar.update(task, total=n))
+
+
+def home_of(ctx: click.Context) -> Home:
+    """The home chosen by --home / $P2PSHARE_HOME / the default."""
+    return resolve_home(ctx.obj["home"])
+
+
+def _open_store(ctx: click.Context) -> Any:
+    from p2pshare.store.local import LocalStore
+
+    store = LocalStore(resolve_home(ctx.obj["home"]))
+    ctx.call_on_close(store.close)
+    return store
+
+
+def _parse_chunk_size(value: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20}
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = units.get(text[-1:], 1)
+    if text[-1:] in units:
+        text = text[:-1]
+    if not text.isdigit():
+        raise click.BadParameter(f"{value!r} is not a size")
+    return int(text) * mult
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="p2pshare")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=HOME_ENV,
+    help=f"Node home directory (default: ${HOME_ENV}, else the per-user data dir).",
+)
+@click.option("--debug", is_flag=True, help="Verbose logs and tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, debug: bool) -> None:
+    """p2pshare: end-to-end encrypted peer-to-peer file sharing.
+
+    Files are encrypted on this machine; a share link carries the key after
+    the '#', so only people you give the link to can read the file.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format=(
+            "p2pshare: %(relativeCreated)d ms %(name)s %(levelname)s: %(message)s"
+            if debug
+            else "p2pshare: %(levelname)s: %(message)s"
+        ),
+        stream=sys.stderr,
+    )
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"p2pshare: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and map errors to exit codes."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="p2pshare", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except P2PShareError as exc:
+        if debug:
+            log.exception("failed")
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(EXIT_INTERNAL)
+    except Exception as exc:  # task root of the CLI: report, never a raw traceback
+        if debug:
+            log.exception("internal error")
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            EXIT_INTERNAL,
+        )

@@ -1,0 +1,132 @@
+"""Commands on the home's shares: add, ls, link, rm.
+
+Each goes through the running node when there is one (so it serves and
+announces the change at once) and works on the store directly otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from p2pshare.cli.app import (
+    _human,
+    _open_store,
+    _parse_chunk_size,
+    _progress,
+    cli,
+    home_of,
+)
+from p2pshare.cli.runtime import NO_NODE, absolute, call_node
+from p2pshare.format import DEFAULT_CHUNK_SIZE, ShareLink, parse_root_or_link
+
+__all__ = ["add", "link", "ls_", "rm"]
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=False, path_type=Path)
+)
+@click.option(
+    "--copy",
+    is_flag=True,
+    help="Store the encrypted chunks in the home instead of re-reading the "
+    "source file when serving (survives moving or editing the source).",
+)
+@click.option(
+    "--chunk-size",
+    default=str(DEFAULT_CHUNK_SIZE),
+    hidden=True,
+    help="Chunk size (a multiple of 4 KiB; for tests and benchmarks).",
+)
+@click.pass_context
+def add(
+    ctx: click.Context, paths: tuple[Path, ...], copy: bool, chunk_size: str
+) -> None:
+    """Encrypt files or folders into the local store; print one link per PATH.
+
+    By default a file is shared by reference: only its envelope is stored
+    and chunks are re-encrypted from the file when needed. If the file
+    changes, serving it stops until you add it again.
+    """
+    from p2pshare.store.adder import add_path, scan_size
+
+    size = _parse_chunk_size(chunk_size)
+    if size == DEFAULT_CHUNK_SIZE:
+        via = call_node(
+            home_of(ctx), "add", paths=[absolute(p) for p in paths], copy=copy
+        )
+        if via is not NO_NODE:
+            for item in via:
+                click.echo(item["link"])
+            return
+    store = _open_store(ctx)
+    for path in paths:
+        with _progress(f"adding {path.name}", scan_size(path)) as bar:
+            added = add_path(
+                store, path, copy=copy, chunk_size=size, progress=bar.advance
+            )
+        click.echo(str(ShareLink(root_id=added.root, key=added.key)))
+
+
+@cli.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def ls_(ctx: click.Context, as_json: bool) -> None:
+    """List the shares of this home (name, size, mode, root id)."""
+    from p2pshare.store.listing import describe_shares
+
+    items: Any = call_node(home_of(ctx), "ls")
+    if items is NO_NODE:
+        items = describe_shares(_open_store(ctx))
+    if as_json:
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if not items:
+        click.echo("no shares (add some with `p2pshare add PATH`)", err=True)
+        return
+    width = max(4, *(len(i["name"] or "?") for i in items))
+    click.echo(f"{'NAME':<{width}}  {'KIND':<6}  {'SIZE':>10}  {'MODE':<4}  ROOT")
+    for i in items:
+        size = _human(i["size"]) if i["size"] is not None else "?"
+        name = i["name"] if i["name"] is not None else f"? ({i['error']})"
+        click.echo(
+            f"{name:<{width}}  {i['kind'] or '?':<6}  {size:>10}  {i['mode']:<4}  "
+            f"{i['root']}"
+        )
+
+
+@cli.command()
+@click.argument("root")
+@click.pass_context
+def link(ctx: click.Context, root: str) -> None:
+    """Print the share link (with its key) of a share of this home."""
+    share = parse_root_or_link(root)
+    via = call_node(home_of(ctx), "link", root=share.root_cid)
+    if via is not NO_NODE:
+        click.echo(via["link"])
+        return
+    store = _open_store(ctx)
+    row = store.catalog.get_share(share.root_id)
+    if row.key is None:
+        raise click.UsageError("this home holds no key for that share")
+    click.echo(str(ShareLink(root_id=row.root, key=row.key)))
+
+
+@cli.command()
+@click.argument("root", metavar="ROOT|LINK")
+@click.pass_context
+def rm(ctx: click.Context, root: str) -> None:
+    """Stop sharing a share and delete what the home stored for it.
+
+    The source files of reference shares are never touched.
+    """
+    target = parse_root_or_link(root)
+    if call_node(home_of(ctx), "rm", root=target.root_cid) is NO_NODE:
+        store = _open_store(ctx)
+        for bid in store.catalog.remove_top(target.root_id):
+            store.blocks.delete(bid)
+    click.echo(f"removed {target.root_cid}", err=True)

@@ -1,0 +1,525 @@
+"""Network and node commands: share, get, node, stop, status, peers, downloads.
+
+With a node running for the home (``node --background`` or any foreground
+node), ``share`` and ``get`` go through it: ``share`` returns at once
+because the node serves, and ``get`` follows the node's progress and can be
+interrupted while the download goes on. Without one, they run a node in
+the foreground for as long as they need it. ``--json`` output shapes are
+documented in ``docs/control.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
+
+from p2pshare.cli.app import _human, _progress, cli, home_of
+from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node, with_client
+from p2pshare.errors import AccessDenied, NodeNotRunning
+from p2pshare.format import ShareLink, parse_link
+
+if TYPE_CHECKING:
+    from p2pshare.control.client import ControlClient
+    from p2pshare.node.service import Node
+
+__all__ = ["downloads", "get", "node", "peers", "share", "status", "stop"]
+
+log = logging.getLogger("p2pshare")
+
+DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+_LISTEN = click.option(
+    "--listen",
+    "listen",
+    multiple=True,
+    metavar="MADDR",
+    help="Listen address (repeatable; default /ip4/0.0.0.0/tcp/0).",
+)
+_BOOTSTRAP = click.option(
+    "--bootstrap",
+    "bootstrap",
+    multiple=True,
+    metavar="MADDR",
+    help="Bootstrap peer multiaddr with /p2p/<id> (repeatable).",
+)
+_RATE = click.option(
+    "--max-upload-rate",
+    "upload",
+    metavar="RATE",
+    help="Cap the upload rate, e.g. 5M (bytes per second).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _parse_rate(value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().upper().removesuffix("/S")
+    for suffix in ("IB", "B"):
+        text = text.removesuffix(suffix)
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    mult = units.get(text[-1:], 1)
+    if text[-1:] in units:
+        text = text[:-1]
+    try:
+        rate = float(text) * mult
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a rate like 5M or 500K") from None
+    if rate <= 0:
+        raise click.BadParameter("the rate must be positive")
+    return rate
+
+
+def _no_node(home: Any) -> NodeNotRunning:
+    return NodeNotRunning(
+        f"{home.path}: no node is running for this home"
+        " (start one with `p2pshare node --background`)"
+    )
+
+
+# -- share -------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--copy", is_flag=True, help="Store encrypted chunks (see `add --copy`).")
+@_LISTEN
+@_BOOTSTRAP
+@_RATE
+@click.pass_context
+def share(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    copy: bool,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+) -> None:
+    """Add PATHs and print their links (with peer hints); serve them.
+
+    With a node running for this home the node serves them and this returns
+    at once; otherwise this serves in the foreground until Ctrl-C.
+    """
+    home = home_of(ctx)
+    via = call_node(home, "share", paths=[absolute(p) for p in paths], copy=copy)
+    if via is not NO_NODE:
+        for item in via:
+            click.echo(item["link"])
+        return
+
+    async def body(node: Node) -> None:
+        for path in paths:
+            item = await node.add(path.absolute(), copy=copy, hints=True)
+            click.echo(item["link"])
+        sys.stdout.flush()
+        click.echo(
+            f"serving {len(paths)} share(s) as {node.peer_id}; Ctrl-C to stop", err=True
+        )
+        import trio
+
+        await trio.sleep_forever()
+
+    run_node(
+        home,
+        listen=list(listen) or [DEFAULT_LISTEN],
+        bootstrap=bootstrap,
+        dht_mode="server",
+        upload_rate=_parse_rate(upload),
+        body=body,
+    )
+
+
+# -- node / stop ---------------------------------------------------------------------
+@cli.command()
+@_LISTEN
+@_BOOTSTRAP
+@_RATE
+@click.option(
+    "--dht-mode",
+    type=click.Choice(["server", "client"]),
+    default="server",
+    show_default=True,
+    help="Serve DHT queries (long-running nodes should).",
+)
+@click.option(
+    "--background",
+    is_flag=True,
+    help="Detach; log to <home>/logs/; return once the node answers.",
+)
+@click.option("--daemonized", is_flag=True, hidden=True)
+@click.pass_context
+def node(
+    ctx: click.Context,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+    dht_mode: Literal["server", "client"],
+    background: bool,
+    daemonized: bool,
+) -> None:
+    """Run a node that serves every share of this home and joins the DHT.
+
+    Prints the node's full multiaddrs (with /p2p/<id>), one per line.
+    """
+    home = home_of(ctx)
+    rate = _parse_rate(upload)
+    if background:
+        _start_background(ctx, home, listen, bootstrap, upload, dht_mode)
+        return
+    if daemonized:
+        from p2pshare.daemon import setup_daemon_logging
+
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        setup_daemon_logging(home.path, debug=ctx.obj["debug"])
+
+    async def body(n: Node) -> None:
+        for addr in n.addrs():
+            click.echo(addr)
+        sys.stdout.flush()
+        import trio
+
+        await trio.sleep_forever()
+
+    run_node(
+        home,
+        listen=list(listen) or [DEFAULT_LISTEN],
+        bootstrap=bootstrap,
+        dht_mode=dht_mode,
+        upload_rate=rate,
+        body=None if daemonized else body,
+    )
+
+
+def _start_background(
+    ctx: click.Context,
+    home: Any,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+    dht_mode: str,
+) -> None:
+    from p2pshare.daemon import HomeLock, logs_dir, spawn_background
+
+    home.ensure()
+    HomeLock.check_free(home.path)
+    argv = [sys.executable, "-m", "p2pshare", "--home", str(home.path)]
+    if ctx.obj["debug"]:
+        argv.append("--debug")
+    argv += ["node", "--daemonized", "--dht-mode", dht_mode]
+    for addr in listen:
+        argv += ["--listen", addr]
+    for addr in bootstrap:
+        argv += ["--bootstrap", addr]
+    if upload:
+        argv += ["--max-upload-rate", upload]
+
+    def ready() -> bool:
+        return call_node(home, "status") is not NO_NODE
+
+    pid = spawn_background(
+        home.path,
+        argv,
+        log_path=logs_dir(home.path) / "stdout.log",
+        ready=ready,
+        timeout_s=START_TIMEOUT_S,
+    )
+    st = call_node(home, "status")
+    for addr in st["addrs"] if st is not NO_NODE else []:
+        click.echo(addr)
+    click.echo(
+        f"node started in the background (pid {pid}); logs in {logs_dir(home.path)}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.pass_context
+def stop(ctx: click.Context) -> None:
+    """Ask the running node of this home to exit cleanly."""
+    from p2pshare.daemon import read_owner, wait_for_exit
+
+    home = home_of(ctx)
+    owner = read_owner(home.path)
+    if call_node(home, "stop") is NO_NODE:
+        raise _no_node(home)
+    if owner is not None and not wait_for_exit(owner.pid, STOP_TIMEOUT_S):
+        raise NodeNotRunning(
+            f"node (pid {owner.pid}) did not exit within {STOP_TIMEOUT_S:g} s"
+        )
+    click.echo("node stopped", err=True)
+
+
+# -- status / peers / downloads --------------------------------------------------------
+def _require(home: Any, method: str, **params: Any) -> Any:
+    result = call_node(home, method, **params)
+    if result is NO_NODE:
+        raise _no_node(home)
+    return result
+
+
+@cli.command()
+@_JSON
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the running node: peer id, addresses, DHT, peers, transfers, rates."""
+    st = _require(home_of(ctx), "status")
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"peer id:        {st['peer_id']}")
+    for addr in st["addrs"]:
+        click.echo(f"listening:      {addr}")
+    click.echo(f"DHT table:      {st['dht_routing_table']} peers")
+    click.echo(f"connected:      {st['connected_peers']} peers")
+    click.echo(f"shares:         {st['shares']}")
+    click.echo(
+        f"transfers:      {st['downloads_active']} down, {st['uploads_active']} up"
+    )
+    click.echo(
+        f"rates:          ↓ {_human(int(st['download_rate']))}/s  "
+        f"↑ {_human(int(st['upload_rate']))}/s"
+    )
+    click.echo(f"uptime:         {st['uptime_s']:.0f} s")
+
+
+@cli.command()
+@_JSON
+@click.pass_context
+def peers(ctx: click.Context, as_json: bool) -> None:
+    """List the peers the running node is connected to."""
+    items = _require(home_of(ctx), "peers")
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    for p in items:
+        click.echo(f"{p['peer_id']}  {' '.join(p['addrs'][:2])}")
+
+
+def _show_downloads(items: list[dict[str, Any]]) -> None:
+    if not items:
+        click.echo("no downloads", err=True)
+    for d in items:
+        total = d["total"]
+        pct = f"{100 * d['done'] / total:5.1f} %" if total else "    ? "
+        where = d["path"] or d["out_dir"]
+        extra = f"  {d['error']}" if d["error"] else ""
+        click.echo(
+            f"{d['id']:>3}  {d['state']:<9} {pct}  {_human(int(d['rate']))}/s  "
+            f"{d['providers']} peers  {where}{extra}"
+        )
+
+
+@cli.group(invoke_without_command=True)
+@_JSON
+@click.pass_context
+def downloads(ctx: click.Context, as_json: bool) -> None:
+    """List the running node's downloads (or pause/resume/cancel one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    items = _require(home_of(ctx), "downloads")
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    else:
+        _show_downloads(items)
+
+
+def _download_action(name: str, help_text: str) -> None:
+    @downloads.command(name=name, help=help_text)
+    @click.argument("download_id", type=int)
+    @click.pass_context
+    def action(ctx: click.Context, download_id: int) -> None:
+        _show_downloads([_require(home_of(ctx), f"download.{name}", id=download_id)])
+
+
+_download_action("pause", "Pause a download (verified chunks are kept).")
+_download_action("resume", "Resume a paused or failed download.")
+_download_action("cancel", "Cancel a download and delete its partial data.")
+
+
+# -- get ----------------------------------------------------------------------------
+@cli.command()
+@click.argument("link_text", metavar="LINK")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory to write into (created if missing).",
+)
+@click.option(
+    "--offline", is_flag=True, help="Rebuild from this home's store only; no network."
+)
+@_BOOTSTRAP
+@_LISTEN
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a first provider.",
+)
+@click.option(
+    "--stats-json",
+    "stats_json",
+    type=click.Path(path_type=Path),
+    hidden=True,
+    help="Write download statistics as JSON (for scripts/bench).",
+)
+@click.pass_context
+def get(
+    ctx: click.Context,
+    link_text: str,
+    out_dir: Path,
+    offline: bool,
+    bootstrap: tuple[str, ...],
+    listen: tuple[str, ...],
+    timeout_s: float,
+    stats_json: Path | None,
+) -> None:
+    """Download the file or folder of LINK into the output directory.
+
+    Providers are the link's peer hints and whatever the DHT finds (through
+    --bootstrap peers); every chunk is verified before it is written. With a
+    node running for this home the node downloads (Ctrl-C here leaves it
+    running; see `p2pshare downloads`).
+    """
+    parsed = parse_link(link_text)
+    if parsed.key is None:
+        raise AccessDenied("link: it carries no key (the part after '#')")
+    if offline:
+        _get_offline(ctx, parsed, out_dir)
+        return
+    home = home_of(ctx)
+    via = _get_via_node(home, link_text, out_dir)
+    if via is not NO_NODE:
+        return
+    stats: list[Any] = []
+
+    async def body(n: Node) -> Any:
+        with _progress("downloading", None) as bar:
+            result = await n.get(
+                parsed,
+                out_dir,
+                progress=bar.advance,
+                on_total=bar.total,
+                timeout_s=timeout_s,
+            )
+        stats.append(n.last_download)
+        return result
+
+    result = run_node(
+        home,
+        listen=list(listen) or [DEFAULT_LISTEN],
+        bootstrap=bootstrap,
+        dht_mode="client",
+        body=body,
+    )
+    if result is None:
+        raise KeyboardInterrupt
+    if stats_json is not None and stats:
+        st = stats[0]
+        first = (
+            None
+            if st.first_chunk_at is None or st.started_at is None
+            else st.first_chunk_at - st.started_at
+        )
+        stats_json.write_text(
+            json.dumps(
+                {
+                    "chunks": st.chunks,
+                    "bytes": st.bytes,
+                    "bans": st.bans,
+                    "first_chunk_s": first,
+                }
+            )
+        )
+    _report(result)
+
+
+def _get_via_node(home: Any, link_text: str, out_dir: Path) -> Any:
+    from p2pshare.control.wire import exception_for
+
+    async def follow(client: ControlClient) -> Any:
+        async with client.subscribe() as events:
+            d = await client.call("get", link=link_text, out_dir=absolute(out_dir))
+            click.echo(f"download {d['id']} started in the node", err=True)
+            try:
+                with _progress("downloading", None) as bar:
+                    done = 0
+                    async for ev in events:
+                        if ev.get("id") != d["id"]:
+                            continue
+                        if ev.get("total"):
+                            bar.total(ev["total"])
+                        bar.advance(ev["done"] - done)
+                        done = ev["done"]
+                        if ev["kind"] in (
+                            "download.done",
+                            "download.failed",
+                            "download.cancelled",
+                            "download.paused",
+                        ):
+                            return ev
+            except KeyboardInterrupt:
+                click.echo(
+                    f"download {d['id']} goes on in the node "
+                    "(see `p2pshare downloads`)",
+                    err=True,
+                )
+                raise
+        return None
+
+    final = with_client(home, follow)
+    if final is NO_NODE or final is None:
+        return final
+    if final["state"] == "failed":
+        raise exception_for(
+            final["error_code"] or "transfer", final["error"] or "failed"
+        )
+    click.echo(
+        f"{final['path'] or final['out_dir']}: {final['state']}, "
+        f"{_human(int(final['done']))}",
+        err=True,
+    )
+    return final
+
+
+def _get_offline(ctx: click.Context, parsed: ShareLink, out_dir: Path) -> None:
+    import contextlib
+
+    from p2pshare.cli.app import _open_store
+    from p2pshare.errors import P2PShareError
+    from p2pshare.store.restore import get_offline
+
+    store = _open_store(ctx)
+    total = 0
+    with contextlib.suppress(P2PShareError):
+        total = store.catalog.get_share(parsed.root_id).tree_size or 0
+    with _progress("downloading", total) as bar:
+        result = get_offline(store, parsed, out_dir, progress=bar.advance)
+    _report(result)
+
+
+def _report(result: Any) -> None:
+    if result.chunks_resumed:
+        click.echo(
+            f"resumed: {result.chunks_resumed} of {result.chunks_total} chunks "
+            "were already verified",
+            err=True,
+        )
+    click.echo(
+        f"{result.path}: {_human(result.size)},"
+        f" {result.chunks_total - result.chunks_resumed} chunks fetched,"
+        f" {result.chunks_resumed} resumed",
+        err=True,
+    )

@@ -1,0 +1,320 @@
+"""The control server inside a running node (trio, Unix socket).
+
+Theory of operation
+-------------------
+The node listens on ``<home>/control.sock``, created 0600 inside the 0700
+home. Each connection is checked with ``SO_PEERCRED``: a process of another
+uid is refused before a byte is read, even if file modes were loosened.
+Then the sans-IO :mod:`p2pshare.control.wire` codec runs the conversation;
+requests are handled concurrently (a slow ``get`` start never blocks a
+``status``), each answer goes out under one write lock, and a malformed
+frame gets a connection-level error and the connection closed; the node
+and its other clients are not affected. Request frames are bounded by the
+codec (1 MiB) and a client may have at most ``MAX_INFLIGHT`` requests
+running.
+
+Methods (params → result; errors carry the stable codes of
+``p2pshare.errors``):
+
+============================  ==============================================
+``status``                    peer id, addresses, DHT table size, peers,
+                              shares, transfers, rates, uptime
+``ls``                        shares (shape in ``store/listing.py``)
+``add`` / ``share``           ``{paths: [abs path], copy: bool}`` → links
+                              (``share`` links carry peer hints)
+``link``                      ``{root}`` → ``{link}``
+``rm``                        ``{root}`` → ``{}``
+``get``                       ``{link, out_dir}`` → a download
+``downloads``                 → downloads (shape in ``node/downloads.py``)
+``download.pause|resume|cancel``  ``{id}`` → the download
+``peers``                     connected peers
+``events``                    subscription: ``event`` frames until the
+                              client goes away
+``stop``                      → ``{}``, then the node shuts down
+============================  ==============================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pshare.control.wire import Hello, Request, ServerWire, State
+from p2pshare.errors import (
+    ConfigError,
+    LocalProtocolError,
+    NotFoundError,
+    P2PShareError,
+    RemoteProtocolError,
+    UsageError,
+)
+from p2pshare.format import ShareLink, parse_link, parse_root_or_link
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+    from p2pshare.node.service import Node
+
+__all__ = ["ControlServer", "check_peer_uid", "peer_uid"]
+
+log = logging.getLogger(__name__)
+
+MAX_INFLIGHT = 32
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
+READ_BYTES = 65536
+
+
+def peer_uid(sock: Any) -> int:
+    """The uid of the process at the other end of a Unix socket."""
+    creds = sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+    )
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def check_peer_uid(uid: int, own_uid: int) -> bool:
+    """Only the node's own user may drive it (root is not special)."""
+    return uid == own_uid
+
+
+class ControlServer:
+    """Serves the control API of ``node`` on ``path``."""
+
+    def __init__(self, node: Node, path: Path, *, stop: Callable[[], None]) -> None:
+        self.node = node
+        self.path = path
+        self.stop = stop
+        self.own_uid = os.geteuid()
+        self.clients = 0
+        self.refused = 0
+
+    async def serve(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen until cancelled; signals readiness once the socket accepts."""
+        raw = str(self.path)
+        if len(os.fsencode(raw)) > MAX_SOCKET_PATH:
+            raise ConfigError(f"{self.path}: path too long for a Unix socket")
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # stale: we hold the home lock
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is born 0600
+        try:
+            await sock.bind(raw)
+        finally:
+            os.umask(old)
+        os.chmod(raw, 0o600)
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle, [listener])
+                task_status.started()
+        finally:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        try:
+            uid = peer_uid(stream.socket)
+        except OSError:
+            uid = -1
+        if not check_peer_uid(uid, self.own_uid):
+            self.refused += 1
+            log.warning("control: refused a connection from uid %d", uid)
+            await stream.aclose()
+            return
+        self.clients += 1
+        try:
+            await _Connection(self, stream).run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("control: client went away")
+        finally:
+            self.clients -= 1
+            await stream.aclose()
+
+
+class _Connection:
+    def __init__(self, server: ControlServer, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.node = server.node
+        self.stream = stream
+        self.wire = ServerWire()
+        self.lock = trio.Lock()
+        self.inflight = 0
+
+    async def send(self, data: bytes) -> None:
+        async with self.lock:
+            await self.stream.send_all(data)
+
+    def usable(self) -> bool:
+        """False once the connection failed or closed: answers are dropped."""
+        return self.wire.state is State.READY
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                data = await self.stream.receive_some(READ_BYTES)
+                try:
+                    self.wire.receive_data(data)
+                    events = list(self.wire.events())
+                except RemoteProtocolError as exc:
+                    log.warning("control: bad client: %s", exc.reason)
+                    with contextlib.suppress(
+                        trio.BrokenResourceError, trio.ClosedResourceError
+                    ):
+                        await self.send(self.wire.fatal_for(exc))
+                    break
+                for event in events:
+                    if isinstance(event, Hello):
+                        await self.send(self.wire.hello(self.node.peer_id))
+                    elif isinstance(event, Request):
+                        if self.inflight >= MAX_INFLIGHT:
+                            await self.send(
+                                self.wire.error(
+                                    event.id, "busy", "too many requests in flight"
+                                )
+                            )
+                            continue
+                        self.inflight += 1
+                        nursery.start_soon(self._dispatch, event)
+                if not data:
+                    break
+            nursery.cancel_scope.cancel()
+
+    async def _dispatch(self, req: Request) -> None:
+        try:
+            answer = await self._answer(req)
+            if answer and self.usable():
+                await self.send(answer)
+            if req.method == "stop":
+                self.server.stop()  # only after the answer went out
+        except (trio.BrokenResourceError, trio.ClosedResourceError, LocalProtocolError):
+            log.debug("control: client gone before its answer")
+        finally:
+            self.inflight -= 1
+
+    async def _answer(self, req: Request) -> bytes:
+        try:
+            handler = self._method(req.method)
+            result = await handler(req)
+            return self.wire.respond(req.id, result) if self.usable() else b""
+        except P2PShareError as exc:
+            if not self.usable():
+                return b""
+            return self.wire.error(req.id, exc.code, str(exc))
+        except Exception as exc:  # task root: report, never take the node down
+            log.exception("control: %s failed", req.method)
+            if not self.usable():
+                return b""
+            message = f"internal error: {type(exc).__name__}"
+            return self.wire.error(req.id, "internal", message)
+
+    def _method(self, name: str) -> Callable[[Request], Awaitable[Any]]:
+        table: dict[str, Callable[[Request], Awaitable[Any]]] = {
+            "status": self.m_status,
+            "ls": self.m_ls,
+            "add": self.m_add,
+            "share": self.m_share,
+            "link": self.m_link,
+            "rm": self.m_rm,
+            "get": self.m_get,
+            "downloads": self.m_downloads,
+            "download.pause": self.m_pause,
+            "download.resume": self.m_resume,
+            "download.cancel": self.m_cancel,
+            "peers": self.m_peers,
+            "events": self.m_events,
+            "stop": self.m_stop,
+        }
+        try:
+            return table[name]
+        except KeyError:
+            raise UsageError(f"control: unknown method {name!r}") from None
+
+    # -- methods ------------------------------------------------------------------
+    async def m_status(self, req: Request) -> Any:
+        return await self.node.status()
+
+    async def m_ls(self, req: Request) -> Any:
+        from p2pshare.store.listing import describe_shares
+
+        return await trio.to_thread.run_sync(describe_shares, self.node.store)
+
+    async def m_add(self, req: Request, *, hints: bool = False) -> Any:
+        paths = _param(req, "paths", list)
+        copy = bool(req.params.get("copy", False))
+        out = []
+        for raw in paths:
+            if not isinstance(raw, str) or not os.path.isabs(raw):
+                raise UsageError("add: paths must be absolute")
+            added = await self.node.add(Path(raw), copy=copy, hints=hints)
+            out.append(added)
+        return out
+
+    async def m_share(self, req: Request) -> Any:
+        return await self.m_add(req, hints=True)
+
+    async def m_link(self, req: Request) -> Any:
+        target = parse_root_or_link(_param(req, "root", str))
+        row = await trio.to_thread.run_sync(
+            self.node.store.catalog.get_share, target.root_id
+        )
+        if row.key is None:
+            raise NotFoundError("share: this node holds no key for it")
+        return {"link": str(self.node.link(row.root, row.key))}
+
+    async def m_rm(self, req: Request) -> Any:
+        target = parse_root_or_link(_param(req, "root", str))
+        await self.node.remove(target.root_id)
+        return {"root": target.root_cid}
+
+    async def m_get(self, req: Request) -> Any:
+        link: ShareLink = parse_link(_param(req, "link", str))
+        out_dir = _param(req, "out_dir", str)
+        if not os.path.isabs(out_dir):
+            raise UsageError("get: out_dir must be absolute")
+        return self.node.downloads.start(link, Path(out_dir)).to_wire()
+
+    async def m_downloads(self, req: Request) -> Any:
+        return [d.to_wire() for d in self.node.downloads.list()]
+
+    async def m_pause(self, req: Request) -> Any:
+        return (await self.node.downloads.pause(_param(req, "id", int))).to_wire()
+
+    async def m_resume(self, req: Request) -> Any:
+        return self.node.downloads.resume(_param(req, "id", int)).to_wire()
+
+    async def m_cancel(self, req: Request) -> Any:
+        return (await self.node.downloads.cancel(_param(req, "id", int))).to_wire()
+
+    async def m_peers(self, req: Request) -> Any:
+        return self.node.peers()
+
+    async def m_events(self, req: Request) -> Any:
+        async with self.node.bus.subscribe() as events:
+            async for event in events:
+                if not self.usable():
+                    break
+                await self.send(self.wire.event(req.id, event.to_wire()))
+        return {}
+
+    async def m_stop(self, req: Request) -> Any:
+        log.info("control: stop requested")
+        return {}  # _dispatch stops the node once this answer is sent
+
+
+def _param(req: Request, name: str, typ: type) -> Any:
+    value = req.params.get(name)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise UsageError(f"{req.method}: parameter {name!r} must be {typ.__name__}")
+    return value

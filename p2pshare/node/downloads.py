@@ -1,0 +1,203 @@
+"""Downloads owned by a running node (started over the control API).
+
+Theory of operation
+-------------------
+Each download is a task in the node's nursery running ``Node.get``; the
+CLI or TUI that asked for it may go away and the download goes on. Its
+record keeps what a user wants to see (state, bytes, rate, ETA, providers,
+error, destination) and never the key. Progress callbacks may run in
+worker threads, so they only bump counters; a ticker task in trio turns
+counters into ``download.progress`` events twice a second.
+
+States: ``active`` → ``done`` | ``failed`` | ``cancelled``, and ``active`` ↔
+``paused``. Pausing cancels the task but keeps the partial data (the
+bitmap makes a resume skip every verified chunk); cancelling also deletes
+the partial data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pshare.errors import NotFoundError, P2PShareError, UsageError
+from p2pshare.format import ShareLink, root_to_cid
+from p2pshare.node.events import EventBus
+from p2pshare.store.partial import partial_name
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = ["Download", "DownloadManager"]
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+
+
+@dataclass(eq=False)
+class Download:
+    id: int
+    link: ShareLink
+    out_dir: Path
+    state: str = "active"
+    done_bytes: int = 0
+    total_bytes: int | None = None
+    rate_bps: float = 0.0
+    providers: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    path: str | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    scope: trio.CancelScope | None = None
+    finished: trio.Event = field(default_factory=trio.Event)
+    _last: tuple[float, int] = (0.0, 0)
+
+    def to_wire(self) -> dict[str, Any]:
+        eta = None
+        if self.total_bytes and self.rate_bps > 0 and self.state == "active":
+            eta = max(0.0, (self.total_bytes - self.done_bytes) / self.rate_bps)
+        return {
+            "id": self.id,
+            "root": root_to_cid(self.link.root_id),
+            "state": self.state,
+            "done": self.done_bytes,
+            "total": self.total_bytes,
+            "rate": round(self.rate_bps, 1),
+            "eta": None if eta is None else round(eta, 1),
+            "providers": self.providers,
+            "error": self.error,
+            "error_code": self.error_code,
+            "path": self.path,
+            "out_dir": str(self.out_dir),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class DownloadManager:
+    def __init__(self, node: Node, nursery: trio.Nursery, bus: EventBus) -> None:
+        self.node = node
+        self.nursery = nursery
+        self.bus = bus
+        self._ids = itertools.count(1)
+        self._all: dict[int, Download] = {}
+
+    def list(self) -> list[Download]:
+        return list(self._all.values())
+
+    def get(self, download_id: int) -> Download:
+        try:
+            return self._all[download_id]
+        except KeyError:
+            raise NotFoundError(f"download {download_id}: no such download") from None
+
+    def start(self, link: ShareLink, out_dir: Path) -> Download:
+        if link.key is None:
+            raise UsageError("link: it carries no key (the part after '#')")
+        for d in self._all.values():
+            same = d.link.root_id == link.root_id and d.out_dir == out_dir
+            if same and d.state in ("active", "paused"):
+                raise UsageError(f"download {d.id} already fetches this share there")
+        d = Download(id=next(self._ids), link=link, out_dir=out_dir)
+        self._all[d.id] = d
+        self.nursery.start_soon(self._run, d)
+        return d
+
+    async def _run(self, d: Download) -> None:
+        d.state, d.error, d.error_code = "active", None, None
+        d.finished = trio.Event()
+        self.bus.publish("download.started", **d.to_wire())
+
+        def progress(n: int) -> None:
+            d.done_bytes += n
+
+        def on_total(n: int) -> None:
+            d.total_bytes = n
+
+        with trio.CancelScope() as scope:
+            d.scope = scope
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._tick, d)
+                    result = await self.node.get(
+                        d.link, d.out_dir, progress=progress, on_total=on_total
+                    )
+                    nursery.cancel_scope.cancel()
+                d.state, d.path = "done", str(result.path)
+                d.done_bytes = d.total_bytes = result.size
+            except P2PShareError as exc:
+                d.state, d.error, d.error_code = "failed", str(exc), exc.code
+                log.warning("download %d failed: %s", d.id, exc)
+        if scope.cancelled_caught and d.state == "active":
+            d.state = "paused"
+        d.scope = None
+        if d.state in ("done", "failed", "cancelled"):
+            d.finished_at = time.time()
+        d.finished.set()
+        self.bus.publish(f"download.{d.state}", **d.to_wire())
+
+    async def _tick(self, d: Download) -> None:
+        while True:
+            await trio.sleep(TICK_S)
+            now = trio.current_time()
+            last_t, last_b = d._last
+            if last_t:
+                rate = (d.done_bytes - last_b) / max(1e-6, now - last_t)
+                d.rate_bps = rate if d.rate_bps == 0 else 0.7 * d.rate_bps + 0.3 * rate
+            d._last = (now, d.done_bytes)
+            d.providers = self.node.active_providers(d.link.root_id)
+            self.bus.publish("download.progress", **d.to_wire())
+
+    async def pause(self, download_id: int) -> Download:
+        d = self.get(download_id)
+        if d.state != "active" or d.scope is None:
+            raise UsageError(f"download {d.id}: is {d.state}, not active")
+        d.scope.cancel()
+        await d.finished.wait()
+        return d
+
+    def resume(self, download_id: int) -> Download:
+        d = self.get(download_id)
+        if d.state not in ("paused", "failed"):
+            raise UsageError(f"download {d.id}: is {d.state}, not paused")
+        d.rate_bps, d._last = 0.0, (0.0, 0)
+        d.done_bytes = 0  # recounted from the bitmap when the walk resumes
+        self.nursery.start_soon(self._run, d)
+        return d
+
+    async def cancel(self, download_id: int) -> Download:
+        """Stop a download and delete its partial data."""
+        d = self.get(download_id)
+        if d.state == "done":
+            raise UsageError(f"download {d.id}: is already done")
+        if d.scope is not None:
+            d.scope.cancel()
+            await d.finished.wait()
+        d.state = "cancelled"
+        d.finished_at = time.time()
+        await trio.to_thread.run_sync(self._discard, d)
+        self.bus.publish("download.cancelled", **d.to_wire())
+        return d
+
+    def _discard(self, d: Download) -> None:
+        catalog = self.node.store.catalog
+        top = d.out_dir / partial_name(d.link.root_id)
+        for row in catalog.downloads():
+            inside = row.dest.startswith(str(top) + "/")
+            mine = row.root == d.link.root_id and Path(row.dest).parent == d.out_dir
+            if mine or inside:
+                with contextlib.suppress(OSError):
+                    Path(row.partial).unlink()
+                catalog.finish_download(row.id)
+        if top.is_dir():
+            shutil.rmtree(top, ignore_errors=True)

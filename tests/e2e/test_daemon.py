@@ -1,0 +1,216 @@
+"""The background node and the CLI driving it over the control socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from p2pshare.daemon import wait_for_exit
+from tests.helpers.cli import ok, p2pshare
+from tests.helpers.procs import LOOPBACK, Proc, running
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _start(home: Path) -> list[str]:
+    res = p2pshare(home, "node", "--background", "--listen", LOOPBACK)
+    assert res.code == 0, res.err
+    addrs = res.out.split()
+    assert addrs and all("/p2p/" in a for a in addrs)
+    return addrs
+
+
+def _stop(home: Path) -> None:
+    p2pshare(home, "stop")
+
+
+def _pid(home: Path) -> int:
+    return int(json.loads((home / "node.lock").read_text())["pid"])
+
+
+@pytest.fixture
+def homes(tmp_path: Path):
+    made: list[Path] = []
+
+    def make(name: str) -> Path:
+        home = tmp_path / name
+        made.append(home)
+        return home
+
+    yield make
+    for home in made:
+        if (home / "control.sock").exists():
+            _stop(home)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.kill(_pid(home), signal.SIGKILL)
+
+
+def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    _start(a)
+    _start(b)
+    assert stat.S_IMODE((a / "control.sock").stat().st_mode) == 0o600
+    assert stat.S_IMODE(a.stat().st_mode) == 0o700
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    link = ok(a, "share", src).strip()
+    assert "peer=" in link  # a node's share link carries its addresses
+    listed = json.loads(ok(a, "ls", "--json"))
+    assert [i["name"] for i in listed] == ["data.bin"]
+
+    out = tmp_path / "out"
+    res = p2pshare(b, "get", link, "-o", out)
+    assert res.code == 0, res.err
+    assert (out / "data.bin").read_bytes() == src.read_bytes()
+
+    st = json.loads(ok(b, "status", "--json"))
+    assert st["peer_id"] and st["addrs"] and st["connected_peers"] >= 1
+    assert isinstance(st["dht_routing_table"], int | None)
+    dls = json.loads(ok(b, "downloads", "--json"))
+    assert [(d["state"], d["done"], d["total"]) for d in dls] == [
+        ("done", 3 << 20, 3 << 20)
+    ]
+    peers = json.loads(ok(b, "peers", "--json"))
+    assert any(
+        p["peer_id"] == json.loads(ok(a, "status", "--json"))["peer_id"] for p in peers
+    )
+    assert json.loads(ok(a, "status", "--json"))["shares"] == 1
+
+
+def test_interrupted_cli_leaves_the_download_running(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    # a slow provider: the download takes a few seconds
+    res = p2pshare(
+        a, "node", "--background", "--listen", LOOPBACK, "--max-upload-rate", "2M"
+    )
+    assert res.code == 0, res.err
+    _start(b)
+    src = tmp_path / "slow.bin"
+    src.write_bytes(os.urandom(8 << 20))
+    link = ok(a, "share", src).strip()
+    out = tmp_path / "out"
+    getter = Proc(b, "get", link, "-o", out)
+    with running(getter):
+        deadline = time.monotonic() + 30
+        while "started in the node" not in getter.err and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "started in the node" in getter.err, getter.err
+        getter.popen.send_signal(signal.SIGINT)
+        assert getter.popen.wait(10) == 130
+        getter.stop()
+        assert "goes on in the node" in getter.err
+    dl = json.loads(ok(b, "downloads", "--json"))
+    assert dl[0]["state"] == "active"
+    deadline = time.monotonic() + 60
+    while dl[0]["state"] == "active" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        dl = json.loads(ok(b, "downloads", "--json"))
+    assert dl[0]["state"] == "done", dl
+    assert (out / "slow.bin").read_bytes() == src.read_bytes()
+
+
+def test_stop_lock_and_stale_lock(tmp_path: Path, homes) -> None:
+    a = homes("a")
+    _start(a)
+    # a second node on the same home is refused, naming the running one
+    res = p2pshare(a, "node", "--listen", LOOPBACK)
+    assert res.code != 0
+    assert "already running" in res.err and str(_pid(a)) in res.err
+    res = p2pshare(a, "node", "--background", "--listen", LOOPBACK)
+    assert res.code != 0 and "already running" in res.err
+
+    pid = _pid(a)
+    start = time.monotonic()
+    res = p2pshare(a, "stop")
+    assert res.code == 0, res.err
+    assert time.monotonic() - start < 5
+    assert wait_for_exit(pid, 0)  # gone (or a zombie nobody reaps: also gone)
+    assert p2pshare(a, "status").code == 8
+
+    # a killed node leaves a stale lock (and socket); the next start recovers
+    _start(a)
+    os.kill(_pid(a), signal.SIGKILL)
+    time.sleep(0.2)  # let the kernel reap it
+    _start(a)
+    assert json.loads(ok(a, "status", "--json"))["peer_id"]
+
+
+def test_garbage_client_does_not_disturb_others(tmp_path: Path, homes) -> None:
+    a = homes("a")
+    _start(a)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(a / "control.sock"))
+    sock.sendall(b"\x00\x00\x00\x05hello" + os.urandom(200))
+    sock.settimeout(5)
+    answer = b""
+    try:
+        while chunk := sock.recv(4096):
+            answer += chunk
+    except TimeoutError:
+        pytest.fail("the node kept a garbage connection open")
+    sock.close()
+    # other clients and the node are fine
+    assert json.loads(ok(a, "status", "--json"))["peer_id"]
+    src = tmp_path / "x"
+    src.write_text("x")
+    assert ok(a, "add", src).startswith("p2pshare://")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+def test_other_uid_is_refused(homes) -> None:
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="p2ps-uid-", dir="/tmp"))
+    try:
+        a = base / "a"
+        homes_made = homes  # the fixture stops nodes it made; register this one
+        del homes_made
+        _start(a)
+        try:
+            # open the file modes so only the SO_PEERCRED check stands in the way
+            os.chmod(base, 0o755)
+            os.chmod(a, 0o755)
+            os.chmod(a / "control.sock", 0o777)
+            code = (
+                "import socket\n"
+                "s=socket.socket(socket.AF_UNIX)\n"
+                f"s.connect({str(a / 'control.sock')!r})\n"
+                "s.settimeout(5)\n"
+                "try:\n"
+                " s.sendall(b'hello')\n"
+                " print(len(s.recv(100)))\n"
+                "except (ConnectionResetError, BrokenPipeError):\n"
+                " print(0)\n"
+            )
+            # the venv's interpreter lives under root's home; the system one
+            # is reachable by any user
+            python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+            res = subprocess.run(
+                [python, "-c", code],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                user=65534,
+                check=False,
+                cwd="/",
+            )
+            assert res.returncode == 0, res.stderr
+            assert res.stdout.strip() == "0"  # closed without a byte of answer
+            log = (a / "logs" / "node.log").read_text()
+            assert "refused a connection from uid 65534" in log
+            assert json.loads(ok(a, "status", "--json"))["peer_id"]
+        finally:
+            _stop(a)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
