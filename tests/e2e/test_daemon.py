@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,10 +82,21 @@ def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
         ("done", 3 << 20, 3 << 20)
     ]
     peers = json.loads(ok(b, "peers", "--json"))
-    assert any(
-        p["peer_id"] == json.loads(ok(a, "status", "--json"))["peer_id"] for p in peers
-    )
-    assert json.loads(ok(a, "status", "--json"))["shares"] == 1
+    st_a = json.loads(ok(a, "status", "--json"))
+    assert any(p["peer_id"] == st_a["peer_id"] for p in peers)
+    assert st_a["shares"] == 1
+
+    # the same client runs on asyncio (the TUI's loop) as on trio (the CLI's)
+    import anyio
+
+    from p2pshare.config import Home
+    from p2pshare.control.client import open_client
+
+    async def ask() -> Any:
+        async with open_client(Home(a), name="asyncio-test") as client:
+            return await client.call("status")
+
+    assert anyio.run(ask, backend="asyncio")["peer_id"] == st_a["peer_id"]
 
 
 def test_interrupted_cli_leaves_the_download_running(tmp_path: Path, homes) -> None:
