@@ -164,8 +164,9 @@ def test_three_providers_one_killed_midway(tmp_path: Path) -> None:
         shutil.copytree(seed, h)
         (h / "identity.key").unlink(missing_ok=True)  # each its own peer id
         homes.append(h)
-    # 1 MiB/s each: the 12 MiB download takes several seconds
-    procs = [node(h, "--max-upload-rate", "1M") for h in homes]
+    # 512 KiB/s each: the 12 MiB download takes about eight seconds, so the
+    # bitmap (checkpointed every second) shows progress long before the end
+    procs = [node(h, "--max-upload-rate", "512K") for h in homes]
     with running(*(p for p, _ in procs)):
         peers = tuple(addr for _, (addr,) in procs)
         parsed = parse_link(link)
@@ -175,11 +176,11 @@ def test_three_providers_one_killed_midway(tmp_path: Path) -> None:
         getter = Proc(home, "--debug", "get", full, "-o", out, "--listen", LOOPBACK)
         with running(getter):
             deadline = time.monotonic() + 60
-            while _bits(home / "p2pshare.db") < 2 and time.monotonic() < deadline:
+            while _bits(home / "p2pshare.db") < 1 and time.monotonic() < deadline:
                 assert getter.popen.poll() is None, getter.err
                 time.sleep(0.02)
             done = _bits(home / "p2pshare.db")
-            assert 2 <= done < 12, "the provider must die mid-transfer"
+            assert 1 <= done < 12, "the provider must die mid-transfer"
             assert getter.popen.poll() is None
             procs[0][0].kill()  # one provider dies mid-transfer
             assert getter.popen.wait(120) == 0, getter.err
