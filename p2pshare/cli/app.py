@@ -98,7 +98,44 @@ def _parse_chunk_size(value: str) -> int:
     return int(text) * mult
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group, plus commands that packages above ``p2pshare``
+    (the TUI) contribute through the ``p2pshare.commands`` entry points.
+
+    They load only when named (or listed by ``--help``), so the core CLI
+    never imports them and starts as fast without them.
+    """
+
+    PLUGINS = "p2pshare.commands"
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=self.PLUGINS)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        ep = self._plugins().get(name)
+        if ep is None:
+            return None
+        try:
+            loaded = ep.load()
+        except ImportError as exc:
+            why = f"{name}: not available ({exc}); reinstall p2pshare"
+
+            def broken() -> None:
+                raise click.ClickException(why)
+
+            return click.Command(name, callback=broken, help=f"(unavailable: {exc})")
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="p2pshare")
 @click.option(
     "--home",
