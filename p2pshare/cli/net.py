@@ -358,6 +358,14 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
 @click.option(
     "--offline", is_flag=True, help="Rebuild from this home's store only; no network."
 )
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="PATH",
+    help="Only this file or folder of a folder share (relative, e.g. docs/a.pdf);"
+    " repeatable.",
+)
 @_BOOTSTRAP
 @_LISTEN
 @click.option(
@@ -381,6 +389,7 @@ def get(
     link_text: str,
     out_dir: Path,
     offline: bool,
+    paths: tuple[str, ...],
     bootstrap: tuple[str, ...],
     listen: tuple[str, ...],
     timeout_s: float,
@@ -397,10 +406,10 @@ def get(
     if parsed.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
     if offline:
-        _get_offline(ctx, parsed, out_dir)
+        _get_offline(ctx, parsed, out_dir, paths)
         return
     home = home_of(ctx)
-    via = _get_via_node(home, link_text, out_dir)
+    via = _get_via_node(home, link_text, out_dir, paths)
     if via is not NO_NODE:
         return
     stats: list[Any] = []
@@ -413,6 +422,7 @@ def get(
                 progress=bar.advance,
                 on_total=bar.total,
                 timeout_s=timeout_s,
+                paths=paths,
             )
         stats.append(n.last_download)
         return result
@@ -446,12 +456,16 @@ def get(
     _report(result)
 
 
-def _get_via_node(home: Any, link_text: str, out_dir: Path) -> Any:
+def _get_via_node(
+    home: Any, link_text: str, out_dir: Path, paths: tuple[str, ...]
+) -> Any:
     from p2pshare.control.wire import exception_for
 
     async def follow(client: ControlClient) -> Any:
         async with client.subscribe() as events:
-            d = await client.call("get", link=link_text, out_dir=absolute(out_dir))
+            d = await client.call(
+                "get", link=link_text, out_dir=absolute(out_dir), paths=list(paths)
+            )
             click.echo(f"download {d['id']} started in the node", err=True)
             try:
                 with _progress("downloading", None) as bar:
@@ -494,19 +508,29 @@ def _get_via_node(home: Any, link_text: str, out_dir: Path) -> Any:
     return final
 
 
-def _get_offline(ctx: click.Context, parsed: ShareLink, out_dir: Path) -> None:
+def _get_offline(
+    ctx: click.Context, parsed: ShareLink, out_dir: Path, paths: tuple[str, ...]
+) -> None:
     import contextlib
 
     from p2pshare.cli.app import _open_store
     from p2pshare.errors import P2PShareError
-    from p2pshare.store.restore import get_offline
+    from p2pshare.store.restore import get_offline, parse_selection
 
     store = _open_store(ctx)
+    select = parse_selection(paths) if paths else None
     total = 0
     with contextlib.suppress(P2PShareError):
         total = store.catalog.get_share(parsed.root_id).tree_size or 0
-    with _progress("downloading", total) as bar:
-        result = get_offline(store, parsed, out_dir, progress=bar.advance)
+    with _progress("downloading", None if select else total) as bar:
+        result = get_offline(
+            store,
+            parsed,
+            out_dir,
+            progress=bar.advance,
+            on_total=bar.total,
+            select=select,
+        )
     _report(result)
 
 

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 32
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
+INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
 
 
 def peer_uid(sock: Any) -> int:
@@ -233,6 +234,8 @@ class _Connection:
             "download.resume": self.m_resume,
             "download.cancel": self.m_cancel,
             "peers": self.m_peers,
+            "inspect": self.m_inspect,
+            "providers": self.m_providers,
             "events": self.m_events,
             "stop": self.m_stop,
         }
@@ -283,7 +286,19 @@ class _Connection:
         out_dir = _param(req, "out_dir", str)
         if not os.path.isabs(out_dir):
             raise UsageError("get: out_dir must be absolute")
-        return self.node.downloads.start(link, Path(out_dir)).to_wire()
+        paths = req.params.get("paths") or []
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise UsageError("get: parameter 'paths' must be a list of strings")
+        return self.node.downloads.start(link, Path(out_dir), paths).to_wire()
+
+    async def m_inspect(self, req: Request) -> Any:  # entries: FLAT list, see docs
+        link: ShareLink = parse_link(_param(req, "link", str))
+        return await self.node.inspect(link, timeout_s=INSPECT_TIMEOUT_S)
+
+    async def m_providers(self, req: Request) -> Any:
+        target = parse_root_or_link(_param(req, "root", str))
+        count = await self.node.providers(target.root_id)
+        return {"root": target.root_cid, "providers": count}
 
     async def m_downloads(self, req: Request) -> Any:
         return [d.to_wire() for d in self.node.downloads.list()]

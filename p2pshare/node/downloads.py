@@ -22,6 +22,7 @@ import itertools
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from p2pshare.errors import NotFoundError, P2PShareError, UsageError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node.events import EventBus
 from p2pshare.store.partial import partial_name
+from p2pshare.store.restore import parse_selection
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
@@ -48,6 +50,7 @@ class Download:
     id: int
     link: ShareLink
     out_dir: Path
+    paths: tuple[str, ...] = ()  # only these entries of a folder (empty: all)
     state: str = "active"
     done_bytes: int = 0
     total_bytes: int | None = None
@@ -79,6 +82,7 @@ class Download:
             "error_code": self.error_code,
             "path": self.path,
             "out_dir": str(self.out_dir),
+            "paths": list(self.paths),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
         }
@@ -101,14 +105,17 @@ class DownloadManager:
         except KeyError:
             raise NotFoundError(f"download {download_id}: no such download") from None
 
-    def start(self, link: ShareLink, out_dir: Path) -> Download:
+    def start(
+        self, link: ShareLink, out_dir: Path, paths: Sequence[str] = ()
+    ) -> Download:
         if link.key is None:
             raise UsageError("link: it carries no key (the part after '#')")
+        parse_selection(paths)  # a bad path fails here, not in the task
         for d in self._all.values():
             same = d.link.root_id == link.root_id and d.out_dir == out_dir
             if same and d.state in ("active", "paused"):
                 raise UsageError(f"download {d.id} already fetches this share there")
-        d = Download(id=next(self._ids), link=link, out_dir=out_dir)
+        d = Download(id=next(self._ids), link=link, out_dir=out_dir, paths=tuple(paths))
         self._all[d.id] = d
         self.nursery.start_soon(self._run, d)
         return d
@@ -130,7 +137,11 @@ class DownloadManager:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._tick, d)
                     result = await self.node.get(
-                        d.link, d.out_dir, progress=progress, on_total=on_total
+                        d.link,
+                        d.out_dir,
+                        progress=progress,
+                        on_total=on_total,
+                        paths=d.paths,
                     )
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,8 +91,16 @@ class Waiter:
 class ProviderConn:
     """A live transfer stream to one provider."""
 
-    def __init__(self, stream: LibP2PStream, *, local_peer: bytes, name: str) -> None:
+    def __init__(
+        self,
+        stream: LibP2PStream,
+        *,
+        local_peer: bytes,
+        name: str,
+        traffic: Counter[bytes] | None = None,
+    ) -> None:
         self.stream = stream
+        self.traffic = traffic  # the node's bytes received per peer, if it counts
         self.name = name  # short peer id, for logs and the scheduler
         self.remote_peer = stream.remote_peer_bytes
         self.conn = ClientConnection(
@@ -115,6 +124,8 @@ class ProviderConn:
             while True:
                 data = await self.stream.receive_some(READ_BYTES)
                 self.bytes_received += len(data)
+                if self.traffic is not None:
+                    self.traffic[self.remote_peer] += len(data)
                 self.conn.receive_data(data)
                 for event in self.conn.events():
                     self._dispatch(event)

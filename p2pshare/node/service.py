@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import trio
 
 from p2pshare import __version__
 from p2pshare.config import Home
-from p2pshare.errors import NoProviders, P2PShareError
+from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
@@ -43,7 +44,12 @@ from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.partial import partial_name
-from p2pshare.store.restore import get_share
+from p2pshare.store.restore import (
+    LocalSource,
+    describe_tree,
+    get_share,
+    parse_selection,
+)
 
 __all__ = ["XFER_PROTOCOL", "Node", "open_node"]
 
@@ -79,6 +85,8 @@ class Node:
     started_at: float = field(default_factory=time.time)
     downloads: Any = None  # DownloadManager, set by open_node
     rates: Rates = field(default_factory=lambda: Rates())
+    received_by_peer: Counter[bytes] = field(default_factory=Counter)
+    peer_rates: dict[bytes, Rates] = field(default_factory=dict)
     _store_limiter: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(2)
     )
@@ -87,11 +95,27 @@ class Node:
         """Sample upload/download byte counters once a second."""
         task_status.started()
         sent, received = self.server.stats.bytes_sent, self._received()
+        by_peer = self._per_peer()
         while True:
             await trio.sleep(1.0)
             now_sent, now_received = self.server.stats.bytes_sent, self._received()
             self.rates.update(now_sent - sent, now_received - received)
             sent, received = now_sent, now_received
+            now_by_peer = self._per_peer()
+            for peer, (s_now, r_now) in now_by_peer.items():
+                s_then, r_then = by_peer.get(peer, (0, 0))
+                self.peer_rates.setdefault(peer, Rates()).update(
+                    s_now - s_then, r_now - r_then
+                )
+            by_peer = now_by_peer
+
+    def _per_peer(self) -> dict[bytes, tuple[int, int]]:
+        """Bytes sent to and received from each peer so far."""
+        sent = self.server.stats.per_peer_sent
+        return {
+            p: (sent[p], self.received_by_peer[p])
+            for p in sent.keys() | self.received_by_peer.keys()
+        }
 
     def _received(self) -> int:
         if self.downloads is None:
@@ -160,8 +184,32 @@ class Node:
                 addrs = [str(a) for a in host.get_peerstore().addrs(peer_id)]
             except Exception:  # an unknown peer has no addresses: not an error
                 addrs = []
-            out.append({"peer_id": str(peer_id), "addrs": addrs[:8]})
+            raw = peer_id.to_bytes()
+            rates = self.peer_rates.get(raw, Rates())
+            out.append(
+                {
+                    "peer_id": str(peer_id),
+                    "addrs": addrs[:8],
+                    "sent": self.server.stats.per_peer_sent[raw],
+                    "received": self.received_by_peer[raw],
+                    "upload_rate": round(rates.upload, 1),
+                    "download_rate": round(rates.download, 1),
+                }
+            )
         return out
+
+    async def providers(self, root: bytes, *, timeout_s: float = 10.0) -> int:
+        """How many peers provide ``root`` (a DHT lookup), this node included
+        when it serves the share."""
+        found: list[Any] = []
+        with trio.move_on_after(timeout_s):
+            found = await dhtmod.find_providers(self.host.dht, root, count=20)
+        others = {i.peer_id for i in found if i.peer_id != self.host.peer_id}
+        mine = await trio.to_thread.run_sync(
+            lambda: root in set(self.store.catalog.announced_roots()),
+            limiter=self._store_limiter,
+        )
+        return len(others) + (1 if mine else 0)
 
     async def status(self) -> dict[str, Any]:
         shares = await trio.to_thread.run_sync(
@@ -214,7 +262,10 @@ class Node:
                 return None
             stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
         pc = ProviderConn(
-            stream, local_peer=self.host.peer_id_bytes, name=short_peer_id(peer_id)
+            stream,
+            local_peer=self.host.peer_id_bytes,
+            name=short_peer_id(peer_id),
+            traffic=self.received_by_peer,
         )
         await nursery.start(pc.serve)
         if pc.dead:
@@ -228,24 +279,19 @@ class Node:
         ]
 
     # -- downloads ------------------------------------------------------------------
-    async def get(
-        self,
-        link: ShareLink,
-        out_dir: Path,
-        *,
-        progress: Callable[[int], None] = lambda _n: None,
-        on_total: Callable[[int], None] = lambda _n: None,
-        timeout_s: float = 60.0,
-        use_dht: bool = True,
-    ) -> GetResult:
-        """Download ``link`` into ``out_dir`` from every provider found.
+    @asynccontextmanager
+    async def _source(
+        self, link: ShareLink, *, timeout_s: float, use_dht: bool
+    ) -> AsyncIterator[NetworkSource]:
+        """Providers of ``link`` (hints and DHT in parallel) as a source;
+        waits for the first one.
 
         Raises:
             NoProviders: nobody serving it was found within ``timeout_s``.
-            AccessDenied, IntegrityError, …: as ``get_share``.
         """
         root = link.root_id
         started = trio.current_time()
+        swarm: Swarm | None = None
         try:
             with single_error():
                 async with trio.open_nursery() as nursery:
@@ -267,22 +313,66 @@ class Node:
                         self.store, swarm, announce=self.announce_soon
                     )
                     source.stats.started_at = started
-                    result = await trio.to_thread.run_sync(
-                        lambda: get_share(
-                            self.store,
-                            source,
-                            link,
-                            out_dir,
-                            progress=progress,
-                            on_total=on_total,
-                        )
-                    )
-                    self.last_download = source.stats
-                    await trio.to_thread.run_sync(self._adopt_download, root, result)
+                    yield source
                     nursery.cancel_scope.cancel()
         finally:
-            self.swarms.pop(root, None)
+            if self.swarms.get(root) is swarm:
+                self.swarms.pop(root, None)
+
+    async def get(
+        self,
+        link: ShareLink,
+        out_dir: Path,
+        *,
+        progress: Callable[[int], None] = lambda _n: None,
+        on_total: Callable[[int], None] = lambda _n: None,
+        timeout_s: float = 60.0,
+        use_dht: bool = True,
+        paths: Sequence[str] = (),
+    ) -> GetResult:
+        """Download ``link`` into ``out_dir`` from every provider found;
+        with ``paths``, only those files and folders of a folder share.
+
+        Raises:
+            NoProviders: nobody serving it was found within ``timeout_s``.
+            UsageError: a bad path in ``paths``; NotFoundError: one that is
+                not in the folder.
+            AccessDenied, IntegrityError, …: as ``get_share``.
+        """
+        select = parse_selection(paths) if paths else None
+        async with self._source(link, timeout_s=timeout_s, use_dht=use_dht) as source:
+            result = await trio.to_thread.run_sync(
+                lambda: get_share(
+                    self.store,
+                    source,
+                    link,
+                    out_dir,
+                    progress=progress,
+                    on_total=on_total,
+                    select=select,
+                )
+            )
+            self.last_download = source.stats
+            await trio.to_thread.run_sync(self._adopt_download, link.root_id, result)
         return result
+
+    async def inspect(
+        self, link: ShareLink, *, timeout_s: float = 60.0, use_dht: bool = True
+    ) -> dict[str, Any]:
+        """What ``link`` holds (name, kind, size, the folder tree), fetching
+        only envelopes and folder listings. See ``describe_tree``."""
+        row = await trio.to_thread.run_sync(self._local_row, link.root_id)
+        if row is not None and row.storage in ("ref", "copy"):
+            source: Any = LocalSource(self.store)
+            return await trio.to_thread.run_sync(describe_tree, source, link)
+        async with self._source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
+            return await trio.to_thread.run_sync(describe_tree, net, link)
+
+    def _local_row(self, root: bytes) -> Any:
+        try:
+            return self.store.catalog.get_share(root)
+        except NotFoundError:
+            return None
 
     def _adopt_download(self, root: bytes, result: GetResult) -> None:
         """Keep serving a finished download: by reference from where it landed."""

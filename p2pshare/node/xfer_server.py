@@ -74,6 +74,7 @@ class ServeStats:
     refused: int = 0
     protocol_errors: int = 0
     per_peer_streams: Counter[bytes] = field(default_factory=Counter)
+    per_peer_sent: Counter[bytes] = field(default_factory=Counter)  # block bytes
 
 
 class ShareServer:
@@ -257,6 +258,7 @@ class _Session:
                     continue
                 await self.stream.send_all(self.conn.send_block(want.req, data))
             self.server.stats.bytes_sent += len(data)
+            self.server.stats.per_peer_sent[self.peer] += len(data)
             self.server.stats.blocks_sent += 1
 
 

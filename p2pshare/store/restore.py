@@ -27,10 +27,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from p2pshare.errors import (
     AccessDenied,
@@ -40,6 +40,7 @@ from p2pshare.errors import (
     OutputExistsError,
     P2PShareError,
     StoreError,
+    UsageError,
 )
 from p2pshare.format import (
     Envelope,
@@ -49,6 +50,7 @@ from p2pshare.format import (
     ShareLink,
     decode_listing,
     open_meta,
+    root_to_cid,
 )
 from p2pshare.format.envelope import Kind
 from p2pshare.format.folder import MAX_LISTING_BYTES
@@ -57,9 +59,22 @@ from p2pshare.store.partial import PartialFile, partial_name, place, umask
 from p2pshare.store.pipeline import ordered_map
 from p2pshare.store.reader import OpenShare, open_share
 
-__all__ = ["GetResult", "get_offline", "inspect_share"]
+__all__ = [
+    "GetResult",
+    "describe_tree",
+    "get_offline",
+    "get_share",
+    "inspect_share",
+    "parse_selection",
+]
 
 Progress = Callable[[int], None]
+
+MAX_DEPTH = 64  # folders nested deeper than this are refused (hostile trees)
+MAX_TREE_ENTRIES = 50_000  # entries describe_tree returns (bounds a control reply)
+MAX_TREE_TEXT = 8 << 20  # bytes of paths and names it returns (same reason)
+
+Selection = frozenset[tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -194,14 +209,106 @@ class LocalSource:
         return bytes(out)
 
 
+def parse_selection(paths: Iterable[str]) -> Selection:
+    """Relative paths inside a folder share ("a/b.txt") as a selection.
+
+    Raises:
+        UsageError: a path is empty, absolute, or has "." / ".." parts.
+    """
+    out: set[tuple[str, ...]] = set()
+    for raw in paths:
+        parts = tuple(raw.split("/"))
+        if not raw or raw.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise UsageError(f"paths: {raw!r} is not a relative path inside the share")
+        out.add(parts)
+    # a folder and something inside it: the folder already has it all
+    return frozenset(
+        p for p in out if not any(q != p and p[: len(q)] == q for q in out)
+    )
+
+
+def describe_tree(
+    source: ShareSource, link: ShareLink, *, max_entries: int = MAX_TREE_ENTRIES
+) -> dict[str, Any]:
+    """What a link holds, fetching only envelopes and folder listings.
+
+    Returns ``{"root", "name", "kind", "size", "entries"}``. ``entries`` is
+    the whole folder tree as a flat list in depth-first order (a tree would
+    nest one level per folder; a flat list keeps every reply two levels
+    deep whatever the tree): ``{"path", "name", "kind", "size"}`` with
+    ``path`` relative to the share and "/"-separated, a folder's ``size``
+    being the bytes of every file below it. A file share has no entries.
+
+    Raises:
+        AccessDenied: no key, or the wrong one.
+        FolderListingError: a listing is unsafe, the tree is nested deeper
+            than :data:`MAX_DEPTH` or has more than ``max_entries`` entries.
+        Whatever ``source`` raises (NotFoundError, NoProviders, …).
+    """
+    if link.key is None:
+        raise AccessDenied("link: it carries no key (the part after '#')")
+    out: list[dict[str, Any]] = []
+    text = 0  # bytes of paths and names so far
+
+    def walk(opened: Opened, keys: FileKeys, meta: Meta, rel: tuple[str, ...]) -> None:
+        nonlocal text
+        if len(rel) >= MAX_DEPTH:
+            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
+        for entry in decode_listing(source.read_all(opened, keys, meta)):
+            if len(out) >= max_entries:
+                raise FolderListingError(f"folder: more than {max_entries} entries")
+            path = (*rel, entry.name)
+            joined = "/".join(path)
+            text += len(joined) + len(entry.name)
+            if text > MAX_TREE_TEXT:
+                raise FolderListingError("folder: the tree is too large to list")
+            out.append(
+                {
+                    "path": joined,
+                    "name": entry.name,
+                    "kind": entry.kind,
+                    "size": entry.size,
+                }
+            )
+            if entry.kind != "folder":
+                continue
+            child, ckeys, cmeta = source.open(entry.root, entry.key)
+            try:
+                if cmeta.kind != "folder":
+                    raise FormatError(
+                        f"{'/'.join(path)}: listing entry does not match its share"
+                    )
+                walk(child, ckeys, cmeta, path)
+            finally:
+                child.close()
+
+    opened, keys, meta = source.open(link.root_id, link.key)
+    try:
+        if meta.kind == "folder":
+            walk(opened, keys, meta, ())
+    finally:
+        opened.close()
+    top = [e for e in out if "/" not in e["path"]]
+    return {
+        "root": root_to_cid(link.root_id),
+        "name": meta.name,
+        "kind": meta.kind,
+        "size": sum(e["size"] for e in top) if meta.kind == "folder" else meta.size,
+        "entries": out,
+    }
+
+
 def get_offline(
     store: LocalStore,
     link: ShareLink,
     out_dir: Path,
     *,
     progress: Progress = _no_progress,
+    on_total: Progress = _no_progress,
+    select: Selection | None = None,
 ) -> GetResult:
-    """Rebuild the share of ``link`` from this home into ``out_dir``.
+    """Rebuild the share of ``link`` from this home into ``out_dir``
+    (``on_total`` and ``select`` as in :func:`get_share`).
 
     Raises:
         AccessDenied: the link has no key, or the wrong one.
@@ -212,7 +319,15 @@ def get_offline(
         StoreError: local I/O failed.
     """
     try:
-        return get_share(store, LocalSource(store), link, out_dir, progress=progress)
+        return get_share(
+            store,
+            LocalSource(store),
+            link,
+            out_dir,
+            progress=progress,
+            on_total=on_total,
+            select=select,
+        )
     except NotFoundError as exc:
         if str(exc).startswith("share:"):
             raise NotFoundError(
@@ -230,12 +345,17 @@ def get_share(
     *,
     progress: Progress = _no_progress,
     on_total: Progress = _no_progress,
+    select: Selection | None = None,
 ) -> GetResult:
     """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
 
     ``on_total`` is told the number of bytes to expect as soon as it is
-    known (after the envelope of a file, the top listing of a folder).
-    Same errors as :func:`get_offline`, plus whatever ``source`` raises.
+    known (after the envelope of a file, the top listing of a folder; with
+    ``select``, it grows as selected entries are found). ``select`` (from
+    :func:`parse_selection`) limits a folder to some of its files and
+    folders; the result is the folder with only those inside.
+    Same errors as :func:`get_offline`, plus whatever ``source`` raises, and
+    ``NotFoundError`` for a selected path that is not in the folder.
     """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
@@ -255,10 +375,12 @@ def get_share(
         result = GetResult(path=dest, kind=meta.kind, size=meta.size)
         job = _Job(store, source, result, progress, on_total)
         if meta.kind == "file":
+            if select:
+                raise UsageError("paths: this share is a file, not a folder")
             on_total(meta.size)
             job.file(opened, keys, meta, dest)
         else:
-            job.folder(opened, keys, meta, dest)
+            job.folder(opened, keys, meta, dest, select or None)
             result.size = result.file_bytes
     finally:
         opened.close()
@@ -279,6 +401,7 @@ class _Job:
         self.result = result
         self.progress = progress
         self.on_total = on_total
+        self.expected = 0  # bytes of the selected entries found so far
 
     def file(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
         geo = Geometry(meta.size, share.envelope.chunk_size)
@@ -298,21 +421,71 @@ class _Job:
         self.result.files += 1
         self.result.file_bytes += meta.size
 
-    def folder(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
+    def folder(
+        self,
+        share: Opened,
+        keys: FileKeys,
+        meta: Meta,
+        dest: Path,
+        select: Selection | None = None,
+    ) -> None:
         top = dest.with_name(partial_name(share.root))
+        if select:
+            self._check_selection(share, keys, meta, select)
         try:
-            self._folder_into(share, keys, meta, top, top)
+            found: set[tuple[str, ...]] = set()
+            self._folder_into(share, keys, meta, top, top, select, found)
+            if select and found != select:  # the listings changed under us
+                raise NotFoundError("paths: not all found in this folder")
             place(top, dest)
         except (FormatError, AccessDenied):
             self._discard_tree(top)
             raise
 
-    def _folder_into(
-        self, share: Opened, keys: FileKeys, meta: Meta, here: Path, top: Path
+    def _check_selection(
+        self, share: Opened, keys: FileKeys, meta: Meta, select: Selection
     ) -> None:
+        """Fail before any download if a selected path is not in the folder
+        (walks only the listings on the way to the selected paths)."""
+        for path in sorted(select):
+            opened: list[Opened] = []
+            try:
+                here, here_keys, here_meta = share, keys, meta
+                for depth, name in enumerate(path):
+                    entries = decode_listing(
+                        self.source.read_all(here, here_keys, here_meta)
+                    )
+                    entry = next((e for e in entries if e.name == name), None)
+                    last = depth == len(path) - 1
+                    if entry is None or (not last and entry.kind != "folder"):
+                        raise NotFoundError(f"{'/'.join(path)}: not in this folder")
+                    if last:
+                        break
+                    here, here_keys, here_meta = self.source.open(entry.root, entry.key)
+                    opened.append(here)
+            finally:
+                for o in opened:
+                    o.close()
+
+    def _folder_into(
+        self,
+        share: Opened,
+        keys: FileKeys,
+        meta: Meta,
+        here: Path,
+        top: Path,
+        select: Selection | None = None,
+        found: set[tuple[str, ...]] | None = None,
+    ) -> None:
+        """Rebuild one folder level; ``select`` (paths relative to ``top``)
+        limits it to those entries and the folders leading to them; None
+        means everything below ``here``."""
+        depth = len(here.relative_to(top).parts)
+        if depth >= MAX_DEPTH:
+            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
         _mkdir_exclusive_ok(here)
         entries = decode_listing(self.source.read_all(share, keys, meta))
-        if here == top:
+        if here == top and select is None:
             self.on_total(sum(e.size for e in entries))
         for entry in entries:
             target = here / entry.name
@@ -322,7 +495,21 @@ class _Job:
             ):
                 raise FolderListingError("folder listing: entry escapes the folder")
             rel = target.relative_to(top)
+            inner: Selection | None = None
+            if select is not None:
+                if rel.parts in select:
+                    assert found is not None
+                    found.add(rel.parts)
+                    self.expected += entry.size
+                    self.on_total(self.expected)
+                elif entry.kind == "folder" and any(
+                    p[: len(rel.parts)] == rel.parts for p in select
+                ):
+                    inner = select  # only the selected paths inside it
+                else:
+                    continue
             if entry.kind == "file" and _is_regular(target):
+                self.progress(entry.size)
                 continue  # finished in an earlier, interrupted run
             try:
                 child, ckeys, cmeta = self.source.open(entry.root, entry.key)
@@ -336,7 +523,7 @@ class _Job:
                 if entry.kind == "file":
                     self.file(child, ckeys, cmeta, target)
                 else:
-                    self._folder_into(child, ckeys, cmeta, target, top)
+                    self._folder_into(child, ckeys, cmeta, target, top, inner, found)
             except P2PShareError as exc:
                 # Say where in the tree it failed, once (inner levels
                 # already prefix the same relative path).

@@ -358,3 +358,53 @@ def test_version_and_help(tmp_path: Path) -> None:
     text = ok(tmp_path, "--help")
     for command in ("add", "get", "ls", "rm"):
         assert command in text
+
+
+def test_get_path_takes_only_the_selected_entries(tmp_path: Path) -> None:
+    src = tmp_path / "Mon dossier ✓"
+    src.mkdir()
+    _make_tree(src)
+    home = tmp_path / "home"
+    link = add(home, "--chunk-size", str(CS), src)
+    out = tmp_path / "out"
+    ok(
+        home,
+        "get",
+        "--offline",
+        link,
+        "-o",
+        out,
+        "--path",
+        "sub/deeper",
+        "--path",
+        "top.txt",
+    )
+    got = _snapshot(out / src.name)
+    want = _snapshot(src)
+    assert {k for k, v in got.items() if v[0] == "file"} == {
+        "top.txt",
+        "sub/deeper/chunks.bin",
+        "sub/deeper/deepest/ü",
+    }
+    for rel in ("top.txt", "sub/deeper/chunks.bin", "sub/deeper/deepest/ü"):
+        assert got[rel] == want[rel]  # bytes and mtime
+    # a path that is not in the folder, or not relative: one line, nothing left
+    res = p2pshare(
+        home, "get", "--offline", link, "-o", tmp_path / "o2", "--path", "nope"
+    )
+    assert res.code == 3, res.err
+    assert "nope: not in this folder" in res.err
+    assert not (tmp_path / "o2").exists() or os.listdir(tmp_path / "o2") == []
+    res = p2pshare(
+        home, "get", "--offline", link, "-o", tmp_path / "o3", "--path", "../x"
+    )
+    assert res.code == 2, res.err
+    assert "Traceback" not in res.err
+    # a file share has no paths
+    f = tmp_path / "one.txt"
+    f.write_text("x")
+    res = p2pshare(
+        home, "get", "--offline", add(home, f), "-o", tmp_path / "o4", "--path", "a"
+    )
+    assert res.code == 2, res.err
+    assert "is a file" in res.err
