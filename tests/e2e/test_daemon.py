@@ -157,25 +157,51 @@ def test_stop_lock_and_stale_lock(tmp_path: Path, homes) -> None:
     assert json.loads(ok(a, "status", "--json"))["peer_id"]
 
 
-def test_garbage_client_does_not_disturb_others(tmp_path: Path, homes) -> None:
-    a = homes("a")
-    _start(a)
+def _garbage(home: Path) -> None:
+    """A client that sends junk: the node closes its connection."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(str(a / "control.sock"))
+    sock.connect(str(home / "control.sock"))
     sock.sendall(b"\x00\x00\x00\x05hello" + os.urandom(200))
     sock.settimeout(5)
-    answer = b""
     try:
-        while chunk := sock.recv(4096):
-            answer += chunk
+        while sock.recv(4096):
+            pass
     except TimeoutError:
         pytest.fail("the node kept a garbage connection open")
-    sock.close()
-    # other clients and the node are fine
-    assert json.loads(ok(a, "status", "--json"))["peer_id"]
-    src = tmp_path / "x"
-    src.write_text("x")
-    assert ok(a, "add", src).startswith("p2pshare://")
+    finally:
+        sock.close()
+
+
+def test_garbage_client_does_not_disturb_others(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    res = p2pshare(
+        a, "node", "--background", "--listen", LOOPBACK, "--max-upload-rate", "2M"
+    )
+    assert res.code == 0, res.err
+    _start(b)
+    src = tmp_path / "x.bin"
+    src.write_bytes(os.urandom(6 << 20))
+    link = ok(a, "share", src).strip()
+    out = tmp_path / "out"
+    # a client following a transfer in b's node (a serves it over ~3 s)
+    getter = Proc(b, "get", link, "-o", out)
+    with running(getter):
+        deadline = time.monotonic() + 30
+        while "started in the node" not in getter.err and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "started in the node" in getter.err, getter.err
+        for _ in range(3):
+            _garbage(b)
+            _garbage(a)
+        assert getter.popen.poll() is None, "the transfer must still be running"
+        # the following client and the transfer are undisturbed
+        assert getter.popen.wait(60) == 0, getter.err
+    assert (out / "x.bin").read_bytes() == src.read_bytes()
+    # other clients and the nodes are fine
+    assert json.loads(ok(b, "status", "--json"))["peer_id"]
+    src2 = tmp_path / "y"
+    src2.write_text("y")
+    assert ok(a, "add", src2).startswith("p2pshare://")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
