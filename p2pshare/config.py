@@ -18,7 +18,7 @@ import platformdirs
 
 from p2pshare.errors import ConfigError
 
-__all__ = ["HOME_ENV", "Home", "resolve_home"]
+__all__ = ["HOME_ENV", "Config", "Home", "load_config", "resolve_home"]
 
 HOME_ENV = "P2PSHARE_HOME"
 
@@ -36,6 +36,10 @@ class Home:
     @property
     def blocks(self) -> Path:
         return self.path / "blocks"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
 
     def ensure(self) -> Home:
         """Create the home (0700) if needed and tighten its mode.
@@ -61,3 +65,49 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
     """Pick the home: ``explicit``, else ``$P2PSHARE_HOME``, else the default."""
     raw = explicit or os.environ.get(HOME_ENV) or platformdirs.user_data_dir("p2pshare")
     return Home(Path(raw).expanduser().absolute())
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """``<home>/config.toml`` (optional). Example::
+
+    replicas = 2                      # default for share/add --replicas
+    seeds = ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW…"]  # tried first
+    """
+
+    replicas: int = 0
+    seeds: tuple[str, ...] = ()
+
+
+def load_config(home: Home) -> Config:
+    """Read the home's config file; a missing file means the defaults.
+
+    Raises:
+        ConfigError: the file is not valid TOML or has a wrong value.
+    """
+    import tomllib
+
+    try:
+        raw = home.config.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{home.config}: cannot read ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{home.config}: not valid TOML ({exc})") from exc
+    unknown = set(data) - {"replicas", "seeds"}
+    if unknown:
+        raise ConfigError(f"{home.config}: unknown setting {sorted(unknown)[0]!r}")
+    replicas = data.get("replicas", 0)
+    if (
+        isinstance(replicas, bool)
+        or not isinstance(replicas, int)
+        or not 0 <= replicas <= 16
+    ):
+        raise ConfigError(f"{home.config}: replicas must be an integer from 0 to 16")
+    seeds = data.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(x, str) for x in seeds):
+        raise ConfigError(f"{home.config}: seeds must be a list of multiaddr strings")
+    return Config(replicas=replicas, seeds=tuple(seeds))

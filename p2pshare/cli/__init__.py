@@ -7,11 +7,12 @@ shown only with ``--debug``. Standard output carries only results (links,
 listings, JSON), so it can be piped.
 
 ``app`` holds the group and the error mapping, ``local`` the commands on
-the home's shares, ``net`` the network and node commands, ``runtime`` how
-they run (trio, a foreground node, calls to a running node).
+the home's shares, ``net`` the network and node commands, ``seeds`` the
+seed commands and replication, ``runtime`` how they run (trio, a
+foreground node, calls to a running node).
 """
 
-from p2pshare.cli import local, net
+from p2pshare.cli import local, net, seeds
 from p2pshare.cli.app import cli, main
 
-__all__ = ["cli", "local", "main", "net"]
+__all__ = ["cli", "local", "main", "net", "seeds"]

@@ -21,6 +21,13 @@ from p2pshare.cli.app import (
     home_of,
 )
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node
+from p2pshare.cli.seeds import (
+    REPLICAS,
+    SEEDS,
+    replicas_option,
+    replicate_in_foreground,
+    replicate_via_node,
+)
 from p2pshare.format import DEFAULT_CHUNK_SIZE, ShareLink, parse_root_or_link
 
 __all__ = ["add", "link", "ls_", "rm"]
@@ -42,34 +49,54 @@ __all__ = ["add", "link", "ls_", "rm"]
     hidden=True,
     help="Chunk size (a multiple of 4 KiB; for tests and benchmarks).",
 )
+@REPLICAS
+@SEEDS
 @click.pass_context
 def add(
-    ctx: click.Context, paths: tuple[Path, ...], copy: bool, chunk_size: str
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    copy: bool,
+    chunk_size: str,
+    replicas: int | None,
+    seeds: tuple[str, ...],
 ) -> None:
     """Encrypt files or folders into the local store; print one link per PATH.
 
     By default a file is shared by reference: only its envelope is stored
     and chunks are re-encrypted from the file when needed. If the file
-    changes, serving it stops until you add it again.
+    changes, serving it stops until you add it again. With --replicas N it
+    waits until N seed nodes keep a complete (encrypted) replica.
     """
     from p2pshare.store.adder import add_path, scan_size
 
+    home = home_of(ctx)
+    n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
     if size == DEFAULT_CHUNK_SIZE:
-        via = call_node(
-            home_of(ctx), "add", paths=[absolute(p) for p in paths], copy=copy
-        )
+        via = call_node(home, "add", paths=[absolute(p) for p in paths], copy=copy)
         if via is not NO_NODE:
-            for item in via:
-                click.echo(item["link"])
+            if n:
+                roots = [item["root"] for item in via]
+                links = replicate_via_node(home, roots, n, seed_list)
+            else:
+                links = [item["link"] for item in via]
+            for text in links:
+                click.echo(text)
             return
     store = _open_store(ctx)
+    added_roots = []
     for path in paths:
         with _progress(f"adding {path.name}", scan_size(path)) as bar:
             added = add_path(
                 store, path, copy=copy, chunk_size=size, progress=bar.advance
             )
-        click.echo(str(ShareLink(root_id=added.root, key=added.key)))
+        added_roots.append(added.root)
+        if not n:
+            click.echo(str(ShareLink(root_id=added.root, key=added.key)))
+    if n:
+        store.close()
+        for text in replicate_in_foreground(home, added_roots, n, seed_list):
+            click.echo(text)
 
 
 @cli.command(name="ls")

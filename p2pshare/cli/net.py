@@ -91,6 +91,19 @@ def _no_node(home: Any) -> NodeNotRunning:
 @_LISTEN
 @_BOOTSTRAP
 @_RATE
+@click.option(
+    "--replicas",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="Keep N replicas on seed nodes first (default: config.toml, else 0).",
+)
+@click.option(
+    "--seed",
+    "seeds",
+    multiple=True,
+    metavar="MADDR",
+    help="A seed to try first (repeatable; also `seeds` in config.toml).",
+)
 @click.pass_context
 def share(
     ctx: click.Context,
@@ -99,23 +112,41 @@ def share(
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
+    replicas: int | None,
+    seeds: tuple[str, ...],
 ) -> None:
     """Add PATHs and print their links (with peer hints); serve them.
 
     With a node running for this home the node serves them and this returns
-    at once; otherwise this serves in the foreground until Ctrl-C.
+    at once; otherwise this serves in the foreground until Ctrl-C. With
+    --replicas N it first waits until N seeds keep a complete replica, and
+    the links name those seeds too (they work while this node is offline).
     """
+    from p2pshare.cli.seeds import replicas_option, replicate_roots, replicate_via_node
+
     home = home_of(ctx)
+    n, seed_list = replicas_option(home, replicas, seeds)
     via = call_node(home, "share", paths=[absolute(p) for p in paths], copy=copy)
     if via is not NO_NODE:
-        for item in via:
-            click.echo(item["link"])
+        if n:
+            links = replicate_via_node(home, [i["root"] for i in via], n, seed_list)
+        else:
+            links = [i["link"] for i in via]
+        for text in links:
+            click.echo(text)
         return
 
     async def body(node: Node) -> None:
-        for path in paths:
-            item = await node.add(path.absolute(), copy=copy, hints=True)
-            click.echo(item["link"])
+        from p2pshare.format import parse_root_or_link
+
+        items = [await node.add(p.absolute(), copy=copy, hints=True) for p in paths]
+        if n:
+            roots = [parse_root_or_link(i["root"]).root_id for i in items]
+            links = await replicate_roots(node, roots, n, seed_list)
+        else:
+            links = [i["link"] for i in items]
+        for text in links:
+            click.echo(text)
         sys.stdout.flush()
         click.echo(
             f"serving {len(paths)} share(s) as {node.peer_id}; Ctrl-C to stop", err=True

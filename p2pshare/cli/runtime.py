@@ -73,6 +73,7 @@ def run_node(
     dht_mode: Literal["server", "client"],
     upload_rate: float | None = None,
     body: Callable[[Node], Awaitable[Any]] | None = None,
+    seed: Any = None,
 ) -> Any:
     """Run a node for ``home`` in this process, holding the home lock and
     serving the control socket, until ``body`` returns (or, without a body,
@@ -94,6 +95,7 @@ def run_node(
                 bootstrap=bootstrap,
                 dht_mode=dht_mode,
                 upload_rate=upload_rate,
+                seed=seed,
             ) as node:
                 stop = trio.Event()
                 server = ControlServer(node, home.path / "control.sock", stop=stop.set)

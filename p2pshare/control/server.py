@@ -235,6 +235,9 @@ class _Connection:
             "download.cancel": self.m_cancel,
             "peers": self.m_peers,
             "inspect": self.m_inspect,
+            "replicate": self.m_replicate,
+            "check": self.m_check,
+            "repair": self.m_repair,
             "providers": self.m_providers,
             "events": self.m_events,
             "stop": self.m_stop,
@@ -295,6 +298,39 @@ class _Connection:
         link: ShareLink = parse_link(_param(req, "link", str))
         return await self.node.inspect(link, timeout_s=INSPECT_TIMEOUT_S)
 
+    async def m_replicate(self, req: Request) -> Any:
+        target = parse_root_or_link(_param(req, "root", str))
+        n = _param(req, "replicas", int)
+        seeds = _strings(req, "seeds")
+        rows = await self.node.replicate(target.root_id, n, seeds=seeds)
+        row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
+        return {
+            "root": target.root_cid,
+            "link": str(self.node.link(row.root, row.key, rows)),
+            "replicas": [_replica(r) for r in rows],
+        }
+
+    async def m_check(self, req: Request) -> Any:
+        from p2pshare.node.replicate import check
+
+        target = parse_root_or_link(_param(req, "root", str))
+        results = await check(self.node, target.root_id)
+        return {"root": target.root_cid, "providers": [r.to_wire() for r in results]}
+
+    async def m_repair(self, req: Request) -> Any:
+        from p2pshare.node.replicate import repair
+
+        target = parse_root_or_link(_param(req, "root", str))
+        n = _param(req, "replicas", int)
+        results, rows = await repair(
+            self.node, target.root_id, n, seeds=_strings(req, "seeds")
+        )
+        return {
+            "root": target.root_cid,
+            "checked": [r.to_wire() for r in results],
+            "replicas": [_replica(r) for r in rows],
+        }
+
     async def m_providers(self, req: Request) -> Any:
         target = parse_root_or_link(_param(req, "root", str))
         count = await self.node.providers(target.root_id)
@@ -326,6 +362,23 @@ class _Connection:
     async def m_stop(self, req: Request) -> Any:
         log.info("control: stop requested")
         return {}  # _dispatch stops the node once this answer is sent
+
+
+def _strings(req: Request, name: str) -> list[str]:
+    value = req.params.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{req.method}: parameter {name!r} must be a list of strings")
+    return value
+
+
+def _replica(r: Any) -> dict[str, Any]:
+    return {
+        "seed": r.seed,
+        "region": r.region,
+        "state": r.state,
+        "addrs": list(r.addrs),
+        "lease_expires": r.lease_expires,
+    }
 
 
 def _param(req: Request, name: str, typ: type) -> Any:

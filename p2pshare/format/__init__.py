@@ -22,17 +22,20 @@ from p2pshare.format.envelope import (
     seal_meta,
 )
 from p2pshare.format.folder import Entry, decode_listing, encode_listing
+from p2pshare.format.grant import MAX_GRANT_BYTES, Grant, make_grant
 from p2pshare.format.keys import FileKeys, new_file_key
 from p2pshare.format.links import ShareLink, parse_link, parse_root_or_link
 from p2pshare.format.names import check_name
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "MAX_GRANT_BYTES",
     "PAD_BYTES",
     "Entry",
     "Envelope",
     "FileKeys",
     "Geometry",
+    "Grant",
     "Meta",
     "ShareLink",
     "block_id",
@@ -41,6 +44,7 @@ __all__ = [
     "cid_to_root",
     "decode_listing",
     "encode_listing",
+    "make_grant",
     "new_file_key",
     "open_chunk",
     "open_meta",

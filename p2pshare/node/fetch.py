@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from nacl.signing import SigningKey
 
 from p2pshare.errors import (
     AccessDenied,
@@ -49,9 +50,16 @@ from p2pshare.format import (
 )
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.folder import MAX_LISTING_BYTES
-from p2pshare.node.fill import DownloadStats, Fill, NetShare, Session, have_set
+from p2pshare.node.fill import (
+    DownloadStats,
+    Fill,
+    NetShare,
+    PlainSink,
+    Session,
+    have_set,
+)
 from p2pshare.node.groups import single_error
-from p2pshare.node.provider import Opened, ProviderConn, ProviderGone
+from p2pshare.node.provider import Access, Opened, ProviderConn, ProviderGone
 from p2pshare.node.swarm import Swarm, wait_first
 from p2pshare.protocol.messages import Kind
 from p2pshare.store import LocalStore
@@ -116,6 +124,33 @@ class NetworkSource:
     # -- trio side ----------------------------------------------------------------
     async def _open(self, root: bytes, key: bytes) -> tuple[NetShare, FileKeys, Meta]:
         keys = FileKeys.from_key(key)
+        share = await self.open_sessions(root, keys.signing_key)
+        _keys, meta = check_key(share.envelope, key)
+        await trio.to_thread.run_sync(
+            self._register,
+            root,
+            key,
+            share.envelope_bytes,
+            share.envelope,
+            share.ids,
+            meta,
+        )
+        log.info(
+            "share %s: opened on %d provider(s)",
+            root_to_cid(root)[:16],
+            len(share.sessions),
+        )
+        return share, keys, meta
+
+    async def open_sessions(self, root: bytes, access: Access) -> NetShare:
+        """Open ``root`` on every live provider (the first answer wins, the
+        others get a short grace), verify the envelope against the root id
+        and fetch the chunk ids.
+
+        Raises:
+            AccessDenied: every provider refused the key or grant.
+            NoProviders: no provider could serve it.
+        """
         cid = root_to_cid(root)
         await self.swarm.wait_for_provider()
         sessions: dict[str, Session] = {}
@@ -130,7 +165,7 @@ class NetworkSource:
         async def try_open(pc: ProviderConn) -> None:
             nonlocal remaining
             try:
-                opened: Opened = await pc.open(root, keys.signing_key)
+                opened: Opened = await pc.open(root, access)
                 if not envelope:
                     env = Envelope.verify_and_decode(root, opened.envelope)
                     envelope.append((opened.envelope, env))
@@ -166,16 +201,14 @@ class NetworkSource:
                 nursery.cancel_scope.cancel()
         if not sessions:
             if errors and all(isinstance(e, AccessDenied) for e in errors):
-                raise AccessDenied("link: the key does not open this share (wrong key)")
+                what = "key" if isinstance(access, SigningKey) else "grant"
+                raise AccessDenied(
+                    f"share {cid[:16]}…: every provider refused the {what}"
+                )
             raise NoProviders(f"share {cid[:16]}…: no provider could serve it")
         env_bytes, env = envelope[0]
-        _keys, meta = check_key(env, key)
         ids = await self._index_ids(root, env, sessions)
-        await trio.to_thread.run_sync(
-            self._register, root, key, env_bytes, env, ids, meta
-        )
-        log.info("share %s: opened on %d provider(s)", cid[:16], len(sessions))
-        return NetShare(root, env, env_bytes, ids, sessions), keys, meta
+        return NetShare(root, env, env_bytes, ids, sessions)
 
     async def _index_ids(
         self, root: bytes, env: Envelope, sessions: dict[str, Session]
@@ -276,7 +309,9 @@ class NetworkSource:
     async def _fill(
         self, share: NetShare, keys: FileKeys, part: PartialFile, progress: Progress
     ) -> None:
-        fill = Fill(self, share, keys, part, progress)
+        fill = Fill(
+            self, share, keys.signing_key, PlainSink(share, keys, part), progress
+        )
         await fill.run()
 
 

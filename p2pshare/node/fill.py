@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -28,14 +28,29 @@ from p2pshare.errors import IntegrityError, NoProviders, P2PShareError, Transfer
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.node.groups import single_error
-from p2pshare.node.provider import CANCELLED, ProviderConn, ProviderGone, Waiter
+from p2pshare.node.provider import (
+    CANCELLED,
+    Access,
+    ProviderConn,
+    ProviderGone,
+    Waiter,
+)
 from p2pshare.protocol.scheduler import Scheduler
 from p2pshare.store.partial import PartialFile
 
 if TYPE_CHECKING:
     from p2pshare.node.fetch import NetworkSource
 
-__all__ = ["MAX_INFLIGHT", "STALL_S", "DownloadStats", "Fill", "NetShare", "Session"]
+__all__ = [
+    "MAX_INFLIGHT",
+    "STALL_S",
+    "DownloadStats",
+    "Fill",
+    "NetShare",
+    "PlainSink",
+    "Session",
+    "Sink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +102,77 @@ def have_set(have: bytes | None, count: int) -> frozenset[int] | None:
     )
 
 
+class Sink(Protocol):
+    """Where verified chunks go: a partial plaintext file, or ciphertext
+    blocks (a seed's replica)."""
+
+    def missing(self) -> list[int]:
+        """Chunks still wanted."""
+        ...
+
+    def has(self, i: int) -> bool: ...
+
+    def verify_write(self, i: int, data: bytes) -> bool:
+        """In a worker thread: check chunk ``i``'s ciphertext against its id
+        and keep it; False (and nothing kept) when it fails."""
+        ...
+
+    def amount(self, i: int) -> int:
+        """Progress units chunk ``i`` is worth."""
+        ...
+
+
+class PlainSink:
+    """Decrypt verified chunks into a partial file (a download)."""
+
+    def __init__(self, share: NetShare, keys: FileKeys, part: PartialFile) -> None:
+        self.share = share
+        self.keys = keys
+        self.part = part
+
+    def missing(self) -> list[int]:
+        return self.part.missing()
+
+    def has(self, i: int) -> bool:
+        return self.part.has(i)
+
+    def amount(self, i: int) -> int:
+        return self.part.geometry.plain_len(i)
+
+    def verify_write(self, i: int, data: bytes) -> bool:
+        """Nothing unverified ever reaches the partial file."""
+        if block_id(data) != self.share.chunk_id(i):
+            return False
+        try:
+            plain = open_chunk(self.keys.chunk, i, self.share.envelope.count, data)
+        except IntegrityError:
+            return False
+        self.part.write(i, plain)
+        return True
+
+
 class Fill:
-    """Download the missing chunks of one file from every provider."""
+    """Download the missing chunks of one file from every provider.
+
+    ``access`` opens the share on providers that join later (the access
+    signing key, or a seed's grant); ``sink`` verifies and keeps chunks.
+    """
 
     def __init__(
         self,
         source: NetworkSource,
         share: NetShare,
-        keys: FileKeys,
-        part: PartialFile,
+        access: Access,
+        sink: Sink,
         progress: Progress,
     ) -> None:
         self.source = source
         self.share = share
-        self.keys = keys
-        self.part = part
+        self.access = access
+        self.sink = sink
         self.progress = progress
         self.sched = Scheduler(
-            part.missing(),
+            sink.missing(),
             share.envelope.chunk_size,
             max_inflight=MAX_INFLIGHT,
             stall_s=STALL_S,
@@ -197,7 +265,7 @@ class Fill:
 
     async def _adopt(self, pc: ProviderConn) -> None:
         try:
-            opened = await pc.open(self.share.root, self.keys.signing_key)
+            opened = await pc.open(self.share.root, self.access)
         except (P2PShareError, trio.TooSlowError):
             return
         if opened.envelope != self.share.envelope_bytes:
@@ -241,12 +309,11 @@ class Fill:
         self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]
     ) -> None:
         limiter = trio.CapacityLimiter(1)
-        geo = self.part.geometry
         async for name, i, data in recv:
-            if self.part.has(i) or self.sched.done or i in self._written:
+            if self.sink.has(i) or self.sched.done or i in self._written:
                 continue
             ok = await trio.to_thread.run_sync(
-                self._verify_write, i, data, limiter=limiter
+                self.sink.verify_write, i, data, limiter=limiter
             )
             if not ok:
                 sess = self.share.sessions.get(name)
@@ -270,17 +337,5 @@ class Fill:
             self.source.stats.bytes += len(data)
             for other in self.sched.completed(name, i, len(data), trio.current_time()):
                 await self._cancel(other, i)
-            self.progress(geo.plain_len(i))
+            self.progress(self.sink.amount(i))
             self._poke()
-
-    def _verify_write(self, i: int, data: bytes) -> bool:
-        """In a worker thread: check the chunk against its id, then decrypt and
-        write it. Nothing unverified ever reaches the partial file."""
-        if block_id(data) != self.share.chunk_id(i):
-            return False
-        try:
-            plain = open_chunk(self.keys.chunk, i, self.share.envelope.count, data)
-        except IntegrityError:
-            return False
-        self.part.write(i, plain)
-        return True

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     # inline types and lack trio.TaskStatus.
     from trio_typing import TaskStatus
 
-__all__ = ["CANCELLED", "Opened", "ProviderConn", "ProviderGone"]
+__all__ = ["CANCELLED", "Access", "Opened", "ProviderConn", "ProviderGone"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ READ_BYTES = 64 * 1024
 HELLO_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 20.0
 
+
+# What opens a share on a provider: its access signing key (a key holder),
+# or a grant's bytes (a seed keeping a replica; see format/grant.py).
+Access = SigningKey | bytes
 
 CANCELLED = object()  # what a withdrawn request's waiter resolves to
 
@@ -188,8 +192,10 @@ class ProviderConn:
             self._die()
             raise ProviderGone(f"provider {self.name}: connection lost") from exc
 
-    async def open(self, root: bytes, signing_key: SigningKey) -> Opened:
-        """Prove we hold the key for ``root``; returns its envelope and map.
+    async def open(self, root: bytes, access: Access) -> Opened:
+        """Prove we hold the key for ``root`` (``access`` is its access signing
+        key) or present a grant (``access`` is the grant's bytes); returns
+        the envelope and chunk map.
 
         Raises:
             AccessDenied / NotFoundError: the provider refused.
@@ -202,7 +208,11 @@ class ProviderConn:
         sid = next(self._sids)
         waiter = Waiter()
         self._opens[sid] = waiter
-        await self._send(self.conn.open(sid, root, signing_key))
+        if isinstance(access, SigningKey):
+            frame = self.conn.open(sid, root, access)
+        else:
+            frame = self.conn.open(sid, root, grant=access)
+        await self._send(frame)
         with trio.fail_after(OPEN_TIMEOUT_S):
             await waiter.event.wait()
         if waiter.error is not None:

@@ -41,6 +41,8 @@ from p2pshare.node.groups import single_error
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
+from p2pshare.node.replicate import renew_loop
+from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.partial import partial_name
@@ -84,10 +86,11 @@ class Node:
     swarms: dict[bytes, Swarm] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     downloads: Any = None  # DownloadManager, set by open_node
+    seed: Any = None  # SeedService when this node is a seed
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
-    _store_limiter: trio.CapacityLimiter = field(
+    store_limiter: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(2)
     )
 
@@ -108,6 +111,10 @@ class Node:
                     s_now - s_then, r_now - r_then
                 )
             by_peer = now_by_peer
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call in a worker thread (at most two at a time)."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.store_limiter)
 
     def _per_peer(self) -> dict[bytes, tuple[int, int]]:
         """Bytes sent to and received from each peer so far."""
@@ -133,11 +140,49 @@ class Node:
     def addrs(self) -> list[str]:
         return self.host.addrs()
 
-    def link(self, root: bytes, key: bytes | None) -> ShareLink:
-        """A share link with this node's addresses as peer hints."""
-        return ShareLink(
-            root_id=root, key=key, peers=tuple(self.addrs()[:MAX_LINK_PEERS])
+    def link(
+        self, root: bytes, key: bytes | None, replicas: Sequence[Any] = ()
+    ) -> ShareLink:
+        """A share link with this node's addresses as peer hints, and one
+        address of each seed that keeps a replica (``replicas``: catalog
+        rows), so the link works while this node is offline."""
+        seeds = [r.addrs[0] for r in replicas if r.addrs and r.state != "failed"]
+        own = self.addrs()[: max(1, MAX_LINK_PEERS - len(seeds))]
+        return ShareLink(root_id=root, key=key, peers=tuple(own + seeds))
+
+    async def replicate(
+        self,
+        root: bytes,
+        n: int,
+        *,
+        seeds: Sequence[str] = (),
+        lease_s: int | None = None,
+    ) -> list[Any]:
+        """Keep ``n`` replicas of ``root`` on seeds; progress goes to the bus
+        as ``replica.progress`` events. See ``node/replicate.py``."""
+        from p2pshare.node import replicate as rep
+
+        cid = root_to_cid(root)
+
+        def progress(seed: str, have: int, count: int, state: str) -> None:
+            self.bus.publish(
+                "replica.progress",
+                root=cid,
+                seed=seed,
+                have=have,
+                count=count,
+                state=state,
+            )
+
+        rows: list[Any] = await rep.replicate(
+            self,
+            root,
+            n,
+            seeds=seeds,
+            lease_s=lease_s or rep.DEFAULT_LEASE_S,
+            progress=progress,
         )
+        return rows
 
     # -- what the control API drives -------------------------------------------
     async def add(self, path: Path, *, copy: bool, hints: bool) -> dict[str, Any]:
@@ -146,7 +191,7 @@ class Node:
         from p2pshare.store.adder import add_path
 
         added = await trio.to_thread.run_sync(
-            lambda: add_path(self.store, path, copy=copy), limiter=self._store_limiter
+            lambda: add_path(self.store, path, copy=copy), limiter=self.store_limiter
         )
         self.announce_soon(added.root)
         link = (
@@ -171,7 +216,7 @@ class Node:
             for bid in self.store.catalog.remove_top(root):
                 self.store.blocks.delete(bid)
 
-        await trio.to_thread.run_sync(rm, limiter=self._store_limiter)
+        await trio.to_thread.run_sync(rm, limiter=self.store_limiter)
         if self.announcer is not None:
             self.announcer.withdraw(root)
         self.bus.publish("share.removed", root=root_to_cid(root))
@@ -207,13 +252,13 @@ class Node:
         others = {i.peer_id for i in found if i.peer_id != self.host.peer_id}
         mine = await trio.to_thread.run_sync(
             lambda: root in set(self.store.catalog.announced_roots()),
-            limiter=self._store_limiter,
+            limiter=self.store_limiter,
         )
         return len(others) + (1 if mine else 0)
 
     async def status(self) -> dict[str, Any]:
         shares = await trio.to_thread.run_sync(
-            lambda: len(self.store.catalog.top_shares()), limiter=self._store_limiter
+            lambda: len(self.store.catalog.top_shares()), limiter=self.store_limiter
         )
         try:
             table = self.host.dht.routing_table.size()
@@ -233,10 +278,25 @@ class Node:
             "bytes_sent": self.server.stats.bytes_sent,
             "uptime_s": round(time.time() - self.started_at, 1),
             "version": __version__,
+            "seeds": await self.db(self._seeds_known),
+            "seed": await self.seed.describe() if self.seed is not None else None,
         }
 
+    def _seeds_known(self) -> list[dict[str, Any]]:
+        """The seeds keeping replicas of this node's shares."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.store.catalog.replicas():
+            s = out.setdefault(
+                r.seed, {"peer_id": r.seed, "region": r.region, "replicas": 0}
+            )
+            s["replicas"] += 1
+        return list(out.values())
+
     def roots_to_announce(self) -> list[bytes]:
-        return self.store.catalog.announced_roots()
+        roots = self.store.catalog.announced_roots()
+        if self.seed is not None:
+            roots += [r for r in self.seed.roots() if r not in set(roots)]
+        return roots
 
     async def announce(self, root: bytes) -> None:
         """Announce a root now (a share added or a download started)."""
@@ -280,8 +340,8 @@ class Node:
 
     # -- downloads ------------------------------------------------------------------
     @asynccontextmanager
-    async def _source(
-        self, link: ShareLink, *, timeout_s: float, use_dht: bool
+    async def source(
+        self, link: ShareLink, *, timeout_s: float, use_dht: bool = True
     ) -> AsyncIterator[NetworkSource]:
         """Providers of ``link`` (hints and DHT in parallel) as a source;
         waits for the first one.
@@ -340,7 +400,7 @@ class Node:
             AccessDenied, IntegrityError, …: as ``get_share``.
         """
         select = parse_selection(paths) if paths else None
-        async with self._source(link, timeout_s=timeout_s, use_dht=use_dht) as source:
+        async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as source:
             result = await trio.to_thread.run_sync(
                 lambda: get_share(
                     self.store,
@@ -365,7 +425,7 @@ class Node:
         if row is not None and row.storage in ("ref", "copy"):
             source: Any = LocalSource(self.store)
             return await trio.to_thread.run_sync(describe_tree, source, link)
-        async with self._source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
+        async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
             return await trio.to_thread.run_sync(describe_tree, net, link)
 
     def _local_row(self, root: bytes) -> Any:
@@ -390,8 +450,10 @@ async def open_node(
     bootstrap: Sequence[str] = (),
     dht_mode: Literal["server", "client"] = "client",
     upload_rate: float | None = None,
+    seed: SeedPolicy | None = None,
 ) -> AsyncIterator[Node]:
-    """Run a node for ``home`` until the context exits.
+    """Run a node for ``home`` until the context exits; with ``seed``, a
+    seed node (pins, replicas: ``node/seed.py``).
 
     Cancellation: leaving the block cancels announcements, transfers and
     the host, then closes every socket.
@@ -414,6 +476,11 @@ async def open_node(
             nh.set_handler(XFER_PROTOCOL, server.handle)
             node = Node(nh, store, server, nursery)
             node.downloads = DownloadManager(node, nursery, node.bus)
+            nursery.start_soon(renew_loop, node)
+            if seed is not None:
+                node.seed = SeedService(node, seed)
+                nh.set_handler(PIN_PROTOCOL, node.seed.handle)
+                await nursery.start(node.seed.run)
             await nursery.start(node.serve_rates)
             node.announcer = await nursery.start(
                 dhtmod.serve_announcer, nh.dht, node.roots_to_announce

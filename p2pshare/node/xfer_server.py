@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -148,6 +149,8 @@ class _Session:
                     await self._receiver()
                 except RemoteProtocolError as exc:
                     error = exc
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    log.debug("peer %s: stream lost", self.short)  # it went away
                 nursery.cancel_scope.cancel()
         finally:
             for share in self.shares.values():
@@ -202,15 +205,22 @@ class _Session:
                 )
             return
         try:
-            self.conn.verify(share.envelope.access_public, event.proof, event.root)
-        except AccessDenied:
+            if event.grant is not None:
+                self.conn.verify_grant(
+                    share.envelope.access_public, event.grant, event.root, time.time()
+                )
+            else:
+                self.conn.verify(share.envelope.access_public, event.proof, event.root)
+        except AccessDenied as exc:
             share.close()
             self.bad_proofs += 1
             self.server.stats.refused += 1
-            log.warning("peer %s: bad proof for %s", self.short, cid[:16])
+            what = "grant" if event.grant is not None else "proof"
+            log.warning("peer %s: bad %s for %s: %s", self.short, what, cid[:16], exc)
+            reason = str(exc) if event.grant is not None else "proof of key failed"
             async with self.lock:
                 await self.stream.send_all(
-                    self.conn.refuse(event.sid, "access_denied", "proof of key failed")
+                    self.conn.refuse(event.sid, "access_denied", reason)
                 )
             if self.bad_proofs >= MAX_BAD_PROOFS:
                 raise RemoteProtocolError("too many failed proofs") from None

@@ -3,7 +3,8 @@
 This docstring is the specification of the transfer protocol. The modules
 implement it: ``framing.py`` (§1), ``messages.py`` (§2), ``proof.py`` (§3),
 ``connection.py`` and ``xfer.py`` (§4, §5); ``scheduler.py`` is the
-multi-source download policy.
+multi-source download policy. The pin protocol ``/p2pshare/pin/1`` (§6) is
+specified in ``pin.py``'s docstring; grants in ``p2pshare.format.grant``.
 
 Transfer protocol ``/p2pshare/xfer/1``
 ======================================
@@ -38,7 +39,8 @@ share, and fetches its envelope, index blocks and chunks.
 ``t``      from    fields (all required unless marked optional)
 =========  ======  ==========================================================
 hello      server  ``version`` int (1), ``challenge`` bin(32)
-open       client  ``sid`` u16, ``root`` bin(32), ``proof`` bin(64)
+open       client  ``sid`` u16, ``root`` bin(32), and exactly one of
+                   ``proof`` bin(64) and ``grant`` bin(1..512)
 opened     server  ``sid`` u16, ``envelope`` bin(1..48 KiB),
                    ``have`` bin(≤ 1 MiB), optional
 refused    server  ``sid`` u16, ``code`` str ``[a-z0-9_]{1,40}``,
@@ -70,6 +72,19 @@ half is in the envelope) over::
 
 with the raw libp2p peer ids that Noise authenticated and the challenge of
 this stream's ``hello``. A proof is therefore worthless on any other stream.
+
+A seed that holds no key sends ``grant`` instead: the canonical bytes of a
+:class:`~p2pshare.format.grant.Grant`, signed by the same access key over
+``b"p2pshare/grant/1\\x00" || root || u16be len || peer id || u64be
+expires``. The server accepts it only if it names this root and the client's
+Noise-authenticated peer id, verifies under the envelope's access key, and
+has not expired by the server's clock. Any failure refuses the sid with
+``access_denied``, exactly like a bad proof.
+
+§6 Pin protocol
+---------------
+``/p2pshare/pin/1`` (``pin.py``): one request frame, one response frame,
+then the stream closes; same frame layout as §1 with a 16 KiB limit.
 
 §4 Conversation
 ---------------
@@ -150,6 +165,28 @@ from p2pshare.protocol.messages import (
     Want,
     decode_message,
 )
+from p2pshare.protocol.pin import (
+    MAX_PIN_FRAME_BYTES,
+    PIN_PROTOCOL_ID,
+    Info,
+    InfoRequest,
+    PinReader,
+    PinRefused,
+    PinRequest,
+    PinStatus,
+    ProveRequest,
+    ProveResponse,
+    StatusRequest,
+    Unpinned,
+    UnpinRequest,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    make_unpin_auth,
+    storage_digest,
+    verify_unpin_auth,
+)
 from p2pshare.protocol.proof import make_proof, proof_message, verify_proof
 from p2pshare.protocol.scheduler import PeerStats, Scheduler
 from p2pshare.protocol.xfer import (
@@ -167,6 +204,8 @@ __all__ = [
     "DEFAULT_MAX_OUTSTANDING",
     "MAX_CLIENT_FRAME_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_PIN_FRAME_BYTES",
+    "PIN_PROTOCOL_ID",
     "PROTOCOL_ID",
     "PROTOCOL_VERSION",
     "Block",
@@ -182,12 +221,20 @@ __all__ = [
     "Event",
     "FrameDecoder",
     "Hello",
+    "Info",
+    "InfoRequest",
     "Message",
     "Missing",
     "Open",
     "OpenRequested",
     "Opened",
     "PeerStats",
+    "PinReader",
+    "PinRefused",
+    "PinRequest",
+    "PinStatus",
+    "ProveRequest",
+    "ProveResponse",
     "Ready",
     "Refused",
     "Scheduler",
@@ -195,12 +242,22 @@ __all__ = [
     "ShareOpened",
     "ShareRefused",
     "State",
+    "StatusRequest",
+    "UnpinRequest",
+    "Unpinned",
     "Want",
     "decode_message",
+    "decode_request",
+    "decode_response",
     "encode_frame",
+    "encode_request",
+    "encode_response",
     "make_proof",
+    "make_unpin_auth",
     "proof_message",
+    "storage_digest",
     "verify_proof",
+    "verify_unpin_auth",
 ]
 
 PROTOCOL_ID = "/p2pshare/xfer/1"  # §4: the libp2p protocol id

@@ -139,11 +139,16 @@ class Closed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenRequested(Event):
-    """Server: the client asks to open ``sid`` for ``root`` with ``proof``."""
+    """Server: the client asks to open ``sid`` for ``root``.
+
+    Exactly one of ``proof`` (check it with ``ServerConnection.verify``) and
+    ``grant`` (``ServerConnection.verify_grant``) is set.
+    """
 
     sid: int
     root: bytes
-    proof: bytes = field(repr=False)
+    proof: bytes | None = field(default=None, repr=False)
+    grant: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,7 +24,8 @@ turn every problem with received data into :class:`RemoteProtocolError`,
 chaining the local error, because that is the receive boundary.
 
 Bounds come from the format: a block is at most one chunk of the largest
-chunk size plus its tag, an envelope at most ``MAX_ENVELOPE_BYTES``, a chunk
+chunk size plus its tag, an envelope at most ``MAX_ENVELOPE_BYTES``, a grant
+at most ``MAX_GRANT_BYTES``, a chunk
 index below ``MAX_CHUNK_COUNT``, an index-block index below
 ``MAX_INDEX_BLOCKS``, a have-bitmap one bit per possible chunk.
 """
@@ -39,11 +40,13 @@ from typing import Any, ClassVar, Literal, Self
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 from p2pshare.format.chunks import ID_BYTES, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, TAG_BYTES
 from p2pshare.format.envelope import MAX_ENVELOPE_BYTES, MAX_INDEX_BLOCKS
+from p2pshare.format.grant import MAX_GRANT_BYTES
 
 __all__ = [
     "CHALLENGE_BYTES",
     "MAX_BLOCK_BYTES",
     "MAX_CODE_CHARS",
+    "MAX_GRANT_BYTES",
     "MAX_HAVE_BYTES",
     "MAX_REASON_CHARS",
     "MAX_REQ",
@@ -169,20 +172,35 @@ class Hello(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Open(Message):
-    """Client → server: open share slot ``sid`` for ``root``, with a proof."""
+    """Client → server: open share slot ``sid`` for ``root``.
+
+    Exactly one of ``proof`` (an access proof: the client holds the key) and
+    ``grant`` (the encoded :class:`~p2pshare.format.grant.Grant` of a seed
+    that holds no key) is present. Only its size is checked here; the
+    server's driver decodes and verifies it.
+    """
 
     TAG: ClassVar[str] = "open"
     sid: int
     root: bytes
-    proof: bytes
+    proof: bytes | None = None  # declared before grant: proof opens encode as v1
+    grant: bytes | None = None
 
     def __post_init__(self) -> None:
         _uint("sid", self.sid, MAX_SID)
         _bytes("root", self.root, exact=ID_BYTES)
-        _bytes("proof", self.proof, exact=PROOF_BYTES)
+        if (self.proof is None) == (self.grant is None):
+            raise LocalProtocolError("open: expected exactly one of proof and grant")
+        if self.proof is not None:
+            _bytes("proof", self.proof, exact=PROOF_BYTES)
+        if self.grant is not None:
+            _bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
+            if not self.grant:
+                raise LocalProtocolError("grant: empty")
 
-    def __repr__(self) -> str:  # proofs stay out of logs
-        return f"Open(sid={self.sid}, root={self.root[:4].hex()}…)"
+    def __repr__(self) -> str:  # proofs and grants stay out of logs
+        how = "proof" if self.grant is None else "grant"
+        return f"Open(sid={self.sid}, root={self.root[:4].hex()}…, {how})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

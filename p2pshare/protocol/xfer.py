@@ -9,12 +9,14 @@ module adds each role's transition table and its bookkeeping of share slots
 argument: nothing here draws random numbers.
 
 Access control (DESIGN.md, "Access control on the wire"): the server
-reports an ``Open`` as :class:`OpenRequested`; the driver verifies the proof
-(:meth:`ServerConnection.verify`) and answers :meth:`~ServerConnection.accept`
-or :meth:`~ServerConnection.refuse`. Wants are accepted only for accepted
-sids, and a Block or Missing can only be sent for an outstanding want, so
-the machine itself guarantees that nothing about a root leaves the server
-before its proof verified.
+reports an ``Open`` as :class:`OpenRequested`; the driver verifies its proof
+(:meth:`ServerConnection.verify`) or, for a seed holding no key, its grant
+(:meth:`ServerConnection.verify_grant`: signed by the root's access key for
+the peer id Noise authenticated, not expired) and answers
+:meth:`~ServerConnection.accept` or :meth:`~ServerConnection.refuse`. Wants
+are accepted only for accepted sids, and a Block or Missing can only be sent
+for an outstanding want, so the machine itself guarantees that nothing about
+a root leaves the server before its proof or grant verified.
 
 Requests: ids belong to the connection, not to a sid. The client must not
 reuse one while it is outstanding or recently cancelled. The server ignores
@@ -42,7 +44,13 @@ from __future__ import annotations
 
 from nacl.signing import SigningKey
 
-from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.errors import (
+    AccessDenied,
+    FormatError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from p2pshare.format.grant import Grant
 from p2pshare.protocol.connection import (
     BlockMissing,
     BlockReceived,
@@ -95,8 +103,8 @@ DEFAULT_MAX_OUTSTANDING = 64
 DEFAULT_MAX_OPEN = 16
 # Recently cancelled requests the client remembers to drop late answers.
 DEFAULT_MAX_CANCELLED = 1024
-# Client frames are small (the largest is an Open with a proof, about 120
-# bytes; a grant will add under 1 KiB), so the server refuses anything near
+# Client frames are small (the largest is an Open with a grant, under 600
+# bytes), so the server refuses anything near
 # the chunk-sized limit the client needs.
 MAX_CLIENT_FRAME_BYTES = 64 * 1024
 
@@ -159,12 +167,16 @@ class ServerConnection(Connection):
             raise LocalProtocolError("xfer: call start() before receive_data()")
         super().receive_data(data)
 
-    def verify(self, access_public: bytes, proof: bytes, root: bytes) -> None:
-        """Check ``proof`` for ``root`` on this connection.
+    def verify(self, access_public: bytes, proof: bytes | None, root: bytes) -> None:
+        """Check ``proof`` (from :class:`OpenRequested`) for ``root`` on this
+        connection.
 
         Raises:
-            AccessDenied: the proof does not verify under ``access_public``.
+            AccessDenied: the proof does not verify under ``access_public``,
+                or is None (the open carried a grant: see :meth:`verify_grant`).
         """
+        if proof is None:
+            raise AccessDenied("access proof: missing (the open carries a grant)")
         verify_proof(
             access_public,
             proof,
@@ -174,8 +186,34 @@ class ServerConnection(Connection):
             self.challenge,
         )
 
+    def verify_grant(
+        self, access_public: bytes, grant: bytes, root: bytes, now: float
+    ) -> None:
+        """Check ``grant`` (from :class:`OpenRequested`) for ``root``.
+
+        The grant must be signed by ``access_public`` (from the root's
+        envelope), name ``root`` and this connection's remote peer id (the
+        one Noise authenticated), and not be expired at ``now``.
+
+        Args:
+            access_public: the 32-byte access public key of the envelope.
+            grant: the grant bytes the client sent in ``Open``.
+            root: the root being opened.
+            now: current unix time in seconds (the driver reads the clock).
+
+        Raises:
+            AccessDenied: ``"grant: malformed"`` if it does not decode,
+                otherwise the reason from :meth:`Grant.verify` (another
+                share, another peer, bad signature, expired).
+        """
+        try:
+            decoded = Grant.from_bytes(grant)
+        except FormatError as exc:
+            raise AccessDenied("grant: malformed") from exc
+        decoded.verify(access_public, root=root, peer=self.remote_peer, now=now)
+
     def accept(self, sid: int, envelope: bytes, have: bytes | None = None) -> bytes:
-        """Open ``sid`` (its proof verified): return the Opened frame.
+        """Open ``sid`` (its proof or grant verified): return the Opened frame.
 
         Args:
             sid: a sid reported by :class:`OpenRequested` and not yet answered.
@@ -232,7 +270,9 @@ class ServerConnection(Connection):
                         f"xfer: more than {self.max_open} open sids"
                     )
                 self._pending.add(sid)
-                return OpenRequested(sid=sid, root=message.root, proof=message.proof)
+                return OpenRequested(
+                    sid=sid, root=message.root, proof=message.proof, grant=message.grant
+                )
             case Want(sid=sid, req=req):
                 if sid not in self._accepted:
                     raise RemoteProtocolError(f"xfer: want for sid {sid}, not open")
@@ -290,21 +330,48 @@ class ClientConnection(Connection):
         self._outstanding: dict[int, int] = {}  # req -> sid
         self._cancelled: dict[int, None] = {}  # insertion-ordered set, FIFO
 
-    def open(self, sid: int, root: bytes, signing_key: SigningKey) -> bytes:
-        """Ask to open ``root`` as ``sid``, proving we hold its access key."""
+    def open(
+        self,
+        sid: int,
+        root: bytes,
+        signing_key: SigningKey | None = None,
+        *,
+        grant: bytes | None = None,
+    ) -> bytes:
+        """Ask to open ``root`` as ``sid``.
+
+        Args:
+            sid: a share slot not in use on this connection.
+            root: the root id to open.
+            signing_key: the share's access key; we send an access proof
+                bound to this connection.
+            grant: instead of a key, an encoded grant for our peer id (a
+                seed). It is sent as is; the server verifies it.
+
+        Raises:
+            LocalProtocolError: not exactly one of ``signing_key`` and
+                ``grant``, no Hello yet, ``sid`` in use, too many sids, or a
+                malformed argument.
+        """
+        if (signing_key is None) == (grant is None):
+            raise LocalProtocolError("xfer: open needs exactly one of key and grant")
         if self.challenge is None:
             raise LocalProtocolError("xfer: cannot open before the server's Hello")
         if sid in self._opening or sid in self._opened:
             raise LocalProtocolError(f"xfer: sid {sid} is in use")
         if len(self._opening) + len(self._opened) >= self.max_open:
             raise LocalProtocolError(f"xfer: more than {self.max_open} open sids")
-        try:
-            proof = make_proof(
-                signing_key, root, self.local_peer, self.remote_peer, self.challenge
-            )
-        except ValueError as exc:  # a root or peer id of the wrong length
-            raise LocalProtocolError(f"xfer: cannot open sid {sid}: {exc}") from exc
-        frame = self._send(Open(sid=sid, root=root, proof=proof))
+        if signing_key is None:
+            message = Open(sid=sid, root=root, grant=grant)
+        else:
+            try:
+                proof = make_proof(
+                    signing_key, root, self.local_peer, self.remote_peer, self.challenge
+                )
+            except ValueError as exc:  # a root or peer id of the wrong length
+                raise LocalProtocolError(f"xfer: cannot open sid {sid}: {exc}") from exc
+            message = Open(sid=sid, root=root, proof=proof)
+        frame = self._send(message)
         self._opening.add(sid)
         return frame
 

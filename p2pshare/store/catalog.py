@@ -31,6 +31,16 @@ Tables:
     bitmap of the chunks that are verified **and** durable in it. The
     bitmap is only ever updated after the partial file was fsynced, so a
     set bit is never a lie after a crash.
+``pins`` (a seed)
+    one row per root a peer asked this seed to keep: the owner's peer id,
+    the grant that lets this seed fetch it, the ciphertext bytes reserved,
+    the lease, and the state. The replica itself is a ``shares`` row with
+    no key and ``copy`` storage, created once every chunk is stored; while
+    fetching, the stored blocks are listed in ``share_blocks`` so a failed
+    pin deletes them.
+``replicas`` (an owner)
+    which seeds were asked to keep which root, their addresses and region,
+    the last known state and lease (renewed by the owner's node).
 
 All methods are synchronous; the node calls them from a worker thread.
 """
@@ -50,9 +60,9 @@ from typing import Any, TypeVar
 
 from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 
-__all__ = ["Catalog", "DownloadRow", "ShareRow"]
+__all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pins and replicas (seeds); every statement is idempotent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -90,6 +100,27 @@ CREATE TABLE IF NOT EXISTS downloads (
     created_at INTEGER NOT NULL,
     UNIQUE (root, dest)
 );
+CREATE TABLE IF NOT EXISTS pins (
+    root BLOB PRIMARY KEY CHECK (length(root) = 32),
+    owner BLOB NOT NULL,
+    grant_bytes BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    lease_expires INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('fetching', 'complete', 'failed')),
+    error TEXT,
+    top INTEGER NOT NULL DEFAULT 1,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    root BLOB NOT NULL,
+    seed TEXT NOT NULL,
+    addrs TEXT NOT NULL,
+    region TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    lease_expires INTEGER,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (root, seed)
+);
 """
 
 
@@ -115,6 +146,36 @@ class ShareRow:
 
     def __repr__(self) -> str:  # no key, no path
         return f"ShareRow(root={self.root.hex()[:12]}, storage={self.storage})"
+
+
+@dataclass(frozen=True, slots=True)
+class PinRow:
+    root: bytes
+    owner: bytes
+    grant: bytes
+    size: int
+    lease_expires: int
+    state: str
+    error: str | None
+    top: bool
+    added_at: int
+
+    def __repr__(self) -> str:  # no grant
+        return f"PinRow(root={self.root.hex()[:12]}, state={self.state})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    root: bytes
+    seed: str
+    addrs: tuple[str, ...]
+    region: str
+    state: str
+    lease_expires: int | None
+    updated_at: int
+
+
+_PIN_COLS = "root, owner, grant_bytes, size, lease_expires, state, error, top, added_at"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -286,9 +347,10 @@ class Catalog:
     @_locked
     def remove_top(self, root: bytes) -> list[bytes]:
         """Un-top ``root`` and drop every share no longer reachable from a
-        top share. Returns the ids of blocks that no share keeps any more;
-        the caller deletes those files after this returns (a crash in
-        between leaves orphans, which are harmless).
+        top share (downloads in progress and pinned replicas stay). Returns
+        the ids of blocks that no share keeps any more; the caller deletes
+        those files after this returns (a crash in between leaves orphans,
+        which are harmless).
 
         Raises:
             NotFoundError: ``root`` is not a share the user added.
@@ -311,6 +373,7 @@ class Catalog:
                     JOIN keep k ON c.parent = k.root
                 )
                 SELECT root FROM shares WHERE root NOT IN (SELECT root FROM keep)
+                AND storage != 'partial' AND root NOT IN (SELECT root FROM pins)
                 """
                 )
             ]
@@ -326,6 +389,14 @@ class Catalog:
                 db.execute("DELETE FROM children WHERE parent = ?", (r,))
                 db.execute("DELETE FROM shares WHERE root = ?", (r,))
             return sorted(b for b in candidates if not self.is_block_kept(b))
+
+    @_locked
+    def children_of(self, root: bytes) -> list[bytes]:
+        """The member shares of a folder share (none for a file)."""
+        rows = self._db.execute(
+            "SELECT child FROM children WHERE parent = ? ORDER BY child", (root,)
+        ).fetchall()
+        return [r[0] for r in rows]
 
     @_locked
     def is_block_kept(self, block: bytes) -> bool:
@@ -430,3 +501,179 @@ class Catalog:
             " ORDER BY id"
         ).fetchall()
         return [DownloadRow(*r) for r in rows]
+
+    # -- pins (a seed) --------------------------------------------------------
+    @_locked
+    def put_pin(self, pin: PinRow) -> None:
+        """Record a pin (or renew one: a new grant, lease and size)."""
+        self._db.execute(
+            f"INSERT INTO pins ({_PIN_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"  # noqa: S608
+            " ON CONFLICT(root) DO UPDATE SET grant_bytes = excluded.grant_bytes,"
+            " lease_expires = max(lease_expires, excluded.lease_expires),"
+            " owner = excluded.owner, top = max(top, excluded.top)",
+            (
+                pin.root,
+                pin.owner,
+                pin.grant,
+                pin.size,
+                pin.lease_expires,
+                pin.state,
+                pin.error,
+                int(pin.top),
+                pin.added_at,
+            ),
+        )
+
+    @_locked
+    def get_pin(self, root: bytes) -> PinRow | None:
+        r = self._db.execute(
+            f"SELECT {_PIN_COLS} FROM pins WHERE root = ?",  # noqa: S608
+            (root,),
+        ).fetchone()
+        return None if r is None else _pin_row(r)
+
+    @_locked
+    def pins(self) -> list[PinRow]:
+        rows = self._db.execute(
+            f"SELECT {_PIN_COLS} FROM pins ORDER BY added_at, root"  # noqa: S608
+        ).fetchall()
+        return [_pin_row(r) for r in rows]
+
+    @_locked
+    def pinned_bytes(self) -> int:
+        """Ciphertext bytes reserved by pins that are not failed."""
+        (total,) = self._db.execute(
+            "SELECT coalesce(sum(size), 0) FROM pins WHERE state != 'failed'"
+        ).fetchone()
+        return int(total)
+
+    @_locked
+    def set_pin_state(self, root: bytes, state: str, error: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE pins SET state = ?, error = ? WHERE root = ?", (state, error, root)
+        )
+
+    @_locked
+    def keep_blocks(self, root: bytes, blocks: Sequence[bytes]) -> None:
+        """Blocks a replica being fetched keeps (so a failed pin finds them)."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO share_blocks (root, block) VALUES (?, ?)",
+            [(root, b) for b in blocks],
+        )
+
+    @_locked
+    def complete_replica(self, row: ShareRow) -> None:
+        """Every chunk of a pinned root is stored: serve it (no key)."""
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT OR IGNORE INTO shares ({_SHARE_COLS})"  # noqa: S608
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.root,
+                    None,
+                    "copy",
+                    "copy",
+                    int(row.top),
+                    None,
+                    None,
+                    None,
+                    row.tree_size,
+                    row.added_at,
+                ),
+            )
+            db.execute(
+                "UPDATE pins SET state = 'complete', error = NULL WHERE root = ?",
+                (row.root,),
+            )
+
+    @_locked
+    def drop_pin(self, root: bytes) -> list[bytes]:
+        """Forget a pin and its replica; returns the blocks no share keeps
+        any more (the caller deletes their files). A share this node holds
+        for itself (with a key) is kept, only the pin goes."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM pins WHERE root = ?", (root,))
+            mine = db.execute(
+                "SELECT 1 FROM shares WHERE root = ? AND key IS NOT NULL", (root,)
+            ).fetchone()
+            if mine is not None:
+                return []
+            blocks = [
+                b
+                for (b,) in db.execute(
+                    "SELECT block FROM share_blocks WHERE root = ?", (root,)
+                )
+            ]
+            db.execute("DELETE FROM share_blocks WHERE root = ?", (root,))
+            db.execute("DELETE FROM shares WHERE root = ?", (root,))
+            return sorted(b for b in set(blocks) if not self.is_block_kept(b))
+
+    @_locked
+    def expired_pins(self, now: int) -> list[bytes]:
+        rows = self._db.execute(
+            "SELECT root FROM pins WHERE lease_expires <= ?", (now,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @_locked
+    def announced_pins(self) -> list[bytes]:
+        """Complete top replicas (a seed announces them like shares)."""
+        rows = self._db.execute(
+            "SELECT root FROM pins WHERE state = 'complete' AND top = 1"
+            " ORDER BY added_at"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- replicas (an owner) ----------------------------------------------------
+    @_locked
+    def put_replica(self, rep: ReplicaRow) -> None:
+        self._db.execute(
+            "INSERT INTO replicas (root, seed, addrs, region, state, lease_expires,"
+            " updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(root, seed) DO UPDATE"
+            " SET addrs = excluded.addrs, region = excluded.region,"
+            " state = excluded.state, lease_expires = excluded.lease_expires,"
+            " updated_at = excluded.updated_at",
+            (
+                rep.root,
+                rep.seed,
+                "\n".join(rep.addrs),
+                rep.region,
+                rep.state,
+                rep.lease_expires,
+                rep.updated_at,
+            ),
+        )
+
+    @_locked
+    def replicas(self, root: bytes | None = None) -> list[ReplicaRow]:
+        sql = (
+            "SELECT root, seed, addrs, region, state, lease_expires, updated_at"
+            " FROM replicas"
+        )
+        args: tuple[Any, ...] = ()
+        if root is not None:
+            sql += " WHERE root = ?"
+            args = (root,)
+        rows = self._db.execute(sql + " ORDER BY root, seed", args).fetchall()
+        return [
+            ReplicaRow(
+                r[0],
+                r[1],
+                tuple(a for a in r[2].split("\n") if a),
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+            )
+            for r in rows
+        ]
+
+    @_locked
+    def drop_replica(self, root: bytes, seed: str) -> None:
+        self._db.execute(
+            "DELETE FROM replicas WHERE root = ? AND seed = ?", (root, seed)
+        )
+
+
+def _pin_row(r: tuple[Any, ...]) -> PinRow:
+    return PinRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])

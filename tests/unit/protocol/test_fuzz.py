@@ -65,6 +65,12 @@ def message_strategy(
             proof=st.binary(min_size=64, max_size=64),
         ),
         st.builds(
+            Open,
+            sid=sids,
+            root=st.binary(min_size=32, max_size=32),
+            grant=st.binary(min_size=1, max_size=512),
+        ),
+        st.builds(
             Opened,
             sid=sids,
             envelope=st.binary(min_size=1, max_size=300),
@@ -123,7 +129,8 @@ scalars = st.one_of(
 )
 field_names = st.sampled_from(
     [
-        *("sid", "req", "root", "proof", "challenge", "version", "envelope"),
+        *("sid", "req", "root", "proof", "grant", "challenge", "version"),
+        "envelope",
         *("have", "code", "reason", "kind", "index", "data", "bogus"),
     ]
 )

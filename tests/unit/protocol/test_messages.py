@@ -10,6 +10,7 @@ import pytest
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 from p2pshare.protocol.messages import (
     MAX_BLOCK_BYTES,
+    MAX_GRANT_BYTES,
     MAX_HAVE_BYTES,
     MAX_REQ,
     MAX_SID,
@@ -29,6 +30,8 @@ from p2pshare.protocol.messages import (
 EXAMPLES: list[Message] = [
     Hello(challenge=bytes(range(32))),
     Open(sid=MAX_SID, root=b"r" * 32, proof=b"p" * 64),
+    Open(sid=0, root=b"r" * 32, grant=b"g"),
+    Open(sid=1, root=b"r" * 32, grant=b"g" * MAX_GRANT_BYTES),
     Opened(sid=0, envelope=b"env", have=b"\x05"),
     Opened(sid=1, envelope=b"env"),
     Refused(sid=2, code="access_denied", reason="bad proof"),
@@ -101,6 +104,11 @@ def test_optional_field_absent_means_none() -> None:
         {"t": "open", "sid": 1, "root": "r" * 32, "proof": b"p" * 64},  # str
         {"t": "open", "sid": 1, "root": b"r" * 31, "proof": b"p" * 64},
         {"t": "open", "sid": 1, "root": b"r" * 32, "proof": b"p" * 65},
+        {"t": "open", "sid": 1, "root": b"r" * 32},  # neither proof nor grant
+        {"t": "open", "sid": 1, "root": b"r" * 32, "proof": b"p" * 64, "grant": b"g"},
+        {"t": "open", "sid": 1, "root": b"r" * 32, "grant": b""},
+        {"t": "open", "sid": 1, "root": b"r" * 32, "grant": "g"},
+        {"t": "open", "sid": 1, "root": b"r" * 32, "grant": bytes(MAX_GRANT_BYTES + 1)},
         {"t": "hello", "version": 1, "challenge": bytes(31)},
         {"t": "hello", "version": -1, "challenge": bytes(32)},
         {"t": "hello", "version": False, "challenge": bytes(32)},
@@ -126,6 +134,22 @@ def test_invalid_values_are_remote_errors(wire: dict[str, Any]) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         decode_message(wire)
     assert isinstance(info.value.__cause__, LocalProtocolError)
+
+
+def test_open_with_a_grant_wire_form() -> None:
+    assert Open(sid=2, root=bytes(32), grant=b"g").to_wire() == {
+        "t": "open",
+        "sid": 2,
+        "root": bytes(32),
+        "grant": b"g",
+    }
+
+
+def test_open_needs_exactly_one_credential() -> None:
+    with pytest.raises(LocalProtocolError, match="exactly one"):
+        Open(sid=1, root=bytes(32))
+    with pytest.raises(LocalProtocolError, match="exactly one"):
+        Open(sid=1, root=bytes(32), proof=bytes(64), grant=b"g")
 
 
 def test_building_an_invalid_message_is_a_local_error() -> None:
@@ -155,5 +179,6 @@ def test_from_wire_checks_the_tag() -> None:
 def test_repr_keeps_secrets_and_payloads_out() -> None:
     text = repr(Open(sid=1, root=bytes(32), proof=b"\xab" * 64))
     assert "ab" * 8 not in text
+    assert "cdcd" not in repr(Open(sid=1, root=bytes(32), grant=b"\xcd" * 100))
     assert "abab" not in repr(Block(req=1, data=b"\xab" * 100))
     assert "11" * 8 not in repr(Hello(challenge=b"\x11" * 32))

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from p2pshare.errors import AccessDenied, LocalProtocolError, RemoteProtocolError
 from p2pshare.format.envelope import Envelope
+from p2pshare.format.grant import MAX_GRANT_BYTES, make_grant
+from p2pshare.format.keys import FileKeys
 from p2pshare.protocol import (
     BlockMissing,
     BlockReceived,
@@ -447,4 +449,147 @@ def test_server_limits_client_frames_to_64_kib() -> None:
     pair.server.receive_data((64 * 1024 + 1).to_bytes(4, "big"))  # prefix only
     with pytest.raises(RemoteProtocolError, match="exceeds limit 65536"):
         list(pair.server.events())
+    assert state_of(pair.server) is State.ERROR
+
+
+# -- opening with a grant (a seed that holds no key) -------------------------
+GRANT_EXPIRES = 1_800_000_000
+GRANT_NOW = 1_700_000_000.0
+
+
+def seed_grant(
+    keys: FileKeys = SHARE.keys,
+    root: bytes = SHARE.root,
+    peer: bytes = CLIENT_PEER,
+    expires: int = GRANT_EXPIRES,
+) -> bytes:
+    return make_grant(keys.signing_key, root, peer, expires).to_bytes()
+
+
+def test_open_with_grant(split: Splitter) -> None:
+    pair = XferPair(split)
+    pair.handshake()
+    grant = seed_grant()
+    (request,) = pair.to_server(pair.client.open(1, SHARE.root, grant=grant))
+    assert request == OpenRequested(sid=1, root=SHARE.root, proof=None, grant=grant)
+    assert "grant" not in repr(request).replace("grant=", "")  # no bytes shown
+    access = Envelope.decode(SHARE.envelope_bytes).access_public
+    pair.server.verify_grant(access, grant, SHARE.root, GRANT_NOW)
+    with pytest.raises(AccessDenied, match="access proof: missing"):
+        pair.server.verify(access, request.proof, SHARE.root)
+    assert pair.to_client(pair.server.accept(1, SHARE.envelope_bytes)) == [
+        ShareOpened(sid=1, envelope=SHARE.envelope_bytes, have=None)
+    ]
+    assert pair.to_server(pair.client.want(1, 7, "chunk", 2)) == [
+        BlockWanted(sid=1, req=7, kind="chunk", index=2)
+    ]
+    assert pair.to_client(pair.server.send_block(7, SHARE.chunks[2])) == [
+        BlockReceived(req=7, data=SHARE.chunks[2])
+    ]
+
+
+def test_proof_open_still_sends_proof_only() -> None:
+    pair = XferPair()
+    pair.handshake()
+    (request,) = pair.to_server(pair.client.open(1, SHARE.root, SHARE.keys.signing_key))
+    assert isinstance(request, OpenRequested)
+    assert request.grant is None
+    assert request.proof is not None
+    with pytest.raises(AccessDenied, match="grant: malformed"):
+        pair.server.verify_grant(
+            SHARE.keys.access_public, request.proof, SHARE.root, GRANT_NOW
+        )
+
+
+def test_open_with_proof_encodes_as_before() -> None:
+    # The v1 wire form of an Open with a proof: no grant key, same order.
+    message = Open(sid=1, root=bytes(32), proof=b"p" * 64)
+    assert frame(message) == encode_frame(
+        {"t": "open", "sid": 1, "root": bytes(32), "proof": b"p" * 64}
+    )
+    assert frame(message).hex() == (
+        "0000007c84a174a46f70656ea373696401a4726f6f74c420"
+        + "00" * 32
+        + "a570726f6f66c440"
+        + "70" * 64
+    )
+
+
+@pytest.mark.parametrize(
+    ("grant", "reason"),
+    [
+        (seed_grant(keys=OTHER.keys), "grant: bad signature"),
+        (seed_grant(expires=int(GRANT_NOW)), "grant: expired"),
+        (seed_grant(peer=SERVER_PEER), "grant: issued for another peer"),
+        (seed_grant(root=OTHER.root, keys=OTHER.keys), "grant: for another share"),
+        (b"junk", "grant: malformed"),
+        (seed_grant()[:-1], "grant: malformed"),
+    ],
+    ids=["forged", "expired", "other-peer", "other-root", "junk", "truncated"],
+)
+def test_bad_grants_are_refused(grant: bytes, reason: str) -> None:
+    pair = XferPair()
+    pair.handshake()
+    (request,) = pair.to_server(pair.client.open(3, SHARE.root, grant=grant))
+    assert isinstance(request, OpenRequested)
+    assert request.grant == grant
+    with pytest.raises(AccessDenied, match=reason):
+        pair.server.verify_grant(
+            SHARE.keys.access_public, grant, request.root, GRANT_NOW
+        )
+    refused = pair.server.refuse(3, "access_denied", reason)
+    assert pair.to_client(refused) == [
+        ShareRefused(sid=3, code="access_denied", reason=reason)
+    ]
+    with pytest.raises(RemoteProtocolError, match="want for sid 3, not open"):
+        pair.to_server(frame(Want(sid=3, req=1, kind="chunk", index=0)))
+
+
+def test_grant_checked_against_the_authenticated_peer() -> None:
+    # The same grant bytes, relayed by another client, are refused.
+    grant = seed_grant()
+    other = ServerConnection(
+        local_peer=SERVER_PEER, remote_peer=b"\x00" * 38, challenge=CHALLENGE
+    )
+    with pytest.raises(AccessDenied, match="another peer"):
+        other.verify_grant(SHARE.keys.access_public, grant, SHARE.root, GRANT_NOW)
+
+
+def test_client_open_needs_exactly_one_credential() -> None:
+    pair = XferPair()
+    pair.handshake()
+    with pytest.raises(LocalProtocolError, match="exactly one"):
+        pair.client.open(1, SHARE.root)
+    with pytest.raises(LocalProtocolError, match="exactly one"):
+        pair.client.open(1, SHARE.root, SHARE.keys.signing_key, grant=seed_grant())
+    with pytest.raises(LocalProtocolError):
+        pair.client.open(1, SHARE.root, grant=b"g" * (MAX_GRANT_BYTES + 1))
+    with pytest.raises(LocalProtocolError):
+        pair.client.open(1, SHARE.root, grant=b"")
+    pair.client.open(1, SHARE.root, grant=seed_grant())  # nothing was committed
+
+
+def test_client_open_with_grant_needs_hello() -> None:
+    client = ClientConnection(local_peer=CLIENT_PEER, remote_peer=SERVER_PEER)
+    with pytest.raises(LocalProtocolError, match="Hello"):
+        client.open(1, SHARE.root, grant=seed_grant())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"t": "open", "sid": 1, "root": bytes(32)},
+        {"t": "open", "sid": 1, "root": bytes(32), "proof": bytes(64), "grant": b"g"},
+        {"t": "open", "sid": 1, "root": bytes(32), "grant": b""},
+        {"t": "open", "sid": 1, "root": bytes(32), "grant": "g"},
+        {"t": "open", "sid": 1, "root": bytes(32), "grant": bytes(513)},
+        {"t": "open", "sid": 1, "root": bytes(32), "grant": None},
+    ],
+    ids=["neither", "both", "empty", "str", "too-long", "nil"],
+)
+def test_server_refuses_bad_opens(body: dict[str, object]) -> None:
+    pair = XferPair()
+    pair.handshake()
+    with pytest.raises(RemoteProtocolError, match="open"):
+        pair.to_server(encode_frame(body))
     assert state_of(pair.server) is State.ERROR

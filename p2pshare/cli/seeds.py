@@ -1,0 +1,362 @@
+"""Seed commands: ``seed``, ``check``, ``repair``, and replication for
+``share``/``add --replicas N``.
+
+A seed runs in the foreground like ``node`` (a systemd unit keeps it up).
+Replication, checks and repairs go through the home's running node when
+there is one, and otherwise run a node in the foreground for as long as
+they take (the seeds fetch from it, so it must serve until they are done).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from p2pshare.cli.app import cli, home_of
+from p2pshare.cli.net import (
+    _BOOTSTRAP,
+    _JSON,
+    _LISTEN,
+    _RATE,
+    DEFAULT_LISTEN,
+    _parse_rate,
+)
+from p2pshare.cli.runtime import NO_NODE, run_node, with_client
+from p2pshare.config import Home, load_config
+from p2pshare.errors import IntegrityError
+from p2pshare.format import parse_root_or_link
+
+if TYPE_CHECKING:
+    from p2pshare.control.client import ControlClient
+    from p2pshare.node.service import Node
+
+__all__ = ["check", "repair", "replicas_option", "replicate_roots", "seed"]
+
+REPLICAS = click.option(
+    "--replicas",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
+)
+SEEDS = click.option(
+    "--seed",
+    "seeds",
+    multiple=True,
+    metavar="MADDR",
+    help="A seed to try first (repeatable; also `seeds` in config.toml).",
+)
+
+
+def replicas_option(
+    home: Home, replicas: int | None, seeds: Sequence[str]
+) -> tuple[int, list[str]]:
+    """The replica count and seed list: the command line over config.toml."""
+    cfg = load_config(home)
+    n = cfg.replicas if replicas is None else replicas
+    return n, [*seeds, *(s for s in cfg.seeds if s not in seeds)]
+
+
+def parse_size(value: str) -> int:
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    mult = units.get(text[-1:], 1)
+    if text[-1:] in units:
+        text = text[:-1]
+    try:
+        size = int(float(text) * mult)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size like 500M or 2G") from None
+    if size <= 0:
+        raise click.BadParameter("the size must be positive")
+    return size
+
+
+def _say_progress(
+    seed: str, have: int, count: int, state: str, shown: dict[str, str]
+) -> None:
+    quarter = f"{state}{have * 4 // count if count else ''}"
+    if shown.get(seed) != quarter and (state != "fetching" or count):
+        shown[seed] = quarter
+        line = f"{state} {have}/{count}" if count else state
+        click.echo(
+            f"replica on {seed[-12:]}: {line} chunks"
+            if count
+            else f"replica on {seed[-12:]}: {state}",
+            err=True,
+        )
+
+
+def _report(rows: Sequence[dict[str, Any]]) -> None:
+    for r in rows:
+        where = r["region"] or "no region"
+        click.echo(f"replica on {r['seed'][-12:]} ({where}): {r['state']}", err=True)
+
+
+async def replicate_roots(
+    node: Node, roots: Sequence[bytes], n: int, seeds: Sequence[str]
+) -> list[str]:
+    """In a foreground node: replicate each root, print progress; returns
+    the links with the seeds as hints."""
+    from p2pshare.node import replicate as rep
+
+    links = []
+    for root in roots:
+        shown: dict[str, str] = {}
+        rows = await rep.replicate(
+            node,
+            root,
+            n,
+            seeds=seeds,
+            progress=functools.partial(_progress_cb, shown),
+        )
+        row = await node.db(node.store.catalog.get_share, root)
+        _report([_wire(r) for r in rows])
+        links.append(str(node.link(root, row.key, rows)))
+    return links
+
+
+def replicate_in_foreground(
+    home: Home, roots: Sequence[bytes], n: int, seeds: Sequence[str]
+) -> list[str]:
+    """With no node running: run one until every root has ``n`` replicas."""
+
+    async def body(node: Node) -> list[str]:
+        return await replicate_roots(node, roots, n, seeds)
+
+    links: list[str] | None = run_node(
+        home, listen=[DEFAULT_LISTEN], bootstrap=(), dht_mode="client", body=body
+    )
+    if links is None:
+        raise KeyboardInterrupt
+    return links
+
+
+def replicate_via_node(
+    home: Home, roots: Sequence[str], n: int, seeds: Sequence[str]
+) -> Any:
+    """Through the running node: replicate each root; returns the links
+    (``NO_NODE`` when none runs)."""
+
+    async def go(client: ControlClient) -> list[str]:
+        links = []
+        async with client.subscribe() as events:
+            import anyio
+
+            async def follow(shown: dict[str, str]) -> None:
+                async for ev in events:
+                    if ev.get("kind") == "replica.progress":
+                        _say_progress(
+                            ev["seed"], ev["have"], ev["count"], ev["state"], shown
+                        )
+
+            for root in roots:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(follow, {})
+                    res = await client.call(
+                        "replicate", root=root, replicas=n, seeds=list(seeds)
+                    )
+                    tg.cancel_scope.cancel()
+                _report(res["replicas"])
+                links.append(res["link"])
+        return links
+
+    return with_client(home, go)
+
+
+def _progress_cb(
+    shown: dict[str, str], seed: str, have: int, count: int, state: str
+) -> None:
+    _say_progress(seed, have, count, state, shown)
+
+
+def _wire(r: Any) -> dict[str, Any]:
+    return {
+        "seed": r.seed,
+        "region": r.region,
+        "state": r.state,
+        "addrs": list(r.addrs),
+    }
+
+
+# -- seed ---------------------------------------------------------------------------
+@cli.command()
+@_LISTEN
+@_BOOTSTRAP
+@_RATE
+@click.option(
+    "--region", default="", help="Where this seed is (e.g. eu-west), shown to owners."
+)
+@click.option(
+    "--max-storage",
+    "max_storage",
+    metavar="SIZE",
+    help="Cap the ciphertext this seed keeps for others, e.g. 500G.",
+)
+@click.option(
+    "--open",
+    "open_admission",
+    is_flag=True,
+    help="Accept pins from anyone (default: vouchers only).",
+)
+@click.pass_context
+def seed(
+    ctx: click.Context,
+    listen: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    upload: str | None,
+    region: str,
+    max_storage: str | None,
+    open_admission: bool,
+) -> None:
+    """Run a headless seed: keep encrypted replicas for others, serve them.
+
+    A seed stores only ciphertext and never the keys: it cannot read what
+    it keeps. Prints its multiaddrs (with /p2p/<id>), one per line.
+    """
+    from p2pshare.node.seed import SeedPolicy
+
+    if len(region) > 64:
+        raise click.BadParameter("at most 64 characters", param_hint="--region")
+    policy = SeedPolicy(
+        region=region,
+        max_storage=parse_size(max_storage) if max_storage else None,
+        admission="open" if open_admission else "voucher",
+    )
+
+    async def body(n: Node) -> None:
+        for addr in n.addrs():
+            click.echo(addr)
+        sys.stdout.flush()
+        import trio
+
+        await trio.sleep_forever()
+
+    run_node(
+        home_of(ctx),
+        listen=list(listen) or [DEFAULT_LISTEN],
+        bootstrap=bootstrap,
+        dht_mode="server",
+        upload_rate=_parse_rate(upload),
+        body=body,
+        seed=policy,
+    )
+
+
+# -- check / repair -----------------------------------------------------------------
+@cli.command()
+@click.argument("target", metavar="LINK|ROOT")
+@_BOOTSTRAP
+@_JSON
+@click.pass_context
+def check(
+    ctx: click.Context, target: str, bootstrap: tuple[str, ...], as_json: bool
+) -> None:
+    """Which providers hold a complete replica, by storage proofs.
+
+    Each seed must answer a keyed hash of randomly chosen chunks with a
+    fresh nonce, which it cannot do without the data. Exits 4 when a
+    recorded replica fails.
+    """
+    parsed = parse_root_or_link(target)
+    home = home_of(ctx)
+    res = _run(home, "check", bootstrap, root=parsed.root_cid)
+    _print_check(res, as_json)
+    failed = [p for p in res["providers"] if not p["ok"]]
+    if failed:
+        raise IntegrityError(
+            f"{len(failed)} of {len(res['providers'])} provider(s)"
+            " failed the storage proof"
+        )
+
+
+@cli.command()
+@click.argument("target", metavar="LINK|ROOT")
+@REPLICAS
+@SEEDS
+@_BOOTSTRAP
+@_JSON
+@click.pass_context
+def repair(
+    ctx: click.Context,
+    target: str,
+    replicas: int | None,
+    seeds: tuple[str, ...],
+    bootstrap: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Check the replicas of a share and re-replicate until N hold again.
+
+    N defaults to the number of seeds recorded for the share, or `replicas`
+    in config.toml.
+    """
+    parsed = parse_root_or_link(target)
+    home = home_of(ctx)
+    n, seed_list = replicas_option(home, replicas, seeds)
+    if replicas is None:
+        from p2pshare.store.local import LocalStore
+
+        with LocalStore(home) as store:
+            recorded = len(store.catalog.replicas(parsed.root_id))
+        n = max(n, recorded)
+    if n < 1:
+        raise click.UsageError("how many replicas? (--replicas N)")
+    res = _run(
+        home, "repair", bootstrap, root=parsed.root_cid, replicas=n, seeds=seed_list
+    )
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    _print_check({"providers": res["checked"]}, False)
+    _report(res["replicas"])
+
+
+def _print_check(res: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    if not res["providers"]:
+        click.echo("no provider found", err=True)
+    for p in res["providers"]:
+        mark = "ok    " if p["ok"] else "FAILED"
+        click.echo(f"{mark} {p['seed']}  {p['region'] or '-'}  {p['detail']}")
+
+
+def _run(home: Home, method: str, bootstrap: tuple[str, ...], **params: Any) -> Any:
+    """One call through the running node, or the same work in a foreground
+    node (same result shape, see docs/control.md)."""
+
+    async def via(client: ControlClient) -> Any:
+        return await client.call(method, **params)
+
+    res = with_client(home, via)
+    if res is not NO_NODE:
+        return res
+
+    async def body(node: Node) -> Any:
+        from p2pshare.node import replicate as rep
+
+        root = parse_root_or_link(params["root"])
+        if method == "check":
+            results = await rep.check(node, root.root_id)
+            return {"root": root.root_cid, "providers": [r.to_wire() for r in results]}
+        checked, rows = await rep.repair(
+            node, root.root_id, params["replicas"], seeds=params["seeds"]
+        )
+        return {
+            "root": root.root_cid,
+            "checked": [r.to_wire() for r in checked],
+            "replicas": [_wire(r) for r in rows],
+        }
+
+    return run_node(
+        home,
+        listen=[DEFAULT_LISTEN],
+        bootstrap=bootstrap,
+        dht_mode="client",
+        body=body,
+    )

@@ -1,0 +1,650 @@
+"""The owner's side of seeds: replicate, renew, check and repair.
+
+Theory of operation
+-------------------
+**Replicate.** For a share (a file, or a folder and every member share
+below it, since a seed cannot read a listing to find the members) the
+owner's node finds seeds — configured addresses first, then the providers
+of the well-known :data:`~p2pshare.node.seed.SEED_ROOT` in the DHT — asks
+each for its :class:`~p2pshare.protocol.pin.Info`, and ranks them:
+configured seeds first, then seeds in regions not chosen yet, then by free
+space. It sends each chosen seed one ``PinRequest`` per root, each with a
+grant for that seed's peer id signed by that root's access key (the key
+itself never leaves this machine), the lease, the ciphertext size to
+reserve and this node's addresses as hints. A refused seed (full, not
+admitting) is replaced by the next candidate; what was already pinned on it
+is unpinned. Then it polls each seed's status until every root is complete,
+reporting progress. Replicas are recorded in the catalog (``replicas``).
+
+**Renew.** The node re-pins every recorded replica when less than half of
+its lease is left (a pin for a root already kept only extends the lease).
+
+**Check.** A storage proof per seed and root: a fresh random nonce and a few
+random chunk indices; the seed answers the keyed hash of those chunks'
+ciphertext, which the owner recomputes from its own copy. Only a seed that
+holds those exact bytes can answer.
+
+**Repair.** Check, forget the seeds that failed, and replicate to new seeds
+until the share has N good replicas again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+from libp2p.peer.id import ID
+
+from p2pshare.errors import (
+    AccessDenied,
+    NoProviders,
+    NotFoundError,
+    P2PShareError,
+    ProtocolError,
+    RemoteProtocolError,
+    TransferError,
+    UsageError,
+)
+from p2pshare.format import FileKeys, root_to_cid
+from p2pshare.format.grant import make_grant
+from p2pshare.node import dht as dhtmod
+from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT, _receive, replica_bytes
+from p2pshare.protocol import pin as pinproto
+from p2pshare.store.catalog import ReplicaRow
+from p2pshare.store.reader import open_share
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "CheckResult",
+    "ReplicationError",
+    "SeedInfo",
+    "check",
+    "find_seeds",
+    "renew_loop",
+    "repair",
+    "replicate",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 7 * 24 * 3600
+CALL_TIMEOUT_S = 20.0
+INFO_TIMEOUT_S = 5.0
+POLL_S = 0.5
+PROVE_CHUNKS = 4  # chunks per storage proof
+MAX_PROVE_ROOTS = 16  # roots of a folder checked per seed (sampled)
+RENEW_CHECK_S = 600.0
+
+
+class ReplicationError(TransferError):
+    """Fewer replicas than asked for could be made."""
+
+    code = "replication"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedInfo:
+    peer: bytes  # raw peer id
+    peer_id: str
+    addrs: tuple[str, ...]
+    region: str
+    free_bytes: int
+    admission: str
+    configured: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.peer_id,
+            "addrs": list(self.addrs),
+            "region": self.region,
+            "free_bytes": self.free_bytes,
+            "admission": self.admission,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    root: bytes
+    key: bytes
+    size: int  # replica bytes
+    top: bool
+
+
+@dataclass
+class CheckResult:
+    seed: str
+    region: str
+    ok: bool
+    detail: str
+    addrs: tuple[str, ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "region": self.region,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+Progress = Callable[[str, int, int, str], None]  # seed, have, count, state
+
+
+def _quiet(_seed: str, _have: int, _count: int, _state: str) -> None:
+    pass
+
+
+# -- one request, one response ------------------------------------------------------
+async def call(node: Node, peer: Any, request: Any) -> Any:
+    """Send one pin request to ``peer`` (a peer id, raw or libp2p, or a full
+    multiaddr text) and return its response.
+
+    Raises:
+        NoProviders: the peer cannot be reached or does not speak the pin
+            protocol. RemoteProtocolError: it answered garbage.
+    """
+    try:
+        with trio.fail_after(CALL_TIMEOUT_S):
+            if isinstance(peer, str):
+                peer = await node.host.connect(peer)
+            stream = await node.host.open_stream(peer, PIN_PROTOCOL)
+            async with stream:
+                await stream.send_all(pinproto.encode_request(request))
+                return await _receive(stream, pinproto.decode_response)
+    except trio.TooSlowError:
+        raise NoProviders("seed: no answer in time") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise NoProviders(f"seed: connection lost ({exc})") from None
+    except (RemoteProtocolError, NoProviders):
+        raise
+    except P2PShareError:
+        raise
+    except Exception as exc:  # libp2p dial/negotiation failures: the peer is unusable
+        raise NoProviders(f"seed: unreachable ({type(exc).__name__})") from exc
+
+
+def _refused(resp: Any, seed: str) -> P2PShareError:
+    message = f"seed {seed[-8:]}: {resp.message}"
+    if resp.code == "access_denied":
+        return AccessDenied(message)
+    if resp.code == "not_found":
+        return NotFoundError(message)
+    return ReplicationError(message)
+
+
+# -- finding seeds ------------------------------------------------------------------
+async def find_seeds(
+    node: Node, configured: Sequence[str] = (), *, use_dht: bool = True
+) -> list[SeedInfo]:
+    """Seeds that answer ``Info``: configured ones first, then the DHT's."""
+    found: dict[str, SeedInfo] = {}
+
+    async def ask(peer: Any, addrs: tuple[str, ...], configured: bool) -> None:
+        try:
+            with trio.move_on_after(INFO_TIMEOUT_S):
+                peer_id = (
+                    await node.host.connect(peer) if isinstance(peer, str) else peer
+                )
+                info = await call(node, peer_id, pinproto.InfoRequest())
+                if not isinstance(info, pinproto.Info):
+                    return
+                text = str(peer_id)
+                if text == node.peer_id:
+                    return
+                known = addrs or tuple(_addrs_of(node, peer_id))
+                found.setdefault(
+                    text,
+                    SeedInfo(
+                        peer=peer_id.to_bytes(),
+                        peer_id=text,
+                        addrs=known,
+                        region=info.region,
+                        free_bytes=info.free_bytes,
+                        admission=info.admission,
+                        configured=configured,
+                    ),
+                )
+        except (P2PShareError, OSError) as exc:
+            log.info("seed %s: not usable (%s)", str(peer)[-12:], exc)
+
+    async with trio.open_nursery() as nursery:
+        for addr in configured:
+            nursery.start_soon(ask, addr, (addr,), True)
+    if use_dht:
+        infos: list[Any] = []
+        with trio.move_on_after(CALL_TIMEOUT_S):
+            infos = await dhtmod.find_providers(node.host.dht, SEED_ROOT, count=20)
+        async with trio.open_nursery() as nursery:
+            for i in infos:
+                if str(i.peer_id) not in found:
+                    nursery.start_soon(ask, i.peer_id, _full(i), False)
+    return list(found.values())
+
+
+def _with_id(addr: Any, peer_id: Any) -> str:
+    text = str(addr)
+    return text if "/p2p/" in text else f"{text}/p2p/{peer_id}"
+
+
+def _full(info: Any) -> tuple[str, ...]:
+    """A PeerInfo's addresses as full multiaddrs (``…/p2p/<id>``)."""
+    return tuple(_with_id(a, info.peer_id) for a in info.addrs)[:4]
+
+
+def _addrs_of(node: Node, peer_id: Any) -> list[str]:
+    try:
+        addrs = node.host.host.get_peerstore().addrs(peer_id)
+    except Exception:  # an unknown peer has no addresses: not an error
+        return []
+    return [_with_id(a, peer_id) for a in addrs][:4]
+
+
+def rank(seeds: Sequence[SeedInfo], need: int) -> list[SeedInfo]:
+    """Candidates in the order to try: configured first, then new regions
+    first, then the most free space; seeds without room are left out."""
+    usable = [s for s in seeds if s.free_bytes >= need]
+    ordered: list[SeedInfo] = []
+    regions: set[str] = set()
+    pool = sorted(usable, key=lambda s: (not s.configured, -s.free_bytes, s.peer_id))
+    while pool:
+        pick = next((s for s in pool if s.region not in regions), pool[0])
+        pool.remove(pick)
+        ordered.append(pick)
+        regions.add(pick.region)
+    return ordered
+
+
+def _too_small(seeds: Sequence[SeedInfo], need: int) -> list[str]:
+    return [
+        f"{s.peer_id[-8:]} ({s.region or '?'}): seed storage full, the replica"
+        f" needs {_mib(need)}, {_mib(s.free_bytes)} is free"
+        for s in seeds
+        if s.free_bytes < need
+    ]
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+# -- replicate --------------------------------------------------------------------
+def _tree(node: Node, root: bytes) -> list[_Root]:
+    """The share and, for a folder, every member share below it."""
+    catalog = node.store.catalog
+    out: list[_Root] = []
+    seen: set[bytes] = set()
+    stack = [(root, True)]
+    while stack:
+        r, top = stack.pop()
+        if r in seen:
+            continue
+        seen.add(r)
+        row = catalog.get_share(r)
+        if row.key is None:
+            raise AccessDenied("share: this home holds no key for it")
+        with open_share(node.store, r) as share:
+            size = replica_bytes(share.envelope, len(share.envelope_bytes))
+        out.append(_Root(r, row.key, size, top))
+        stack.extend((c, False) for c in catalog.children_of(r))
+    return out
+
+
+@dataclass
+class _Target:
+    seed: SeedInfo
+    pinned: list[bytes] = field(default_factory=list)
+    state: str = "pinning"
+    error: str | None = None
+
+
+async def replicate(
+    node: Node,
+    root: bytes,
+    n: int,
+    *,
+    seeds: Sequence[str] = (),
+    lease_s: int = DEFAULT_LEASE_S,
+    exclude: Sequence[str] = (),
+    progress: Progress = _quiet,
+    use_dht: bool = True,
+    wait: bool = True,
+) -> list[ReplicaRow]:
+    """Keep ``n`` replicas of ``root`` on seeds (see the module docstring);
+    returns the replicas made, complete when ``wait``.
+
+    Raises:
+        ReplicationError: fewer than ``n`` seeds could take it (the message
+            says why for each one tried).
+        NotFoundError / AccessDenied: this home does not hold the share.
+    """
+    if n < 1:
+        raise UsageError("replicas: must be at least 1")
+    tree = await node.db(_tree, node, root)
+    need = sum(r.size for r in tree)
+    found = [
+        s
+        for s in await find_seeds(node, seeds, use_dht=use_dht)
+        if s.peer_id not in set(exclude)
+    ]
+    candidates = rank(found, need)
+    reasons: list[str] = _too_small(found, need)
+    good: list[_Target] = []
+    queue = list(candidates)
+
+    def why(t: _Target, error: object) -> str:
+        return f"{t.seed.peer_id[-8:]} ({t.seed.region or '?'}): {error}"
+
+    # rounds: pin on as many new seeds as are missing, wait, replace failures
+    while len(good) < n and queue:
+        made: list[_Target] = []
+        while len(good) + len(made) < n and queue:
+            target = _Target(queue.pop(0))
+            try:
+                await _pin_tree(node, target, tree, lease_s)
+            except P2PShareError as exc:
+                reasons.append(why(target, exc))
+                log.info("seed %s refused: %s", target.seed.peer_id[-8:], exc)
+                await _unpin_all(node, target, tree)
+                continue
+            made.append(target)
+            await node.db(_record, node, root, target, "fetching", lease_s)
+            progress(target.seed.peer_id, 0, 0, "fetching")
+        if wait and made:
+            async with trio.open_nursery() as nursery:
+                for target in made:
+                    nursery.start_soon(_await_complete, node, target, tree, progress)
+        for target in made:
+            if target.state == "failed":
+                reasons.append(why(target, target.error))
+                await node.db(
+                    node.store.catalog.drop_replica, root, target.seed.peer_id
+                )
+                await _unpin_all(node, target, tree)
+            else:
+                await node.db(_record, node, root, target, target.state, lease_s)
+                good.append(target)
+    if len(good) < n:
+        detail = "; ".join(reasons) if reasons else "no seed found"
+        raise ReplicationError(
+            f"share {root_to_cid(root)[:16]}…: {len(good)} of {n} replicas ({detail})"
+        )
+    rows: list[ReplicaRow] = await node.db(node.store.catalog.replicas, root)
+    return rows
+
+
+async def _pin_tree(
+    node: Node, target: _Target, tree: list[_Root], lease_s: int
+) -> None:
+    expires = int(time.time()) + lease_s
+    hints = tuple(node.addrs()[:4])
+    # members first, the top root last: a seed announces the top only when
+    # everything below it was accepted
+    for r in sorted(tree, key=lambda r: r.top):
+        grant = make_grant(
+            FileKeys.from_key(r.key).signing_key, r.root, target.seed.peer, expires
+        )
+        req = pinproto.PinRequest(
+            root=r.root,
+            grant=grant.to_bytes(),
+            lease_s=lease_s,
+            size=r.size,
+            hints=hints,
+            top=r.top,
+        )
+        resp = await call(node, target.seed.peer, req)
+        if isinstance(resp, pinproto.PinRefused):
+            raise _refused(resp, target.seed.peer_id)
+        if not isinstance(resp, pinproto.PinStatus):
+            raise RemoteProtocolError("pin: unexpected answer")
+        target.pinned.append(r.root)
+
+
+async def _unpin_all(node: Node, target: _Target, tree: list[_Root]) -> None:
+    keys = {r.root: r.key for r in tree}
+    for root in target.pinned:
+        await unpin(node, target.seed.peer, root, keys[root])
+
+
+async def unpin(node: Node, seed: bytes | Any, root: bytes, key: bytes) -> bool:
+    """Ask ``seed`` to drop ``root`` (best effort: False when it could not)."""
+    at = int(time.time())
+    auth = pinproto.make_unpin_auth(
+        FileKeys.from_key(key).signing_key,
+        root,
+        seed if isinstance(seed, bytes) else seed.to_bytes(),
+        node.host.peer_id_bytes,
+        at,
+    )
+    try:
+        resp = await call(
+            node, seed, pinproto.UnpinRequest(root=root, at=at, auth=auth)
+        )
+    except P2PShareError:
+        return False
+    return isinstance(resp, pinproto.Unpinned)
+
+
+async def _await_complete(
+    node: Node, target: _Target, tree: list[_Root], progress: Progress
+) -> None:
+    total_have = 0
+    while True:
+        have = count = 0
+        states = []
+        for r in tree:
+            try:
+                resp = await call(
+                    node, target.seed.peer, pinproto.StatusRequest(root=r.root)
+                )
+            except P2PShareError as exc:
+                target.state, target.error = "failed", str(exc)
+                progress(target.seed.peer_id, total_have, 0, "failed")
+                return
+            if not isinstance(resp, pinproto.PinStatus):
+                target.state, target.error = "failed", "seed answered garbage"
+                return
+            states.append(resp.state)
+            have += resp.have
+            count += resp.count
+            if resp.state == "failed":
+                target.state = "failed"
+                target.error = resp.error or "the seed could not fetch it"
+                progress(target.seed.peer_id, have, count, "failed")
+                return
+            if resp.state == "none":
+                target.state, target.error = "failed", "the seed forgot the pin"
+                return
+        total_have = have
+        if all(s == "complete" for s in states):
+            target.state = "complete"
+            progress(target.seed.peer_id, have, count, "complete")
+            return
+        progress(target.seed.peer_id, have, count, "fetching")
+        await trio.sleep(POLL_S)
+
+
+def _record(node: Node, root: bytes, target: _Target, state: str, lease_s: int) -> None:
+    node.store.catalog.put_replica(
+        ReplicaRow(
+            root=root,
+            seed=target.seed.peer_id,
+            addrs=target.seed.addrs,
+            region=target.seed.region,
+            state=state,
+            lease_expires=int(time.time()) + lease_s,
+            updated_at=int(time.time()),
+        )
+    )
+
+
+# -- renew ------------------------------------------------------------------------
+async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
+    """Re-pin replicas whose lease is more than half gone; runs until cancelled."""
+    while True:
+        await trio.sleep(interval_s)
+        rows = await node.db(node.store.catalog.replicas)
+        now = int(time.time())
+        for rep in rows:
+            if rep.lease_expires is None or rep.state == "failed":
+                continue
+            lease = DEFAULT_LEASE_S
+            if rep.lease_expires - now > lease // 2:
+                continue
+            try:
+                tree = await node.db(_tree, node, rep.root)
+                target = _Target(_seed_of(rep))
+                await _pin_tree(node, target, tree, lease)
+                await node.db(_record, node, rep.root, target, rep.state, lease)
+                log.info("replica on %s renewed", rep.seed[-8:])
+            except P2PShareError as exc:
+                log.warning("replica on %s: renewal failed: %s", rep.seed[-8:], exc)
+
+
+def _seed_of(rep: ReplicaRow) -> SeedInfo:
+    pid = ID.from_base58(rep.seed)
+    return SeedInfo(
+        peer=pid.to_bytes(),
+        peer_id=rep.seed,
+        addrs=rep.addrs,
+        region=rep.region,
+        free_bytes=0,
+        admission="",
+    )
+
+
+# -- check / repair -----------------------------------------------------------------
+async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckResult]:
+    """Storage-prove every known replica of ``root`` (recorded seeds, and
+    other providers the DHT lists)."""
+    tree = await node.db(_tree, node, root)
+    rows = await node.db(node.store.catalog.replicas, root)
+    targets: dict[str, tuple[str, tuple[str, ...]]] = {
+        r.seed: (r.region, r.addrs) for r in rows
+    }
+    if use_dht:
+        infos: list[Any] = []
+        with trio.move_on_after(CALL_TIMEOUT_S):
+            infos = await dhtmod.find_providers(node.host.dht, root, count=20)
+        for i in infos:
+            targets.setdefault(str(i.peer_id), ("", _full(i)))
+    sample = tree if len(tree) <= MAX_PROVE_ROOTS else _sample(tree)
+    results: list[CheckResult] = []
+
+    async def one(seed: str, region: str, addrs: tuple[str, ...]) -> None:
+        results.append(await _prove_seed(node, seed, region, addrs, sample))
+
+    async with trio.open_nursery() as nursery:
+        for seed, (region, addrs) in targets.items():
+            nursery.start_soon(one, seed, region, addrs)
+    results.sort(key=lambda r: (not r.ok, r.seed))
+    return results
+
+
+def _sample(tree: list[_Root]) -> list[_Root]:
+    top = [r for r in tree if r.top]
+    rest = [r for r in tree if not r.top]
+    picked = [
+        rest.pop(secrets.randbelow(len(rest)))
+        for _ in range(MAX_PROVE_ROOTS - len(top))
+    ]
+    return top + picked
+
+
+async def _prove_seed(
+    node: Node,
+    seed: str,
+    region: str,
+    addrs: tuple[str, ...],
+    tree: list[_Root],
+) -> CheckResult:
+    def result(ok: bool, detail: str) -> CheckResult:
+        return CheckResult(seed, region, ok, detail, addrs)
+
+    try:
+        peer: Any = await _reach(node, seed, addrs)
+    except P2PShareError as exc:
+        return result(False, f"unreachable ({exc})")
+    proved = 0
+    for r in tree:
+        nonce = secrets.token_bytes(32)
+        expect = await node.db(_expected, node, r.root, nonce)
+        indices, digest = expect
+        try:
+            resp = await call(
+                node,
+                peer,
+                pinproto.ProveRequest(root=r.root, nonce=nonce, indices=indices),
+            )
+        except (P2PShareError, ProtocolError) as exc:
+            return result(False, f"no storage proof ({exc})")
+        if isinstance(resp, pinproto.PinRefused):
+            return result(False, f"storage proof refused: {resp.message}")
+        if not isinstance(resp, pinproto.ProveResponse) or resp.digest != digest:
+            return result(
+                False, "storage proof failed: the seed does not hold the data"
+            )
+        proved += 1
+    chunks = sum(1 for _ in tree)
+    return result(True, f"storage proof ok ({proved} of {chunks} share(s) sampled)")
+
+
+async def _reach(node: Node, seed: str, addrs: tuple[str, ...]) -> Any:
+    for addr in addrs:
+        try:
+            with trio.fail_after(INFO_TIMEOUT_S):
+                return await node.host.connect(addr)
+        except Exception:  # try the next address  # noqa: S112
+            continue
+    return ID.from_base58(seed)
+
+
+def _expected(node: Node, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:
+    with open_share(node.store, root) as share:
+        count = share.envelope.count
+        k = min(PROVE_CHUNKS, count)
+        indices: list[int] = []
+        while len(indices) < k:
+            i = secrets.randbelow(count)
+            if i not in indices:
+                indices.append(i)
+        blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in indices]
+    return tuple(indices), pinproto.storage_digest(nonce, blocks)
+
+
+async def repair(
+    node: Node,
+    root: bytes,
+    n: int,
+    *,
+    seeds: Sequence[str] = (),
+    lease_s: int = DEFAULT_LEASE_S,
+    progress: Progress = _quiet,
+    use_dht: bool = True,
+) -> tuple[list[CheckResult], list[ReplicaRow]]:
+    """Check, forget failed replicas, replicate until ``n`` good ones."""
+    results = await check(node, root, use_dht=use_dht)
+    recorded = {r.seed for r in await node.db(node.store.catalog.replicas, root)}
+    good = [r for r in results if r.ok and r.seed in recorded]
+    for r in results:
+        if not r.ok and r.seed in recorded:
+            await node.db(node.store.catalog.drop_replica, root, r.seed)
+    if len(good) < n:
+        await replicate(
+            node,
+            root,
+            n - len(good),
+            seeds=seeds,
+            lease_s=lease_s,
+            exclude=[r.seed for r in results],
+            progress=progress,
+            use_dht=use_dht,
+        )
+    return results, await node.db(node.store.catalog.replicas, root)

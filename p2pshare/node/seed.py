@@ -1,0 +1,511 @@
+"""Seed nodes: keep ciphertext replicas for owners, serve them, expire them.
+
+Theory of operation
+-------------------
+A seed is a long-running node (DHT server) that also answers
+``/p2pshare/pin/1`` (``protocol/pin.py``): one request, one response, per
+stream.
+
+* **Pin.** An owner sends the root id, a *grant* (signed with the share's
+  access key, naming this seed's peer id, with an expiry), a lease, the
+  ciphertext size to reserve and peer hints. The seed checks what it can
+  without the envelope (grant for this root and this peer, not expired,
+  room left under ``--max-storage``), records the pin (``pins`` table,
+  state ``fetching``) and answers at once. In the background it finds
+  providers (hints and DHT), opens the share on them *with the grant*
+  (providers check it like a key proof), verifies the envelope against the
+  root id and the grant's signature against the envelope's access key,
+  checks the real size against the reservation, and fetches every chunk
+  with the multi-source :class:`~p2pshare.node.fill.Fill`, verifying each
+  against its id and storing the **ciphertext** as a block. It never holds
+  the key, so it cannot read what it keeps. Once complete the replica is
+  a keyless ``copy`` share: the xfer server serves it to key holders and
+  grant holders, and a top-level replica is announced in the DHT.
+* **Failure.** Any failure (providers gone, size over the reservation,
+  bad grant) deletes every block fetched for the pin and marks it
+  ``failed`` with a reason the owner sees in the status: nothing partial
+  stays.
+* **Status / prove / unpin.** Status reports chunks held of the total. A
+  storage proof is the keyed hash (``storage_digest``) of the chunks the
+  checker names, keyed with its fresh nonce: it cannot be answered without
+  the data. Unpin needs a fresh signature by the share's access key.
+* **Leases.** A pin lives until its lease ends; owners renew by pinning
+  again. A garbage-collection loop drops expired pins and their blocks.
+* **Discovery.** Every seed announces :data:`SEED_ROOT` (a well-known DHT
+  key) beside its replicas; owners find seeds there and ask each for its
+  :class:`~p2pshare.protocol.pin.Info` (region, free space, admission).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+
+from p2pshare import __version__
+from p2pshare.errors import (
+    AccessDenied,
+    FormatError,
+    NotFoundError,
+    P2PShareError,
+    RemoteProtocolError,
+    StoreError,
+)
+from p2pshare.format import Envelope, ShareLink, block_id, root_to_cid
+from p2pshare.format.chunks import ID_BYTES
+from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
+from p2pshare.format.grant import Grant
+from p2pshare.node.fill import Fill, NetShare
+from p2pshare.node.streams import LibP2PStream
+from p2pshare.protocol import pin as pinproto
+from p2pshare.store.catalog import PinRow, ShareRow
+from p2pshare.store.reader import open_share
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = [
+    "PIN_PROTOCOL",
+    "SEED_ROOT",
+    "CipherSink",
+    "SeedPolicy",
+    "SeedService",
+    "replica_bytes",
+]
+
+log = logging.getLogger(__name__)
+
+PIN_PROTOCOL = "/p2pshare/pin/1"
+# The DHT key every seed provides, so owners find seeds with no configuration.
+SEED_ROOT = hashlib.blake2b(b"p2pshare/seeds/v1", digest_size=32).digest()
+REQUEST_TIMEOUT_S = 20.0  # to read a request or write a response
+FETCH_TIMEOUT_S = 60.0  # to find a first provider for a pinned root
+GC_INTERVAL_S = 30.0
+MAX_HINTS_KEPT = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SeedPolicy:
+    region: str = ""
+    max_storage: int | None = None  # ciphertext bytes; None: no limit
+    admission: Literal["open", "voucher"] = "voucher"
+    gc_interval_s: float = GC_INTERVAL_S
+
+
+def replica_bytes(env: Envelope, envelope_bytes: int) -> int:
+    """Bytes a replica of this envelope takes: envelope, index blocks, chunks."""
+    chunks = (env.count - 1) * env.cipher_len(0) + env.cipher_len(env.count - 1)
+    index = env.count * ID_BYTES if env.index_ids is not None else 0
+    return envelope_bytes + index + chunks
+
+
+class CipherSink:
+    """Keep verified chunk ciphertext as blocks (a seed's replica)."""
+
+    def __init__(self, node: Node, share: NetShare) -> None:
+        self.store = node.store
+        self.share = share
+        self.done: set[int] = set()
+        for i in range(share.envelope.count):  # resume: blocks kept earlier
+            if self.store.blocks.has(share.chunk_id(i)):
+                self.done.add(i)
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.share.envelope.count) if i not in self.done]
+
+    def has(self, i: int) -> bool:
+        return i in self.done
+
+    def amount(self, i: int) -> int:
+        return self.share.envelope.cipher_len(i)
+
+    def verify_write(self, i: int, data: bytes) -> bool:
+        chunk_id = self.share.chunk_id(i)
+        if block_id(data) != chunk_id:
+            return False
+        self.store.blocks.put(data)
+        self.store.catalog.keep_blocks(self.share.root, [chunk_id])
+        self.done.add(i)
+        return True
+
+
+@dataclass
+class _Fetching:
+    hints: tuple[str, ...]
+    have: int = 0
+    count: int = 0
+    scope: trio.CancelScope | None = None
+
+
+@dataclass(eq=False)
+class SeedService:
+    """The seed side of ``/p2pshare/pin/1`` (see the module docstring)."""
+
+    node: Node
+    policy: SeedPolicy
+    now: Callable[[], float] = time.time
+    fetching: dict[bytes, _Fetching] = field(default_factory=dict)
+    _nursery: trio.Nursery | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Resume unfinished pins, then collect expired ones until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            pins = await self._db(self.node.store.catalog.pins)
+            for p in pins:
+                if p.state == "fetching":
+                    self._start_fetch(p.root, ())
+            task_status.started()
+            while True:
+                await self.collect_expired()
+                await trio.sleep(self.policy.gc_interval_s)
+
+    def roots(self) -> list[bytes]:
+        """What a seed announces beyond its own shares: itself, its replicas."""
+        return [SEED_ROOT, *self.node.store.catalog.announced_pins()]
+
+    async def collect_expired(self) -> list[bytes]:
+        expired: list[bytes] = await self._db(
+            self.node.store.catalog.expired_pins, int(self.now())
+        )
+        for root in expired:
+            log.info("pin %s: lease expired", root_to_cid(root)[:16])
+            await self._drop(root)
+        return expired
+
+    # -- the protocol handler -------------------------------------------------------
+    async def handle(self, stream: LibP2PStream) -> None:
+        """Answer one request on ``stream``. Never raises ``P2PShareError``."""
+        peer = stream.remote_peer_bytes
+        try:
+            with trio.fail_after(REQUEST_TIMEOUT_S):
+                request = await _receive(stream, pinproto.decode_request)
+        except (RemoteProtocolError, trio.TooSlowError) as exc:
+            log.info("pin: bad request from %s: %s", peer[-6:].hex(), exc)
+            return
+        try:
+            response = await self._answer(request, peer)
+        except P2PShareError as exc:
+            response = pinproto.PinRefused(code=_code(exc), message=_printable(exc))
+        with trio.fail_after(REQUEST_TIMEOUT_S):
+            await stream.send_all(pinproto.encode_response(response))
+
+    async def _answer(self, request: Any, peer: bytes) -> Any:
+        if isinstance(request, pinproto.InfoRequest):
+            return await self.info()
+        if isinstance(request, pinproto.PinRequest):
+            return await self._pin(request, peer)
+        if isinstance(request, pinproto.StatusRequest):
+            return await self.status(request.root)
+        if isinstance(request, pinproto.ProveRequest):
+            return await self._prove(request)
+        if isinstance(request, pinproto.UnpinRequest):
+            return await self._unpin(request, peer)
+        raise _Refused("bad_request", "pin: unknown request")
+
+    async def describe(self) -> dict[str, Any]:
+        """This seed in ``status``: region, admission, pins, storage."""
+        info = await self.info()
+        pins = await self._db(self.node.store.catalog.pins)
+        return {
+            "region": info.region,
+            "admission": info.admission,
+            "pins": len(pins),
+            "complete": sum(1 for p in pins if p.state == "complete"),
+            "used_bytes": info.used_bytes,
+            "max_storage": self.policy.max_storage,
+        }
+
+    async def info(self) -> pinproto.Info:
+        used = await self._db(self.node.store.catalog.pinned_bytes)
+        limit = self.policy.max_storage
+        free = max(0, limit - used) if limit is not None else (1 << 62)
+        return pinproto.Info(
+            region=self.policy.region,
+            free_bytes=free,
+            used_bytes=used,
+            admission=self.policy.admission,
+            version=__version__,
+        )
+
+    async def _pin(self, req: pinproto.PinRequest, peer: bytes) -> Any:
+        cid = root_to_cid(req.root)[:16]
+        try:
+            grant = Grant.from_bytes(req.grant)
+        except FormatError as exc:
+            raise _Refused("bad_request", f"grant: malformed ({exc})") from None
+        if grant.root != req.root:
+            raise AccessDenied("grant: for another share")
+        if grant.peer != self.node.host.peer_id_bytes:
+            raise AccessDenied("grant: issued for another peer")
+        if grant.expires <= self.now():
+            raise AccessDenied("grant: expired")
+        if self.policy.admission != "open":
+            raise _Refused(
+                "quota", "this seed admits pins by voucher only (ask its operator)"
+            )
+        catalog = self.node.store.catalog
+        existing = await self._db(catalog.get_pin, req.root)
+        lease_expires = int(self.now()) + req.lease_s
+        if existing is None or existing.state == "failed":
+            used = await self._db(catalog.pinned_bytes)
+            limit = self.policy.max_storage
+            if limit is not None and used + req.size > limit:
+                raise _Refused(
+                    "storage_full",
+                    f"seed storage full: the replica needs {_mib(req.size)},"
+                    f" {_mib(max(0, limit - used))} of {_mib(limit)} is free",
+                )
+        row = PinRow(
+            root=req.root,
+            owner=peer,
+            grant=req.grant,
+            size=req.size,
+            lease_expires=lease_expires,
+            state="fetching",
+            error=None,
+            top=req.top,
+            added_at=int(self.now()),
+        )
+        if existing is not None and existing.state == "failed":
+            await self._db(catalog.drop_pin, req.root)
+            existing = None
+        await self._db(catalog.put_pin, row)
+        if existing is None:
+            log.info(
+                "pin %s: accepted (%s, lease %d s)", cid, _mib(req.size), req.lease_s
+            )
+            self._start_fetch(req.root, req.hints)
+        else:
+            log.info("pin %s: lease renewed", cid)
+        return await self.status(req.root)
+
+    async def status(self, root: bytes) -> pinproto.PinStatus:
+        pin = await self._db(self.node.store.catalog.get_pin, root)
+        if pin is None:
+            return pinproto.PinStatus(
+                root=root, state="none", have=0, count=0, lease_expires=None
+            )
+        f = self.fetching.get(root)
+        have, count = (f.have, f.count) if f is not None else (0, 0)
+        if pin.state == "complete":
+            count = await self._db(_chunk_count, self.node, root)
+            have = count
+        return pinproto.PinStatus(
+            root=root,
+            state=pin.state,
+            have=have,
+            count=count,
+            lease_expires=pin.lease_expires,
+            error=pin.error,
+        )
+
+    async def _prove(self, req: pinproto.ProveRequest) -> pinproto.ProveResponse:
+        def digest() -> bytes:
+            with open_share(self.node.store, req.root) as share:
+                if any(i >= share.envelope.count for i in req.indices):
+                    raise _Refused("bad_request", "prove: chunk index out of range")
+                blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in req.indices]
+            return pinproto.storage_digest(req.nonce, blocks)
+
+        value: bytes = await self._db(digest)
+        return pinproto.ProveResponse(root=req.root, digest=value)
+
+    async def _unpin(self, req: pinproto.UnpinRequest, peer: bytes) -> Any:
+        def access_public() -> bytes:
+            data = self.node.store.blocks.get(req.root, what="envelope")
+            return Envelope.verify_and_decode(req.root, data).access_public
+
+        try:
+            public = await self._db(access_public)
+        except (NotFoundError, StoreError):
+            raise NotFoundError("pin: this seed does not keep that root") from None
+        pinproto.verify_unpin_auth(
+            public,
+            req.auth,
+            req.root,
+            self.node.host.peer_id_bytes,
+            peer,
+            req.at,
+            self.now(),
+        )
+        await self._drop(req.root)
+        return pinproto.Unpinned(root=req.root)
+
+    # -- fetching a replica -------------------------------------------------------
+    def _start_fetch(self, root: bytes, hints: Sequence[str]) -> None:
+        assert self._nursery is not None
+        f = _Fetching(tuple(hints)[:MAX_HINTS_KEPT])
+        self.fetching[root] = f
+        self._nursery.start_soon(self._fetch, root, f)
+
+    async def _fetch(self, root: bytes, f: _Fetching) -> None:
+        cid = root_to_cid(root)[:16]
+        catalog = self.node.store.catalog
+        with trio.CancelScope() as scope:
+            f.scope = scope
+            try:
+                await self._fetch_into_store(root, f)
+            except P2PShareError as exc:
+                log.warning("pin %s: failed: %s", cid, exc)
+                await self._discard_blocks(root)
+                await self._db(catalog.set_pin_state, root, "failed", _printable(exc))
+            else:
+                log.info("pin %s: replica complete (%d chunks)", cid, f.count)
+                pin = await self._db(catalog.get_pin, root)
+                if pin is not None and pin.top:
+                    self.node.announce_soon(root)
+            finally:
+                self.fetching.pop(root, None)
+
+    async def _fetch_into_store(self, root: bytes, f: _Fetching) -> None:
+        catalog = self.node.store.catalog
+        pin = await self._db(catalog.get_pin, root)
+        if pin is None:
+            return
+        link = ShareLink(root_id=root, key=None, peers=f.hints)
+        async with self.node.source(link, timeout_s=FETCH_TIMEOUT_S) as source:
+            share = await source.open_sessions(root, pin.grant)
+            env = share.envelope
+            Grant.from_bytes(pin.grant).verify(
+                env.access_public,
+                root=root,
+                peer=self.node.host.peer_id_bytes,
+                now=self.now(),
+            )
+            need = replica_bytes(env, len(share.envelope_bytes))
+            if need > pin.size:
+                raise _Refused(
+                    "storage_full",
+                    f"replica needs {_mib(need)}, more than the {_mib(pin.size)}"
+                    " reserved",
+                )
+            f.count = env.count
+
+            def keep_meta() -> None:
+                kept = [self.node.store.blocks.put(share.envelope_bytes)]
+                if env.index_ids is not None:
+                    step = IDS_PER_INDEX_BLOCK * ID_BYTES
+                    kept += [
+                        self.node.store.blocks.put(share.ids[o : o + step])
+                        for o in range(0, len(share.ids), step)
+                    ]
+                catalog.keep_blocks(root, kept)
+
+            await self._db(keep_meta)
+            sink = await self._db(CipherSink, self.node, share)
+            f.have = len(sink.done)
+
+            def progress(_n: int) -> None:
+                f.have = len(sink.done)
+
+            await Fill(source, share, pin.grant, sink, progress).run()
+            f.have = len(sink.done)
+        await self._db(
+            catalog.complete_replica,
+            ShareRow(
+                root=root,
+                key=None,
+                storage="copy",
+                mode="copy",
+                top=pin.top,
+                source=None,
+                source_size=None,
+                source_mtime_ns=None,
+                tree_size=None,
+                added_at=time.time_ns(),
+            ),
+        )
+
+    async def _drop(self, root: bytes) -> None:
+        f = self.fetching.pop(root, None)
+        if f is not None and f.scope is not None:
+            f.scope.cancel()
+        gone = await self._db(self.node.store.catalog.drop_pin, root)
+        await self._db(_delete_blocks, self.node, gone)
+        if self.node.announcer is not None:
+            self.node.announcer.withdraw(root)
+
+    async def _discard_blocks(self, root: bytes) -> None:
+        """Delete what a failed pin stored (its pin row stays, ``failed``)."""
+        catalog = self.node.store.catalog
+
+        def discard() -> None:
+            pin = catalog.get_pin(root)
+            gone = catalog.drop_pin(root)
+            _delete_blocks(self.node, gone)
+            if pin is not None:
+                catalog.put_pin(pin)
+
+        await self._db(discard)
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.node.store_limiter)
+
+
+class _Refused(P2PShareError):
+    """A pin refused with a protocol code (``PinRefused.code``)."""
+
+    code = "pin_refused"
+    exit_code = 7
+
+    def __init__(self, pin_code: str, message: str) -> None:
+        super().__init__(message)
+        self.pin_code = pin_code
+
+
+def _code(exc: P2PShareError) -> str:
+    if isinstance(exc, _Refused):
+        return exc.pin_code
+    if isinstance(exc, AccessDenied):
+        return "access_denied"
+    if isinstance(exc, NotFoundError):
+        return "not_found"
+    if isinstance(exc, FormatError):
+        return "bad_request"
+    return "unavailable"
+
+
+def _printable(exc: BaseException) -> str:
+    """An error as one line of printable text for the wire."""
+    text = "".join(c if c.isprintable() else " " for c in str(exc))
+    return text[: pinproto.MAX_PIN_TEXT_CHARS] or type(exc).__name__
+
+
+def _chunk_count(node: Node, root: bytes) -> int:
+    with open_share(node.store, root) as share:
+        return share.envelope.count
+
+
+def _delete_blocks(node: Node, blocks: Sequence[bytes]) -> None:
+    for b in blocks:
+        node.store.blocks.delete(b)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+async def _receive(stream: LibP2PStream, decode: Callable[[bytes], Any]) -> Any:
+    """Read one whole frame (length prefix checked before reading on)."""
+    buf = bytearray()
+    while len(buf) < 4:
+        data = await stream.receive_some(4 - len(buf))
+        if not data:
+            raise RemoteProtocolError("pin: stream ended before a request")
+        buf += data
+    size = int.from_bytes(buf[:4], "big")
+    if size > pinproto.MAX_PIN_FRAME_BYTES:
+        raise RemoteProtocolError("pin: frame too large")
+    while len(buf) < 4 + size:
+        data = await stream.receive_some(4 + size - len(buf))
+        if not data:
+            raise RemoteProtocolError("pin: stream ended inside a frame")
+        buf += data
+    return decode(bytes(buf))

@@ -1,0 +1,119 @@
+"""Seeds as real processes: replicas survive the owner and a seed going away.
+
+Three ``seed`` processes in distinct regions, an owner running ``share
+--replicas 2``; then the owner stops, one replica's seed is killed, and a
+fresh home still downloads the file byte-exact. No seed home holds the
+file's plaintext or its name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from p2pshare.format import parse_link
+from tests.helpers.cli import ok, p2pshare
+from tests.helpers.procs import LOOPBACK, Proc, running
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def _seed(home: Path, region: str, *extra: str) -> tuple[Proc, str]:
+    proc = Proc(
+        home, "seed", "--listen", LOOPBACK, "--region", region, "--open", *extra
+    )
+    (addr,) = proc.read_lines(1)
+    return proc, addr
+
+
+def _files_containing(root: Path, needles: list[bytes]) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            hits += [f"{path}: {n!r}" for n in needles if n in data]
+        if any(n.decode() in path.name for n in needles):
+            hits.append(f"file name {path}")
+    return hits
+
+
+def test_two_replicas_survive_the_owner_and_one_seed(tmp_path: Path) -> None:
+    marker = f"PLAINTEXT-MARKER-{os.urandom(8).hex()}".encode()
+    name = f"secret-name-{os.urandom(4).hex()}.bin"
+    src = tmp_path / name
+    src.write_bytes((marker + os.urandom(4000)) * 1000)  # ~4 MiB, marker everywhere
+    s0, a0 = _seed(tmp_path / "s0", "eu-west")
+    with running(s0):
+        s1, a1 = _seed(tmp_path / "s1", "us-east", "--bootstrap", a0)
+        s2, a2 = _seed(tmp_path / "s2", "ap-south", "--bootstrap", a0)
+        seeds = {a0: s0, a1: s1, a2: s2}
+        with running(s1, s2):
+            # the owner finds the seeds through the DHT (bootstrapped to one)
+            owner = Proc(
+                tmp_path / "owner",
+                "share",
+                "--replicas",
+                "2",
+                "--listen",
+                LOOPBACK,
+                "--bootstrap",
+                a0,
+                src,
+            )
+            with running(owner):
+                (link,) = owner.read_lines(1, timeout=120)
+                done = re.findall(r"replica on \S+ \(([^)]*)\): complete", owner.err)
+                assert len(done) == 2, owner.err
+                assert len(set(done)) == 2, "replicas must be in distinct regions"
+                assert owner.stop() == 0
+            # the link names both seeds that keep a replica
+            hinted = [p for p in parse_link(link).peers if p in seeds]
+            assert len(hinted) == 2, link
+            for home in ("s0", "s1", "s2"):
+                hits = _files_containing(tmp_path / home, [marker, name.encode()])
+                assert hits == [], hits
+            seeds[hinted[0]].kill()  # one of the two replicas is gone
+            survivor = hinted[1]
+            spare = next(a for a in seeds if a not in hinted)
+            out = tmp_path / "out"
+            fresh = tmp_path / "fresh"
+            res = p2pshare(
+                fresh,
+                "get",
+                link,
+                "-o",
+                out,
+                "--listen",
+                LOOPBACK,
+                "--bootstrap",
+                spare,  # a seed without the file: the DHT and hints must do
+                "--timeout",
+                "60",
+            )
+            assert res.code == 0, res.err
+            assert (out / name).read_bytes() == src.read_bytes()
+            # what the surviving seed reports about itself
+            assert survivor
+
+
+def test_status_shows_seed_and_replicas(tmp_path: Path) -> None:
+    src = tmp_path / "f.txt"
+    src.write_bytes(os.urandom(100_000))
+    s0, a0 = _seed(tmp_path / "s0", "eu-west", "--max-storage", "10M")
+    with running(s0):
+        # a background owner node; add --replicas goes through it
+        res = p2pshare(tmp_path / "owner", "node", "--background", "--listen", LOOPBACK)
+        assert res.code == 0, res.err
+        try:
+            link = ok(tmp_path / "owner", "add", "--replicas", "1", "--seed", a0, src)
+            assert a0 in parse_link(link.strip()).peers
+            st = json.loads(ok(tmp_path / "owner", "status", "--json"))
+            assert [s["region"] for s in st["seeds"]] == ["eu-west"]
+            check = json.loads(ok(tmp_path / "owner", "check", link.strip(), "--json"))
+            assert [p["ok"] for p in check["providers"]] == [True]
+        finally:
+            p2pshare(tmp_path / "owner", "stop")

@@ -1,0 +1,230 @@
+"""Seeds and an owner in one trio process (real libp2p nodes on loopback).
+
+Grant checks on a seed's xfer server, storage proofs that catch a deleted or
+corrupted block, repair, and the storage limit with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+from nacl.signing import SigningKey
+
+from p2pshare.config import Home
+from p2pshare.errors import AccessDenied
+from p2pshare.format import FileKeys
+from p2pshare.format.grant import make_grant
+from p2pshare.node import replicate as rep
+from p2pshare.node.seed import SeedPolicy
+from p2pshare.node.service import Node, open_node
+from p2pshare.protocol import pin as pinproto
+from p2pshare.store import LocalStore
+from p2pshare.store.adder import add_path
+
+pytestmark = pytest.mark.integration
+
+LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]
+CS = 64 * 1024
+
+
+def _add(home: Path, path: Path) -> tuple[bytes, bytes]:
+    with LocalStore(Home(home)) as store:
+        added = add_path(store, path, copy=False, chunk_size=CS)
+    return added.root, added.key
+
+
+@asynccontextmanager
+async def swarm(
+    tmp_path: Path, regions: list[str], *, max_storage: int | None = None
+) -> AsyncIterator[tuple[Node, list[Node]]]:
+    """An owner (DHT server, home tmp/owner) and one open seed per region."""
+    async with AsyncExitStack() as stack:
+        owner = await stack.enter_async_context(
+            open_node(Home(tmp_path / "owner"), listen=LOOPBACK, dht_mode="server")
+        )
+        seeds = []
+        for i, region in enumerate(regions):
+            seeds.append(
+                await stack.enter_async_context(
+                    open_node(
+                        Home(tmp_path / f"seed{i}"),
+                        listen=LOOPBACK,
+                        dht_mode="server",
+                        bootstrap=[owner.addrs()[0]],
+                        seed=SeedPolicy(
+                            region=region, max_storage=max_storage, admission="open"
+                        ),
+                    )
+                )
+            )
+        yield owner, seeds
+
+
+def _addrs(seeds: list[Node]) -> list[str]:
+    return [s.addrs()[0] for s in seeds]
+
+
+def _chunk_blocks(node: Node) -> list[Path]:
+    return [p for p in (node.store.blocks.root).rglob("*") if p.is_file()]
+
+
+async def test_replicate_check_detects_deleted_and_corrupt_blocks_and_repair(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(12 * CS + 7))
+    root, _key = _add(tmp_path / "owner", src)
+    with trio.fail_after(120):
+        async with swarm(tmp_path, ["eu", "us", "ap"]) as (owner, seeds):
+            seen: list[tuple[str, str]] = []
+            rows = await rep.replicate(
+                owner,
+                root,
+                2,
+                seeds=_addrs(seeds),
+                use_dht=False,
+                progress=lambda s, _h, _c, st: seen.append((s, st)),
+            )
+            assert len(rows) == 2
+            assert {r.state for r in rows} == {"complete"}
+            assert len({r.region for r in rows}) == 2  # distinct regions
+            by_id = {s.peer_id: s for s in seeds}
+            holders = [by_id[r.seed] for r in rows]
+            spare = next(s for s in seeds if s not in holders)
+            for h in holders:
+                assert h.store.catalog.get_share(root).key is None  # no key on a seed
+            results = await rep.check(owner, root, use_dht=False)
+            assert sorted(r.seed for r in results if r.ok) == sorted(
+                r.seed for r in rows
+            )
+
+            # one seed loses a chunk block, the other has one corrupted
+            env_block = holders[0].store.blocks.path(root)
+            lost = next(p for p in _chunk_blocks(holders[0]) if p != env_block)
+            lost.unlink()
+            # corrupt every chunk block of the second holder (a proof samples
+            # some chunks; all must be bad for the test to be deterministic)
+            env2 = holders[1].store.blocks.path(root)
+            for p in _chunk_blocks(holders[1]):
+                if p != env2:
+                    data = bytearray(p.read_bytes())
+                    data[len(data) // 2] ^= 1
+                    p.write_bytes(bytes(data))
+            # delete every chunk block of holder 0 too, so the sample hits one
+            for p in _chunk_blocks(holders[0]):
+                if p != env_block:
+                    p.unlink()
+            results = await rep.check(owner, root, use_dht=False)
+            assert {r.seed: r.ok for r in results} == {
+                holders[0].peer_id: False,
+                holders[1].peer_id: False,
+            }
+            assert all("storage proof" in r.detail for r in results), results
+
+            # repair: the spare seed takes a replica; the failed ones are forgotten
+            _checked, rows = await rep.repair(
+                owner, root, 1, seeds=_addrs(seeds), use_dht=False
+            )
+            assert [r.seed for r in rows] == [spare.peer_id]
+            results = await rep.check(owner, root, use_dht=False)
+            assert [(r.seed, r.ok) for r in results if r.ok] == [(spare.peer_id, True)]
+
+
+async def test_seed_refuses_no_key_forged_expired_and_other_peer_grants(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(3 * CS))
+    root, key = _add(tmp_path / "owner", src)
+    keys = FileKeys.from_key(key)
+    with trio.fail_after(90):
+        async with swarm(tmp_path, ["eu"]) as (owner, (seed,)):
+            await rep.replicate(owner, root, 1, seeds=_addrs([seed]), use_dht=False)
+            async with (
+                open_node(Home(tmp_path / "x"), listen=LOOPBACK) as x,
+                trio.open_nursery() as nursery,
+            ):
+                me = x.host.peer_id_bytes
+                later = int(time.time()) + 3600
+                wrong_key = SigningKey.generate()
+                cases: dict[str, SigningKey | bytes] = {
+                    "no key (a wrong key's proof)": wrong_key,
+                    "forged grant": make_grant(wrong_key, root, me, later).to_bytes(),
+                    "expired grant": make_grant(
+                        keys.signing_key, root, me, int(time.time()) - 1
+                    ).to_bytes(),
+                    "grant for another peer": make_grant(
+                        keys.signing_key, root, owner.host.peer_id_bytes, later
+                    ).to_bytes(),
+                }
+                # two per stream: the seed drops a stream after 3 failures,
+                # and takes at most 4 streams from one peer
+                items = list(cases.items())
+                for pair in (items[:2], items[2:]):
+                    pc = await x.dial(seed.addrs()[0], nursery)
+                    assert pc is not None
+                    for what, access in pair:
+                        with pytest.raises(AccessDenied, match=r"proof|grant"):
+                            await pc.open(root, access)
+                        assert not pc.dead, what
+                # and a valid grant for this peer opens it
+                pc = await x.dial(seed.addrs()[0], nursery)
+                assert pc is not None
+                good = make_grant(keys.signing_key, root, me, later).to_bytes()
+                opened = await pc.open(root, good)
+                assert opened.envelope
+                nursery.cancel_scope.cancel()
+
+
+async def test_max_storage_is_enforced_and_nothing_partial_stays(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(40 * CS))
+    root, key = _add(tmp_path / "owner", src)
+    keys = FileKeys.from_key(key)
+    with trio.fail_after(90):
+        async with swarm(tmp_path, ["eu"], max_storage=16 * CS) as (owner, (seed,)):
+            # the owner sees the seed has no room, and says so
+            with pytest.raises(rep.ReplicationError, match="storage full") as err:
+                await rep.replicate(owner, root, 1, seeds=_addrs([seed]), use_dht=False)
+            assert "0 of 1 replicas" in str(err.value)
+            assert "2.5 MiB" in str(err.value)  # what it needs
+            # the seed itself refuses a pin over its limit
+            grant = make_grant(
+                keys.signing_key, root, seed.host.peer_id_bytes, int(time.time()) + 60
+            ).to_bytes()
+            req = pinproto.PinRequest(
+                root=root, grant=grant, lease_s=60, size=40 * CS, hints=()
+            )
+            resp = await rep.call(owner, seed.host.peer_id, req)
+            assert isinstance(resp, pinproto.PinRefused)
+            assert resp.code == "storage_full"
+            assert "storage full" in resp.message
+            # an owner that under-declares the size: the seed finds out from
+            # the envelope, fails the pin and deletes what it fetched
+            lying = pinproto.PinRequest(
+                root=root,
+                grant=grant,
+                lease_s=60,
+                size=8 * CS,
+                hints=(owner.addrs()[0],),
+            )
+            resp = await rep.call(owner, seed.host.peer_id, lying)
+            assert isinstance(resp, pinproto.PinStatus)
+            while resp.state == "fetching":
+                await trio.sleep(0.05)
+                resp = await rep.call(
+                    owner, seed.host.peer_id, pinproto.StatusRequest(root=root)
+                )
+            assert resp.state == "failed"
+            assert "reserved" in (resp.error or "")
+            assert _chunk_blocks(seed) == []
+            assert [p.state for p in seed.store.catalog.pins()] == ["failed"]
+            assert owner.store.catalog.replicas(root) == []
