@@ -116,13 +116,15 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
         click.echo("no shares (add some with `p2pshare add PATH`)", err=True)
         return
     width = max(4, *(len(i["name"] or "?") for i in items))
-    click.echo(f"{'NAME':<{width}}  {'KIND':<6}  {'SIZE':>10}  {'MODE':<4}  ROOT")
+    click.echo(
+        f"{'NAME':<{width}}  {'KIND':<6}  {'SIZE':>10}  {'MODE':<4}  {'REPL':>4}  ROOT"
+    )
     for i in items:
         size = _human(i["size"]) if i["size"] is not None else "?"
         name = i["name"] if i["name"] is not None else f"? ({i['error']})"
         click.echo(
             f"{name:<{width}}  {i['kind'] or '?':<6}  {size:>10}  {i['mode']:<4}  "
-            f"{i['root']}"
+            f"{i.get('replicas', 0):>4}  {i['root']}"
         )
 
 

@@ -317,6 +317,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
         f"rates:          ↓ {_human(int(st['download_rate']))}/s  "
         f"↑ {_human(int(st['upload_rate']))}/s"
     )
+    for seed in st.get("seeds") or []:
+        click.echo(
+            f"replicas on:    {seed['peer_id']} ({seed['region'] or 'no region'}),"
+            f" {seed['replicas']} share(s)"
+        )
+    if st.get("seed"):
+        me = st["seed"]
+        cap = _human(me["max_storage"]) if me["max_storage"] else "no limit"
+        click.echo(
+            f"seed:           region {me['region'] or '-'}, {me['admission']}"
+            f" admission, {me['complete']}/{me['pins']} pins complete,"
+            f" {_human(me['used_bytes'])} used of {cap}"
+        )
     click.echo(f"uptime:         {st['uptime_s']:.0f} s")
 
 

@@ -329,8 +329,10 @@ class Catalog:
 
     @_locked
     def top_shares(self) -> list[ShareRow]:
+        """The user's shares (not the keyless replicas a seed keeps)."""
         rows = self._db.execute(
-            f"SELECT {_SHARE_COLS} FROM shares WHERE top = 1 ORDER BY added_at, root"  # noqa: S608
+            f"SELECT {_SHARE_COLS} FROM shares WHERE top = 1 AND key IS NOT NULL"  # noqa: S608
+            " ORDER BY added_at, root"
         ).fetchall()
         return [_share_row(r) for r in rows]
 

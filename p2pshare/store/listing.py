@@ -5,7 +5,10 @@ API's ``ls``)::
 
     {"root": "<CIDv1>", "name": str | null, "kind": "file" | "folder" | null,
      "size": int | null, "mode": "ref" | "copy", "added_at": ISO-8601,
-     "error": str | null}
+     "error": str | null, "replicas": int}
+
+``replicas`` counts the seeds keeping a complete replica (as last seen by
+this node's replication, check or repair).
 
 ``name`` comes from the sealed meta, opened with the key in the catalog;
 when that fails (a corrupt envelope), ``error`` says why and the name,
@@ -28,6 +31,10 @@ __all__ = ["describe_shares"]
 def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
     """Every top share of ``store``, in the order they were added."""
     items: list[dict[str, Any]] = []
+    replicas: dict[bytes, int] = {}
+    for rep in store.catalog.replicas():
+        if rep.state == "complete":
+            replicas[rep.root] = replicas.get(rep.root, 0) + 1
     for row in store.catalog.top_shares():
         item: dict[str, Any] = {
             "root": root_to_cid(row.root),
@@ -35,6 +42,7 @@ def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
             "added_at": dt.datetime.fromtimestamp(
                 row.added_at / 1e9, dt.UTC
             ).isoformat(),
+            "replicas": replicas.get(row.root, 0),
         }
         try:
             share, _keys, meta = inspect_share(store, row.root, row.key or b"")
