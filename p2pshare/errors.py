@@ -43,6 +43,7 @@ __all__ = [
     "ProtocolError",
     "RemoteCallError",
     "RemoteProtocolError",
+    "ReplicationError",
     "SourceChangedError",
     "StoreCorrupt",
     "StoreError",
@@ -185,6 +186,12 @@ class TransferTimeout(TransferError):
     """A peer did not answer in time."""
 
     code = "timeout"
+
+
+class ReplicationError(TransferError):
+    """Fewer replicas than asked for could be made on seeds."""
+
+    code = "replication"
 
 
 class ControlError(P2PShareError):

@@ -8,11 +8,12 @@ listings, JSON), so it can be piped.
 
 ``app`` holds the group and the error mapping, ``local`` the commands on
 the home's shares, ``net`` the network and node commands, ``seeds`` the
-seed commands and replication, ``runtime`` how they run (trio, a
+seed commands and replication, ``vouchers`` issuing and redeeming
+vouchers, ``runtime`` how they run (trio, a
 foreground node, calls to a running node).
 """
 
-from p2pshare.cli import local, net, seeds
+from p2pshare.cli import local, net, seeds, vouchers
 from p2pshare.cli.app import cli, main
 
-__all__ = ["cli", "local", "main", "net", "seeds"]
+__all__ = ["cli", "local", "main", "net", "seeds", "vouchers"]

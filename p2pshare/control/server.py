@@ -238,6 +238,8 @@ class _Connection:
             "replicate": self.m_replicate,
             "check": self.m_check,
             "repair": self.m_repair,
+            "vouchers": self.m_vouchers,
+            "voucher.redeem": self.m_redeem,
             "providers": self.m_providers,
             "events": self.m_events,
             "stop": self.m_stop,
@@ -330,6 +332,16 @@ class _Connection:
             "checked": [r.to_wire() for r in results],
             "replicas": [_replica(r) for r in rows],
         }
+
+    async def m_vouchers(self, req: Request) -> Any:
+        from p2pshare.node.vouchers import balances
+
+        return await balances(self.node)
+
+    async def m_redeem(self, req: Request) -> Any:
+        from p2pshare.node.vouchers import redeem
+
+        return await redeem(self.node, _param(req, "code", str))
 
     async def m_providers(self, req: Request) -> Any:
         target = parse_root_or_link(_param(req, "root", str))

@@ -26,10 +26,12 @@ from p2pshare.format.grant import MAX_GRANT_BYTES, Grant, make_grant
 from p2pshare.format.keys import FileKeys, new_file_key
 from p2pshare.format.links import ShareLink, parse_link, parse_root_or_link
 from p2pshare.format.names import check_name
+from p2pshare.format.voucher import MAX_VOUCHER_BYTES, Voucher, issue_voucher
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "MAX_GRANT_BYTES",
+    "MAX_VOUCHER_BYTES",
     "PAD_BYTES",
     "Entry",
     "Envelope",
@@ -38,12 +40,14 @@ __all__ = [
     "Grant",
     "Meta",
     "ShareLink",
+    "Voucher",
     "block_id",
     "build_envelope",
     "check_name",
     "cid_to_root",
     "decode_listing",
     "encode_listing",
+    "issue_voucher",
     "make_grant",
     "new_file_key",
     "open_chunk",

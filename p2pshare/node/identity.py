@@ -23,9 +23,11 @@ import stat
 from pathlib import Path
 from typing import Final
 
+from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
-from libp2p.crypto.keys import KeyPair, KeyType
+from libp2p.crypto.keys import KeyPair, KeyType, PrivateKey
 from libp2p.crypto.serialization import deserialize_private_key
+from nacl.signing import SigningKey
 
 from p2pshare.errors import ConfigError
 
@@ -123,3 +125,17 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def signing_key(private_key: PrivateKey) -> SigningKey:
+    """The PyNaCl signing key inside a libp2p Ed25519 private key (to sign
+    vouchers with the node's identity).
+
+    Raises:
+        ConfigError: the key is not Ed25519.
+    """
+    if not isinstance(private_key, Ed25519PrivateKey):
+        raise ConfigError("identity: not an Ed25519 key")
+    impl = private_key.impl
+    assert isinstance(impl, SigningKey)
+    return impl

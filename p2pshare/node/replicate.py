@@ -47,7 +47,7 @@ from p2pshare.errors import (
     P2PShareError,
     ProtocolError,
     RemoteProtocolError,
-    TransferError,
+    ReplicationError,
     UsageError,
 )
 from p2pshare.format import FileKeys, root_to_cid
@@ -84,12 +84,6 @@ MAX_PROVE_ROOTS = 16  # roots of a folder checked per seed (sampled)
 RENEW_CHECK_S = 600.0
 
 
-class ReplicationError(TransferError):
-    """Fewer replicas than asked for could be made."""
-
-    code = "replication"
-
-
 @dataclass(frozen=True, slots=True)
 class SeedInfo:
     peer: bytes  # raw peer id
@@ -99,6 +93,15 @@ class SeedInfo:
     free_bytes: int
     admission: str
     configured: bool = False
+    credit: int | None = None  # voucher balance left here (voucher seeds)
+
+    @property
+    def room(self) -> int:
+        """Bytes this seed would take from us: free space, and for a
+        voucher seed no more than our balance there."""
+        if self.admission == "voucher":
+            return min(self.free_bytes, self.credit or 0)
+        return self.free_bytes
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -199,6 +202,11 @@ async def find_seeds(
                 text = str(peer_id)
                 if text == node.peer_id:
                     return
+                credit = None
+                if info.admission == "voucher":
+                    bal = await call(node, peer_id, pinproto.BalanceRequest())
+                    if isinstance(bal, pinproto.Balance):
+                        credit = max(0, bal.quota - bal.used)
                 known = addrs or tuple(_addrs_of(node, peer_id))
                 found.setdefault(
                     text,
@@ -210,13 +218,15 @@ async def find_seeds(
                         free_bytes=info.free_bytes,
                         admission=info.admission,
                         configured=configured,
+                        credit=credit,
                     ),
                 )
         except (P2PShareError, OSError) as exc:
             log.info("seed %s: not usable (%s)", str(peer)[-12:], exc)
 
+    mine = await node.db(_voucher_addrs, node)
     async with trio.open_nursery() as nursery:
-        for addr in configured:
+        for addr in [*configured, *(a for a in mine if a not in configured)]:
             nursery.start_soon(ask, addr, (addr,), True)
     if use_dht:
         infos: list[Any] = []
@@ -227,6 +237,22 @@ async def find_seeds(
                 if str(i.peer_id) not in found:
                     nursery.start_soon(ask, i.peer_id, _full(i), False)
     return list(found.values())
+
+
+def _voucher_addrs(node: Node) -> list[str]:
+    """One address of each seed we hold a voucher for (from its code)."""
+    from p2pshare.format.voucher import Voucher
+
+    out = []
+    for _seed, code, _quota, expires in node.store.catalog.my_vouchers():
+        if expires <= time.time():
+            continue
+        try:
+            v = Voucher.from_code(code)
+        except P2PShareError:
+            continue
+        out += [_with_id(a, ID(v.seed)) for a in v.addrs[:1]]
+    return out
 
 
 def _with_id(addr: Any, peer_id: Any) -> str:
@@ -248,14 +274,28 @@ def _addrs_of(node: Node, peer_id: Any) -> list[str]:
 
 
 def rank(seeds: Sequence[SeedInfo], need: int) -> list[SeedInfo]:
-    """Candidates in the order to try: configured first, then new regions
-    first, then the most free space; seeds without room are left out."""
-    usable = [s for s in seeds if s.free_bytes >= need]
+    """Candidates in the order to try: seeds where we hold voucher credit,
+    then configured ones, then regions not chosen yet, then the most room;
+    seeds without room (or without a voucher, when they need one) are
+    left out."""
+    usable = [s for s in seeds if s.room >= need]
     ordered: list[SeedInfo] = []
     regions: set[str] = set()
-    pool = sorted(usable, key=lambda s: (not s.configured, -s.free_bytes, s.peer_id))
+    pool = sorted(
+        usable,
+        key=lambda s: (s.credit is None, not s.configured, -s.room, s.peer_id),
+    )
     while pool:
-        pick = next((s for s in pool if s.region not in regions), pool[0])
+        first = pool[0]
+        pick = next(
+            (
+                s
+                for s in pool
+                if s.region not in regions
+                and (s.credit is None) == (first.credit is None)
+            ),
+            first,
+        )
         pool.remove(pick)
         ordered.append(pick)
         regions.add(pick.region)
@@ -263,12 +303,24 @@ def rank(seeds: Sequence[SeedInfo], need: int) -> list[SeedInfo]:
 
 
 def _too_small(seeds: Sequence[SeedInfo], need: int) -> list[str]:
-    return [
-        f"{s.peer_id[-8:]} ({s.region or '?'}): seed storage full, the replica"
-        f" needs {_mib(need)}, {_mib(s.free_bytes)} is free"
-        for s in seeds
-        if s.free_bytes < need
-    ]
+    out = []
+    for s in seeds:
+        if s.room >= need:
+            continue
+        who = f"{s.peer_id[-8:]} ({s.region or '?'})"
+        if s.admission == "voucher" and not s.credit:
+            out.append(f"{who}: admits by voucher and you have no credit there")
+        elif s.admission == "voucher" and (s.credit or 0) < need <= s.free_bytes:
+            out.append(
+                f"{who}: voucher balance {_mib(s.credit or 0)}, the replica"
+                f" needs {_mib(need)}"
+            )
+        else:
+            out.append(
+                f"{who}: seed storage full, the replica needs {_mib(need)},"
+                f" {_mib(s.free_bytes)} is free"
+            )
+    return out
 
 
 def _mib(n: int) -> str:
@@ -372,7 +424,12 @@ async def replicate(
                 await node.db(_record, node, root, target, target.state, lease_s)
                 good.append(target)
     if len(good) < n:
-        detail = "; ".join(reasons) if reasons else "no seed found"
+        detail = (
+            "; ".join(reasons)
+            if reasons
+            else "no seed found: name one with --seed MADDR, set `seeds` in"
+            " config.toml, or redeem a voucher"
+        )
         raise ReplicationError(
             f"share {root_to_cid(root)[:16]}…: {len(good)} of {n} replicas ({detail})"
         )

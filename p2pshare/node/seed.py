@@ -60,6 +60,7 @@ from p2pshare.format import Envelope, ShareLink, block_id, root_to_cid
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
 from p2pshare.format.grant import Grant
+from p2pshare.format.voucher import Voucher
 from p2pshare.node.fill import Fill, NetShare
 from p2pshare.node.streams import LibP2PStream
 from p2pshare.protocol import pin as pinproto
@@ -151,6 +152,7 @@ class SeedService:
     now: Callable[[], float] = time.time
     fetching: dict[bytes, _Fetching] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
+    _admit: trio.Lock = field(default_factory=trio.Lock)
 
     # -- lifecycle --------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -207,6 +209,11 @@ class SeedService:
             return await self._prove(request)
         if isinstance(request, pinproto.UnpinRequest):
             return await self._unpin(request, peer)
+        if isinstance(request, pinproto.RedeemRequest):
+            await self.redeem(request.voucher, peer)
+            return await self.balance(peer)
+        if isinstance(request, pinproto.BalanceRequest):
+            return await self.balance(peer)
         raise _Refused("bad_request", "pin: unknown request")
 
     async def describe(self) -> dict[str, Any]:
@@ -246,37 +253,42 @@ class SeedService:
             raise AccessDenied("grant: issued for another peer")
         if grant.expires <= self.now():
             raise AccessDenied("grant: expired")
-        if self.policy.admission != "open":
-            raise _Refused(
-                "quota", "this seed admits pins by voucher only (ask its operator)"
-            )
         catalog = self.node.store.catalog
-        existing = await self._db(catalog.get_pin, req.root)
-        lease_expires = int(self.now()) + req.lease_s
-        if existing is None or existing.state == "failed":
-            used = await self._db(catalog.pinned_bytes)
-            limit = self.policy.max_storage
-            if limit is not None and used + req.size > limit:
-                raise _Refused(
-                    "storage_full",
-                    f"seed storage full: the replica needs {_mib(req.size)},"
-                    f" {_mib(max(0, limit - used))} of {_mib(limit)} is free",
-                )
-        row = PinRow(
-            root=req.root,
-            owner=peer,
-            grant=req.grant,
-            size=req.size,
-            lease_expires=lease_expires,
-            state="fetching",
-            error=None,
-            top=req.top,
-            added_at=int(self.now()),
-        )
-        if existing is not None and existing.state == "failed":
-            await self._db(catalog.drop_pin, req.root)
-            existing = None
-        await self._db(catalog.put_pin, row)
+        # one admission at a time: balance and storage checks, then the pin
+        # row that charges them, with nothing in between
+        async with self._admit:
+            existing = await self._db(catalog.get_pin, req.root)
+            new = existing is None or existing.state == "failed"
+            if self.policy.admission == "voucher":
+                if req.voucher is not None:
+                    await self.redeem(req.voucher, peer)
+                if new:
+                    await self._charge(peer, req.size)
+            lease_expires = int(self.now()) + req.lease_s
+            if new:
+                used = await self._db(catalog.pinned_bytes)
+                limit = self.policy.max_storage
+                if limit is not None and used + req.size > limit:
+                    raise _Refused(
+                        "storage_full",
+                        f"seed storage full: the replica needs {_mib(req.size)},"
+                        f" {_mib(max(0, limit - used))} of {_mib(limit)} is free",
+                    )
+            row = PinRow(
+                root=req.root,
+                owner=peer,
+                grant=req.grant,
+                size=req.size,
+                lease_expires=lease_expires,
+                state="fetching",
+                error=None,
+                top=req.top,
+                added_at=int(self.now()),
+            )
+            if existing is not None and existing.state == "failed":
+                await self._db(catalog.drop_pin, req.root)
+                existing = None
+            await self._db(catalog.put_pin, row)
         if existing is None:
             log.info(
                 "pin %s: accepted (%s, lease %d s)", cid, _mib(req.size), req.lease_s
@@ -285,6 +297,57 @@ class SeedService:
         else:
             log.info("pin %s: lease renewed", cid)
         return await self.status(req.root)
+
+    # -- vouchers ------------------------------------------------------------------
+    async def redeem(self, data: bytes, peer: bytes) -> None:
+        """Verify a voucher issued by this seed and bind it to ``peer``.
+
+        Raises:
+            AccessDenied: forged, altered, expired, issued by another seed,
+                or already redeemed by another peer.
+        """
+        try:
+            voucher = Voucher.from_bytes(data)
+        except FormatError as exc:
+            raise AccessDenied(f"voucher: malformed ({exc})") from None
+        voucher.verify(seed=self.node.host.peer_id_bytes, now=self.now())
+        bound = await self._db(
+            self.node.store.catalog.redeem_voucher,
+            voucher.serial,
+            peer,
+            voucher.quota,
+            voucher.expires,
+            int(self.now()),
+        )
+        if not bound:
+            raise AccessDenied("voucher: already redeemed by another peer")
+        log.info(
+            "voucher %s…: redeemed (%s)", voucher.serial.hex()[:8], _mib(voucher.quota)
+        )
+
+    async def balance(self, peer: bytes) -> pinproto.Balance:
+        quota, used, count, latest = await self._db(
+            self.node.store.catalog.balance, peer, int(self.now())
+        )
+        return pinproto.Balance(quota=quota, used=used, vouchers=count, expires=latest)
+
+    async def _charge(self, peer: bytes, size: int) -> None:
+        """Refuse a new pin that ``peer``'s voucher balance cannot cover
+        (the pin row, once written, is the charge)."""
+        b = await self.balance(peer)
+        if b.vouchers == 0:
+            raise _Refused(
+                "quota",
+                "this seed admits pins by voucher: redeem one from its operator"
+                " (p2pshare voucher redeem CODE)",
+            )
+        if b.used + size > b.quota:
+            raise _Refused(
+                "quota",
+                f"voucher quota exceeded: the pin needs {_mib(size)}, your balance"
+                f" on this seed is {_mib(max(0, b.quota - b.used))} of a"
+                f" {_mib(b.quota)} quota",
+            )
 
     async def status(self, root: bytes) -> pinproto.PinStatus:
         pin = await self._db(self.node.store.catalog.get_pin, root)

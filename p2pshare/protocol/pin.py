@@ -52,6 +52,21 @@ Flows (the client is the owner's node, or a checker for ``prove``):
 * **info** — ``InfoRequest()`` → ``Info``: region, free and used bytes,
   admission policy (``open`` or ``voucher``, issue 7) and software version,
   for choosing seeds in distinct regions.
+* **redeem** (issue 7) — ``RedeemRequest(voucher)`` carries a voucher's
+  ``Voucher.to_bytes()`` (``p2pshare.format.voucher``). The seed decodes it,
+  runs ``Voucher.verify(seed=<its own id>, now=…)`` and binds its serial to
+  the requester's peer id as Noise authenticated it (first redeemer wins;
+  redeeming one's own voucher again changes nothing). It answers
+  ``Balance`` (the requester's balance after redemption) or ``PinRefused``
+  with ``voucher`` (undecodable, issued by another seed, bad signature,
+  expired, or already redeemed by another peer; the message says which).
+* **balance** (issue 7) — ``BalanceRequest()`` → ``Balance(quota, used,
+  vouchers, expires)``: the requester's total unexpired voucher quota on
+  this seed, the bytes its pins are charged, how many unexpired vouchers it
+  redeemed there and the latest expiry among them (absent when
+  ``vouchers`` is 0).
+  In voucher mode a pin that would take ``used`` past ``quota`` is refused
+  with ``quota``, the message naming the quota.
 
 Frames are those of ``/p2pshare/xfer/1`` (``framing.py``: u32be length
 checked before buffering, flat strict msgpack map with a str ``"t"``), with a
@@ -79,6 +94,8 @@ prove       client    ``root`` bin(32), ``nonce`` bin(32),
                       ``indices`` bin(4..256: 1..64 u32be)
 unpin       client    ``root`` bin(32), ``at`` int, ``auth`` bin(64)
 info        client    (none)
+redeem      client    ``voucher`` bin(1..1024)
+balance     client    (none)
 pin_status  seed      ``root``, ``state`` "fetching" | "complete" | "failed"
                       | "none", ``have`` int, ``count`` int (have ≤ count),
                       ``lease_expires`` int, optional; ``error`` str(≤ 1000),
@@ -88,6 +105,9 @@ unpinned    seed      ``root`` bin(32)
 seed_info   seed      ``region`` str(≤ 64), ``free_bytes`` int,
                       ``used_bytes`` int, ``admission`` "open" | "voucher",
                       ``version`` str(≤ 64)
+credit      seed      ``quota`` int, ``used`` int, ``vouchers`` int,
+                      ``expires`` int, optional (present exactly when
+                      ``vouchers`` > 0)
 refused     seed      ``code`` (one of ``REFUSE_CODES``), ``message``
                       str(≤ 1000), optional (default "")
 ==========  ========  =======================================================
@@ -95,8 +115,10 @@ refused     seed      ``code`` (one of ``REFUSE_CODES``), ``message``
 ``refused`` codes: ``storage_full`` (the pin does not fit ``--max-storage``),
 ``access_denied`` (bad grant or unpin auth), ``bad_request`` (valid frame,
 unusable request), ``not_found`` (no such pin, or chunks asked for a proof
-are not held), ``quota`` (this client's share of the seed is used up),
-``unavailable`` (shutting down, overloaded: try later).
+are not held), ``quota`` (this client's share of the seed is used up, or
+it has no voucher credit on a seed in voucher mode), ``voucher`` (a
+redeemed voucher was refused: see **redeem**), ``unavailable`` (shutting
+down, overloaded: try later).
 
 Nothing here does I/O, reads a clock or draws random numbers: ``now`` and
 nonces are arguments.
@@ -117,6 +139,7 @@ from nacl.signing import SigningKey, VerifyKey
 from p2pshare.errors import AccessDenied, LocalProtocolError, RemoteProtocolError
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.grant import MAX_GRANT_BYTES, MAX_PEER_BYTES
+from p2pshare.format.voucher import MAX_VOUCHER_BYTES
 from p2pshare.protocol.framing import FrameDecoder, encode_frame
 from p2pshare.protocol.messages import _bytes, _text, _uint
 
@@ -140,6 +163,8 @@ __all__ = [
     "UNPIN_SKEW_S",
     "UNPIN_TAG",
     "Admission",
+    "Balance",
+    "BalanceRequest",
     "Info",
     "InfoRequest",
     "PinMessage",
@@ -150,6 +175,7 @@ __all__ = [
     "PinStatus",
     "ProveRequest",
     "ProveResponse",
+    "RedeemRequest",
     "RefuseCode",
     "Request",
     "Response",
@@ -178,7 +204,8 @@ MAX_PIN_FRAME_BYTES = 16 * 1024
 MAX_LEASE_S = 90 * 24 * 3600
 MAX_HINTS = 8  # a few providers to start from; the DHT finds the rest
 MAX_HINT_CHARS = 512  # a multiaddr with /p2p/ and a DNS name fits easily
-MAX_VOUCHER_BYTES = 1024  # issue 7: a signed admission token
+# MAX_VOUCHER_BYTES (1024) comes from p2pshare.format.voucher: a voucher's
+# whole wire form, carried by PinRequest.voucher and RedeemRequest.voucher.
 # One proof reads at most 64 chunks (64 MiB at 1 MiB chunks) on the seed;
 # a checker repeats checks rather than asking for more at once.
 MAX_PROVE_INDICES = 64
@@ -199,7 +226,13 @@ PIN_STATES: tuple[PinState, ...] = ("fetching", "complete", "failed", "none")
 Admission = Literal["open", "voucher"]
 ADMISSIONS: tuple[Admission, ...] = ("open", "voucher")
 RefuseCode = Literal[
-    "storage_full", "access_denied", "bad_request", "not_found", "quota", "unavailable"
+    "storage_full",
+    "access_denied",
+    "bad_request",
+    "not_found",
+    "quota",
+    "voucher",
+    "unavailable",
 ]
 REFUSE_CODES: tuple[RefuseCode, ...] = (
     "storage_full",
@@ -207,6 +240,7 @@ REFUSE_CODES: tuple[RefuseCode, ...] = (
     "bad_request",
     "not_found",
     "quota",
+    "voucher",
     "unavailable",
 )
 
@@ -434,6 +468,31 @@ class InfoRequest(PinMessage):
     TAG: ClassVar[str] = "info"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedeemRequest(PinMessage):
+    """Redeem a voucher on this seed (issue 7): ``voucher`` is its
+    ``Voucher.to_bytes()``, decoded and verified by the seed. Answered with
+    :class:`Balance` or ``PinRefused(code="voucher")``."""
+
+    TAG: ClassVar[str] = "redeem"
+    voucher: bytes
+
+    def __post_init__(self) -> None:
+        _bytes("voucher", self.voucher, maximum=MAX_VOUCHER_BYTES)
+        if not self.voucher:
+            raise LocalProtocolError("voucher: empty")
+
+    def __repr__(self) -> str:  # an unredeemed voucher is a bearer token
+        return f"RedeemRequest(voucher={len(self.voucher)} bytes)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalanceRequest(PinMessage):
+    """What is my voucher credit here? Answered with :class:`Balance`."""
+
+    TAG: ClassVar[str] = "balance"
+
+
 # -- responses (seed → client) -------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PinStatus(PinMessage):
@@ -511,6 +570,36 @@ class Info(PinMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Balance(PinMessage):
+    """The requester's voucher credit on this seed (answers
+    :class:`RedeemRequest` and :class:`BalanceRequest`).
+
+    ``quota`` is the sum of its unexpired vouchers' quotas in bytes (a seed
+    caps the sum at 2**63-1), ``used`` the bytes its pins are charged (it
+    may exceed ``quota`` once a voucher expired), ``vouchers`` how many
+    unexpired vouchers it redeemed here, ``expires`` the latest of their
+    expiries in unix seconds, None exactly when ``vouchers`` is 0.
+    """
+
+    TAG: ClassVar[str] = "credit"
+    quota: int
+    used: int
+    vouchers: int
+    expires: int | None = None
+
+    def __post_init__(self) -> None:
+        _uint("quota", self.quota, MAX_U63)
+        _uint("used", self.used, MAX_U63)
+        _uint("vouchers", self.vouchers, MAX_U63)
+        if self.expires is not None:
+            _uint("expires", self.expires, MAX_U63)
+        if (self.expires is None) != (self.vouchers == 0):
+            raise LocalProtocolError(
+                "expires: must be absent exactly when vouchers is 0"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PinRefused(PinMessage):
     """The request was refused: ``code`` is one of ``REFUSE_CODES`` (stable,
     for programs), ``message`` is for humans."""
@@ -525,15 +614,32 @@ class PinRefused(PinMessage):
         _text("message", self.message, MAX_PIN_TEXT_CHARS)
 
 
-Request = PinRequest | StatusRequest | ProveRequest | UnpinRequest | InfoRequest
-Response = PinStatus | ProveResponse | Unpinned | Info | PinRefused
+Request = (
+    PinRequest
+    | StatusRequest
+    | ProveRequest
+    | UnpinRequest
+    | InfoRequest
+    | RedeemRequest
+    | BalanceRequest
+)
+Response = PinStatus | ProveResponse | Unpinned | Info | Balance | PinRefused
 
 REQUEST_TYPES: dict[str, type[Request]] = {
     cls.TAG: cls
-    for cls in (PinRequest, StatusRequest, ProveRequest, UnpinRequest, InfoRequest)
+    for cls in (
+        PinRequest,
+        StatusRequest,
+        ProveRequest,
+        UnpinRequest,
+        InfoRequest,
+        RedeemRequest,
+        BalanceRequest,
+    )
 }
 RESPONSE_TYPES: dict[str, type[Response]] = {
-    cls.TAG: cls for cls in (PinStatus, ProveResponse, Unpinned, Info, PinRefused)
+    cls.TAG: cls
+    for cls in (PinStatus, ProveResponse, Unpinned, Info, Balance, PinRefused)
 }
 
 M = TypeVar("M", bound=PinMessage)

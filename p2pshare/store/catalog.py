@@ -38,6 +38,15 @@ Tables:
     no key and ``copy`` storage, created once every chunk is stored; while
     fetching, the stored blocks are listed in ``share_blocks`` so a failed
     pin deletes them.
+``seed_vouchers`` (a seed)
+    the ledger of redeemed vouchers: serial, the peer that redeemed it
+    first (it is bound to that peer), quota, expiry. A peer's balance is
+    the quota of its unexpired vouchers minus the bytes reserved by its
+    pins that are not failed, so unpinning or a lease expiry credits it
+    back with no bookkeeping to get wrong.
+``my_vouchers`` (a user)
+    vouchers this home redeemed: the seed's peer id, the code, quota and
+    expiry.
 ``replicas`` (an owner)
     which seeds were asked to keep which root, their addresses and region,
     the last known state and lease (renewed by the owner's node).
@@ -62,7 +71,9 @@ from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 
 __all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
-SCHEMA_VERSION = 2  # 2: pins and replicas (seeds); every statement is idempotent
+# 2: pins and replicas (seeds); 3: vouchers. Every statement is idempotent,
+# so an older catalog is upgraded by running them all again.
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -110,6 +121,22 @@ CREATE TABLE IF NOT EXISTS pins (
     error TEXT,
     top INTEGER NOT NULL DEFAULT 1,
     added_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seed_vouchers (
+    serial BLOB PRIMARY KEY CHECK (length(serial) = 16),
+    peer BLOB NOT NULL,
+    quota INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    redeemed_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seed_vouchers_peer ON seed_vouchers(peer);
+CREATE TABLE IF NOT EXISTS my_vouchers (
+    serial BLOB PRIMARY KEY CHECK (length(serial) = 16),
+    seed TEXT NOT NULL,
+    code TEXT NOT NULL,
+    quota INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    redeemed_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS replicas (
     root BLOB NOT NULL,
@@ -512,7 +539,7 @@ class Catalog:
             f"INSERT INTO pins ({_PIN_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"  # noqa: S608
             " ON CONFLICT(root) DO UPDATE SET grant_bytes = excluded.grant_bytes,"
             " lease_expires = max(lease_expires, excluded.lease_expires),"
-            " owner = excluded.owner, top = max(top, excluded.top)",
+            " top = max(top, excluded.top)",
             (
                 pin.root,
                 pin.owner,
@@ -540,6 +567,58 @@ class Catalog:
             f"SELECT {_PIN_COLS} FROM pins ORDER BY added_at, root"  # noqa: S608
         ).fetchall()
         return [_pin_row(r) for r in rows]
+
+    @_locked
+    def redeem_voucher(
+        self, serial: bytes, peer: bytes, quota: int, expires: int, now: int
+    ) -> bool:
+        """Bind a voucher to ``peer`` (first redeemer wins). Returns False
+        when another peer redeemed it already; redeeming again is fine."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT peer FROM seed_vouchers WHERE serial = ?", (serial,)
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0]) == peer
+            db.execute(
+                "INSERT INTO seed_vouchers (serial, peer, quota, expires,"
+                " redeemed_at) VALUES (?,?,?,?,?)",
+                (serial, peer, quota, expires, now),
+            )
+            return True
+
+    @_locked
+    def balance(self, peer: bytes, now: int) -> tuple[int, int, int, int | None]:
+        """``(quota, used, vouchers, latest expiry)`` of ``peer`` on this seed."""
+        quota, count, latest = self._db.execute(
+            "SELECT coalesce(sum(quota), 0), count(*), max(expires)"
+            " FROM seed_vouchers WHERE peer = ? AND expires > ?",
+            (peer, now),
+        ).fetchone()
+        (used,) = self._db.execute(
+            "SELECT coalesce(sum(size), 0) FROM pins WHERE owner = ?"
+            " AND state != 'failed'",
+            (peer,),
+        ).fetchone()
+        return min(int(quota), (1 << 63) - 1), int(used), int(count), latest
+
+    @_locked
+    def add_my_voucher(
+        self, serial: bytes, seed: str, code: str, quota: int, expires: int, now: int
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO my_vouchers (serial, seed, code, quota, expires,"
+            " redeemed_at) VALUES (?,?,?,?,?,?)",
+            (serial, seed, code, quota, expires, now),
+        )
+
+    @_locked
+    def my_vouchers(self) -> list[tuple[str, str, int, int]]:
+        """``(seed peer id, code, quota, expires)`` of every redeemed voucher."""
+        rows = self._db.execute(
+            "SELECT seed, code, quota, expires FROM my_vouchers ORDER BY redeemed_at"
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     @_locked
     def pinned_bytes(self) -> int:

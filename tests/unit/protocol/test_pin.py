@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from p2pshare.errors import AccessDenied, LocalProtocolError, RemoteProtocolError
 from p2pshare.format.grant import make_grant
 from p2pshare.format.keys import FileKeys
+from p2pshare.format.voucher import ED25519_PEER_PREFIX, Voucher, issue_voucher
 from p2pshare.protocol import pin
 from p2pshare.protocol.framing import encode_frame
 from p2pshare.protocol.pin import (
@@ -30,6 +32,8 @@ from p2pshare.protocol.pin import (
     REQUEST_TYPES,
     RESPONSE_TYPES,
     UNPIN_SKEW_S,
+    Balance,
+    BalanceRequest,
     Info,
     InfoRequest,
     PinMessage,
@@ -38,6 +42,7 @@ from p2pshare.protocol.pin import (
     PinStatus,
     ProveRequest,
     ProveResponse,
+    RedeemRequest,
     StatusRequest,
     Unpinned,
     UnpinRequest,
@@ -63,6 +68,11 @@ HINT = (
 )
 NONCE = bytes(range(32, 64))
 NOW = 1_700_000_000
+SEED_KEY = SigningKey(bytes(range(64, 96)))
+SEED_PEER = ED25519_PEER_PREFIX + bytes(SEED_KEY.verify_key)
+VOUCHER = issue_voucher(
+    SEED_KEY, SEED_PEER, ("/ip4/203.0.113.7/tcp/4001",), 2**30, NOW + 3600, NONCE[:16]
+)
 
 REQUESTS: list[PinMessage] = [
     PinRequest(root=ROOT, grant=GRANT, lease_s=3600, size=0),
@@ -81,6 +91,10 @@ REQUESTS: list[PinMessage] = [
     ProveRequest(root=ROOT, nonce=NONCE, indices=tuple(range(2**32 - 64, 2**32))),
     UnpinRequest(root=ROOT, at=NOW, auth=b"a" * 64),
     InfoRequest(),
+    RedeemRequest(voucher=VOUCHER.to_bytes()),
+    RedeemRequest(voucher=b"v"),
+    RedeemRequest(voucher=b"v" * MAX_VOUCHER_BYTES),
+    BalanceRequest(),
 ]
 RESPONSES: list[PinMessage] = [
     PinStatus(root=ROOT, state="none", have=0, count=0),
@@ -95,6 +109,11 @@ RESPONSES: list[PinMessage] = [
     Info(
         region="", free_bytes=0, used_bytes=2**63 - 1, admission="voucher", version=""
     ),
+    Balance(quota=0, used=0, vouchers=0),
+    Balance(quota=0, used=5, vouchers=0),  # pins outlived their vouchers
+    Balance(quota=2**30, used=12345, vouchers=1, expires=NOW),
+    Balance(quota=2**63 - 1, used=2**63 - 1, vouchers=2**63 - 1, expires=2**63 - 1),
+    Balance(quota=0, used=0, vouchers=2, expires=0),
     *(PinRefused(code=code, message="no room") for code in REFUSE_CODES),
     PinRefused(code="quota", message="é" * MAX_PIN_TEXT_CHARS),
     PinRefused(code="unavailable"),
@@ -169,6 +188,16 @@ def test_wire_form() -> None:
         "indices"
     ] == bytes.fromhex("00000001ffffffff")
     assert InfoRequest().to_wire() == {"t": "info"}
+    assert BalanceRequest().to_wire() == {"t": "balance"}
+    assert RedeemRequest(voucher=b"v").to_wire() == {"t": "redeem", "voucher": b"v"}
+    assert Balance(quota=1, used=2, vouchers=0).to_wire() == {
+        "t": "credit",
+        "quota": 1,
+        "used": 2,
+        "vouchers": 0,
+    }
+    assert Balance(quota=1, used=0, vouchers=1, expires=9).to_wire()["expires"] == 9
+    assert PinRefused(code="voucher").to_wire() == {"t": "refused", "code": "voucher"}
     assert PinRefused(code="quota").to_wire() == {"t": "refused", "code": "quota"}
     assert PinStatus(root=ROOT, state="none", have=0, count=0).to_wire() == {
         "t": "pin_status",
@@ -224,12 +253,43 @@ def test_repr_keeps_grants_and_auth_out() -> None:
     assert "6767" not in text  # b"g" grant bytes
     assert "7676" not in text  # voucher
     assert "6161" not in repr(UnpinRequest(root=ROOT, at=1, auth=b"a" * 64))
+    redeem = RedeemRequest(voucher=VOUCHER.to_bytes())
+    assert VOUCHER.signature[:4].hex() not in repr(redeem)
+    assert "7676" not in repr(RedeemRequest(voucher=b"v" * 8))
+    assert repr(redeem) == f"RedeemRequest(voucher={len(VOUCHER.to_bytes())} bytes)"
+
+
+def test_max_voucher_bytes_is_the_formats() -> None:
+    from p2pshare.format import voucher
+
+    assert MAX_VOUCHER_BYTES == voucher.MAX_VOUCHER_BYTES == 1024
+    assert "voucher" in REFUSE_CODES and "quota" in REFUSE_CODES
+
+
+def test_redeem_carries_a_voucher_end_to_end() -> None:
+    got = decode_request(encode_request(RedeemRequest(voucher=VOUCHER.to_bytes())))
+    assert isinstance(got, RedeemRequest)
+    decoded = Voucher.from_bytes(got.voucher)
+    assert decoded == VOUCHER
+    decoded.verify(seed=SEED_PEER, now=NOW)  # the seed's side
+    with pytest.raises(AccessDenied, match="issued by another seed"):
+        decoded.verify(seed=SERVER_PEER, now=NOW)
+    answer = Balance(quota=decoded.quota, used=0, vouchers=1, expires=decoded.expires)
+    assert decode_response(encode_response(answer)) == answer
+    refused = PinRefused(code="voucher", message="voucher: expired")
+    assert decode_response(encode_response(refused)) == refused
+    # The same bytes travel in a PinRequest (admission on a pin).
+    pin_req = PinRequest(
+        root=ROOT, grant=GRANT, lease_s=60, size=1, voucher=VOUCHER.to_bytes()
+    )
+    assert decode_request(encode_request(pin_req)) == pin_req
 
 
 # -- validation ---------------------------------------------------------------
 PIN = {"t": "pin", "root": ROOT, "grant": b"g", "lease_s": 1, "size": 0}
 PROVE = {"t": "prove", "root": ROOT, "nonce": NONCE, "indices": b"\x00\x00\x00\x01"}
 STATUS = {"t": "pin_status", "root": ROOT, "state": "fetching", "have": 0, "count": 1}
+CREDIT = {"t": "credit", "quota": 1, "used": 0, "vouchers": 1, "expires": NOW}
 INFO = {
     "t": "seed_info",
     "region": "eu",
@@ -296,6 +356,25 @@ INFO = {
         {**INFO, "free_bytes": -1},
         {**INFO, "used_bytes": 2**63},
         {**INFO, "admission": "closed"},
+        {"t": "redeem"},
+        {"t": "redeem", "voucher": b""},
+        {"t": "redeem", "voucher": b"v" * (MAX_VOUCHER_BYTES + 1)},
+        {"t": "redeem", "voucher": "v"},
+        {"t": "redeem", "voucher": 1},
+        {"t": "balance", "voucher": b"v"},
+        {**CREDIT, "quota": -1},
+        {**CREDIT, "quota": 2**63},
+        {**CREDIT, "quota": True},
+        {**CREDIT, "used": -1},
+        {**CREDIT, "used": 1.0},
+        {**CREDIT, "vouchers": -1},
+        {**CREDIT, "vouchers": b"\x01"},
+        {**CREDIT, "expires": -1},
+        {**CREDIT, "expires": 2**63},
+        {**CREDIT, "expires": "soon"},
+        {**CREDIT, "vouchers": 0},  # expires without vouchers
+        {k: v for k, v in CREDIT.items() if k != "expires"},  # vouchers, no expiry
+        {"t": "credit", "quota": 0, "used": 0},
         {"t": "refused", "code": "nope", "message": ""},
         {"t": "refused", "code": "", "message": ""},
         {"t": "refused", "code": "quota", "message": "m" * 1001},
@@ -328,6 +407,20 @@ def test_building_invalid_messages_is_a_local_error() -> None:
         ProveRequest(root=ROOT, nonce=NONCE, indices=[1])  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError):
         PinRefused(code="storage full")
+    with pytest.raises(LocalProtocolError, match="voucher: empty"):
+        RedeemRequest(voucher=b"")
+    with pytest.raises(LocalProtocolError):
+        RedeemRequest(voucher=bytearray(b"v"))  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="exactly when vouchers is 0"):
+        Balance(quota=0, used=0, vouchers=0, expires=NOW)
+    with pytest.raises(LocalProtocolError, match="exactly when vouchers is 0"):
+        Balance(quota=1, used=0, vouchers=1)
+    with pytest.raises(LocalProtocolError):
+        Balance(quota=-1, used=0, vouchers=0)
+    with pytest.raises(LocalProtocolError, match="wrong way"):
+        encode_response(BalanceRequest())  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="wrong way"):
+        encode_request(Balance(quota=0, used=0, vouchers=0))  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         StatusRequest(root=ROOT).root = bytes(32)  # type: ignore[misc]
 
@@ -600,7 +693,22 @@ requests = st.one_of(
         auth=st.binary(min_size=64, max_size=64),
     ),
     st.just(InfoRequest()),
+    st.builds(RedeemRequest, voucher=st.binary(min_size=1, max_size=MAX_VOUCHER_BYTES)),
+    st.just(BalanceRequest()),
 )
+
+
+@st.composite
+def balances(draw: st.DrawFn) -> Balance:
+    vouchers = draw(u63)
+    return Balance(
+        quota=draw(u63),
+        used=draw(u63),
+        vouchers=vouchers,
+        expires=None if vouchers == 0 else draw(u63),
+    )
+
+
 responses = st.one_of(
     statuses(),
     st.builds(ProveResponse, root=roots, digest=roots),
@@ -613,6 +721,7 @@ responses = st.one_of(
         admission=st.sampled_from(pin.ADMISSIONS),
         version=printable,
     ),
+    balances(),
     st.builds(PinRefused, code=st.sampled_from(REFUSE_CODES), message=printable),
 )
 
@@ -659,7 +768,7 @@ scalars = st.one_of(
     st.floats(),
     st.text(max_size=20),
     st.binary(max_size=70),
-    st.sampled_from(["open", "none", "quota", "/a\n/b", ""]),
+    st.sampled_from(["open", "none", "quota", "voucher", "/a\n/b", ""]),
     st.sampled_from([0, 1, 2**32, b"\x00\x00\x00\x01", ROOT, b"g" * 64]),
 )
 field_names = st.sampled_from(
@@ -667,7 +776,8 @@ field_names = st.sampled_from(
         *("root", "grant", "lease_s", "size", "hints", "top", "voucher", "nonce"),
         *("indices", "at", "auth", "state", "have", "count", "lease_expires"),
         *("error", "digest", "region", "free_bytes", "used_bytes", "admission"),
-        *("version", "code", "message", "bogus"),
+        *("version", "code", "message", "quota", "used", "vouchers", "expires"),
+        "bogus",
     ]
 )
 tags = st.sampled_from([*REQUEST_TYPES, *RESPONSE_TYPES, "nope"])

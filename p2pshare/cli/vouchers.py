@@ -1,0 +1,214 @@
+"""``p2pshare voucher issue|redeem|ls``: admission to seeds by signed vouchers.
+
+``issue`` runs on a seed's home and needs no network: it signs codes with
+the seed's identity key. ``redeem`` and ``ls`` talk to seeds, through the
+home's running node when there is one, else through a short-lived one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from p2pshare.cli.app import _human, cli, home_of
+from p2pshare.cli.net import _JSON, DEFAULT_LISTEN
+from p2pshare.cli.runtime import NO_NODE, run_node, with_client
+from p2pshare.cli.seeds import parse_size
+from p2pshare.config import Home
+
+if TYPE_CHECKING:
+    from p2pshare.control.client import ControlClient
+    from p2pshare.node.service import Node
+
+__all__ = ["voucher"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+MAX_COUNT = 10_000
+
+
+def parse_duration(text: str) -> int:
+    m = _DURATION.match(text)
+    if m is None:
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h or 1y")
+    seconds = int(float(m[1]) * _UNITS[m[2].lower()])
+    if seconds <= 0:
+        raise click.BadParameter("the duration must be positive")
+    return seconds
+
+
+@cli.group()
+def voucher() -> None:
+    """Storage vouchers: seeds admit users by signed, redeemable codes."""
+
+
+@voucher.command()
+@click.option(
+    "--quota", required=True, metavar="SIZE", help="Storage per voucher, e.g. 50G."
+)
+@click.option(
+    "--expires",
+    "expires_in",
+    required=True,
+    metavar="DURATION",
+    help="How long a voucher stays valid, e.g. 90d.",
+)
+@click.option(
+    "--count", type=click.IntRange(1, MAX_COUNT), default=1, show_default=True
+)
+@click.option(
+    "--addr",
+    "addrs",
+    multiple=True,
+    metavar="MADDR",
+    help="Address to print in the codes (repeatable; default: the running"
+    " seed's addresses).",
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the codes to FILE (0600), one per line, for a reseller.",
+)
+@click.pass_context
+def issue(
+    ctx: click.Context,
+    quota: str,
+    expires_in: str,
+    count: int,
+    addrs: tuple[str, ...],
+    out_file: Path | None,
+) -> None:
+    """Print voucher codes signed by this seed's identity (run on the seed's home)."""
+    from p2pshare.format.voucher import issue_voucher
+    from p2pshare.node.identity import load_or_create_identity, signing_key
+
+    home = home_of(ctx)
+    size = parse_size(quota)
+    expires = int(time.time()) + parse_duration(expires_in)
+    key_file = home.path / "identity.key"
+    if not key_file.exists():
+        raise click.UsageError(
+            f"{home.path}: no seed identity here (run `p2pshare seed` once first)"
+        )
+    pair = load_or_create_identity(key_file)
+    key = signing_key(pair.private_key)
+    from libp2p.peer.id import ID
+
+    seed = ID.from_pubkey(pair.public_key)
+    where = list(addrs)
+    if not where:
+        st = with_client(home, lambda c: c.call("status"))
+        if st is NO_NODE:
+            raise click.UsageError(
+                "the seed is not running: start it, or give its public"
+                " addresses with --addr MADDR"
+            )
+        where = [a for a in st["addrs"] if "/ip4/127." not in a] or st["addrs"]
+    where = [a.split("/p2p/")[0] for a in where][:4]
+    codes = [
+        issue_voucher(key, seed.to_bytes(), where, size, expires).to_code()
+        for _ in range(count)
+    ]
+    if out_file is not None:
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(c + "\n" for c in codes))
+    for c in codes:
+        click.echo(c)
+    click.echo(
+        f"{count} voucher(s) of {_human(size)} each, valid until"
+        f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))}",
+        err=True,
+    )
+
+
+@voucher.command()
+@click.argument("code")
+@_JSON
+@click.pass_context
+def redeem(ctx: click.Context, code: str, as_json: bool) -> None:
+    """Redeem CODE at its seed; it is bound to this home's peer id."""
+    res = _through_node(
+        home_of(ctx),
+        lambda c: c.call("voucher.redeem", code=code),
+        lambda n: _redeem(n, code),
+    )
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    click.echo(
+        f"redeemed: seed {res['seed']}, balance {_human(res['remaining'])}"
+        f" of {_human(res['quota'])}"
+    )
+
+
+async def _redeem(node: Node, code: str) -> Any:
+    from p2pshare.node.vouchers import redeem as do_redeem
+
+    return await do_redeem(node, code)
+
+
+@voucher.command(name="ls")
+@_JSON
+@click.pass_context
+def ls_(ctx: click.Context, as_json: bool) -> None:
+    """Remaining quota per seed this home holds vouchers for."""
+    res = _through_node(home_of(ctx), lambda c: c.call("vouchers"), _balances)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    if not res:
+        click.echo(
+            "no vouchers (redeem one with `p2pshare voucher redeem CODE`)", err=True
+        )
+    for b in res:
+        until = (
+            time.strftime("%Y-%m-%d", time.gmtime(b["expires"]))
+            if b["expires"]
+            else "-"
+        )
+        if b["reachable"]:
+            click.echo(
+                f"{b['seed']}  {_human(b['remaining'])} left of {_human(b['quota'])}"
+                f"  ({b['vouchers']} voucher(s), until {until})"
+            )
+        else:
+            click.echo(
+                f"{b['seed']}  {_human(b['quota'])} quota, seed unreachable"
+                f" ({b.get('error')})"
+            )
+
+
+async def _balances(node: Node) -> Any:
+    from p2pshare.node.vouchers import balances
+
+    return await balances(node)
+
+
+def _through_node(
+    home: Home,
+    via: Callable[[ControlClient], Awaitable[Any]],
+    local: Callable[[Node], Awaitable[Any]],
+) -> Any:
+    res = with_client(home, via)
+    if res is not NO_NODE:
+        return res
+    return run_node(
+        home, listen=[DEFAULT_LISTEN], bootstrap=(), dht_mode="client", body=local
+    )
