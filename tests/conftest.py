@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+TUI_TESTS = Path(__file__).parent / "tui"  # asyncio (Textual): never marked trio
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         func = getattr(item, "function", None)
         is_coroutine = func is not None and inspect.iscoroutinefunction(func)
-        if is_coroutine and "tui" not in item.path.parts:
+        if is_coroutine and TUI_TESTS not in item.path.parents:
             item.add_marker(pytest.mark.trio)
 
 

@@ -1,0 +1,167 @@
+"""The node as the UI sees it: :class:`NodeBackend`.
+
+UI code knows only this protocol: async methods plus an async iterator of
+events. :class:`ControlBackend` is the real one, over the home's control
+socket (:mod:`p2pshare.control.client`, anyio, so it runs on Textual's
+asyncio loop). Each call opens a short connection, so a call never depends
+on another task's connection; the events stream holds its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+from p2pshare.config import Home
+from p2pshare.control.client import open_client
+from tui.spawn import attach_or_start
+
+__all__ = ["ControlBackend", "NodeBackend"]
+
+CLIENT_NAME = "p2pshare-tui"
+
+
+class NodeBackend(Protocol):
+    """What the TUI needs from a node. Errors are ``P2PShareError``s."""
+
+    @property
+    def description(self) -> str:
+        """Where the node is (for the status bar)."""
+        ...
+
+    async def connect(self) -> bool:
+        """Attach to the node, starting one if needed; True if started."""
+        ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def shares(self) -> list[dict[str, Any]]: ...
+
+    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]: ...
+
+    async def link(self, root: str) -> str: ...
+
+    async def remove(self, root: str) -> None: ...
+
+    async def providers(self, root: str) -> int: ...
+
+    async def inspect(self, link: str) -> dict[str, Any]: ...
+
+    async def get(
+        self, link: str, out_dir: str, paths: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
+
+    async def downloads(self) -> list[dict[str, Any]]: ...
+
+    async def pause(self, download_id: int) -> dict[str, Any]: ...
+
+    async def resume(self, download_id: int) -> dict[str, Any]: ...
+
+    async def cancel(self, download_id: int) -> dict[str, Any]: ...
+
+    async def peers(self) -> list[dict[str, Any]]: ...
+
+    async def vouchers(self) -> list[dict[str, Any]]: ...
+
+    async def redeem(self, code: str) -> dict[str, Any]: ...
+
+    async def stop(self) -> None: ...
+
+    def events(self) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+        """``async with backend.events() as events: async for ev in events``.
+
+        The iteration ends (or raises ``NodeNotRunning``) when the node goes.
+        """
+        ...
+
+
+class ControlBackend:
+    """A :class:`NodeBackend` over the home's control socket."""
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        listen: Sequence[str] = (),
+        bootstrap: Sequence[str] = (),
+    ) -> None:
+        self.home = home
+        self.listen = tuple(listen)
+        self.bootstrap = tuple(bootstrap)
+
+    @property
+    def description(self) -> str:
+        return str(self.home.path)
+
+    async def connect(self) -> bool:
+        return await attach_or_start(
+            self.home, listen=self.listen, bootstrap=self.bootstrap
+        )
+
+    async def _call(self, method: str, **params: Any) -> Any:
+        async with open_client(self.home, name=CLIENT_NAME) as client:
+            return await client.call(method, **params)
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self._call("status"))
+
+    async def shares(self) -> list[dict[str, Any]]:
+        return list(await self._call("ls"))
+
+    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]:
+        return list(await self._call("add", paths=list(paths), copy=copy))
+
+    async def link(self, root: str) -> str:
+        result = await self._call("link", root=root)
+        return str(result["link"] if isinstance(result, dict) else result)
+
+    async def remove(self, root: str) -> None:
+        await self._call("rm", root=root)
+
+    async def providers(self, root: str) -> int:
+        result = await self._call("providers", root=root)
+        return int(result["providers"] if isinstance(result, dict) else result)
+
+    async def inspect(self, link: str) -> dict[str, Any]:
+        return dict(await self._call("inspect", link=link))
+
+    async def get(
+        self, link: str, out_dir: str, paths: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"link": link, "out_dir": out_dir}
+        if paths:
+            params["paths"] = list(paths)
+        return dict(await self._call("get", **params))
+
+    async def downloads(self) -> list[dict[str, Any]]:
+        return list(await self._call("downloads"))
+
+    async def pause(self, download_id: int) -> dict[str, Any]:
+        return dict(await self._call("download.pause", id=download_id))
+
+    async def resume(self, download_id: int) -> dict[str, Any]:
+        return dict(await self._call("download.resume", id=download_id))
+
+    async def cancel(self, download_id: int) -> dict[str, Any]:
+        return dict(await self._call("download.cancel", id=download_id))
+
+    async def peers(self) -> list[dict[str, Any]]:
+        return list(await self._call("peers"))
+
+    async def vouchers(self) -> list[dict[str, Any]]:
+        return list(await self._call("vouchers"))
+
+    async def redeem(self, code: str) -> dict[str, Any]:
+        return dict(await self._call("voucher.redeem", code=code))
+
+    async def stop(self) -> None:
+        await self._call("stop")
+
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        async with (
+            open_client(self.home, name=CLIENT_NAME) as client,
+            client.subscribe() as events,
+        ):
+            yield events

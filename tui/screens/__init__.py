@@ -1,0 +1,1 @@
+"""Modal screens: confirmations, the link, details, the file picker, help, quit."""

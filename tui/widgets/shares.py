@@ -1,0 +1,177 @@
+"""The Shares pane: this home's shares and what can be done with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Static
+
+from tui.backend import NodeBackend
+from tui.fmt import human_size, human_time
+from tui.screens.modals import AddPathModal, ConfirmModal, DetailsModal, LinkModal
+from tui.widgets.pane import Pane
+
+__all__ = ["SharesPane"]
+
+UNKNOWN = "…"
+
+
+class SharesPane(Pane):
+    """A table of shares (from ``ls``) with add / link / remove / details."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add_share", "Add"),
+        Binding("c", "copy_link", "Copy link"),
+        Binding("x,delete", "remove_share", "Remove"),
+        Binding("i", "share_details", "Details"),
+    ]
+
+    def __init__(
+        self, backend: NodeBackend, *, picker_start: Path | None = None
+    ) -> None:
+        super().__init__(id="shares-pane")
+        self.backend = backend
+        self.picker_start = picker_start or Path.home()
+        self.shares: dict[str, dict[str, Any]] = {}
+        self.providers: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="shares-table", cursor_type="row")
+        table.add_column("Name", key="name")
+        table.add_column("Size", key="size")
+        table.add_column("Mode", key="mode")
+        table.add_column("Providers", key="providers")
+        table.add_column("Replicas", key="replicas")
+        table.add_column("Added", key="added")
+        yield table
+        yield Static(
+            "No shares yet: press a to add a file or folder.", id="shares-hint"
+        )
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#shares-table", DataTable)
+
+    def selected_root(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return None if row_key.value is None else str(row_key.value)
+
+    # -- data ---------------------------------------------------------------------
+    @work(group="shares", exclusive=True, exit_on_error=False, name="list shares")
+    async def refresh_shares(self) -> None:
+        self.show_shares(await self.backend.shares())
+
+    def show_shares(self, shares: list[dict[str, Any]]) -> None:
+        table = self.table
+        keep = self.selected_root()
+        table.clear()
+        self.shares = {str(s["root"]): s for s in shares}
+        for root, share in self.shares.items():
+            name = str(share.get("name") or root)
+            if share.get("error"):
+                name = f"{name} (!)"
+            table.add_row(
+                name,
+                human_size(share.get("size")),
+                str(share.get("mode") or "-"),
+                self._providers_text(root),
+                str(share.get("replicas", 0)),
+                human_time(share.get("added_at")),
+                key=root,
+            )
+        if keep in self.shares:
+            table.move_cursor(row=table.get_row_index(keep))
+        self.query_one("#shares-hint").display = not self.shares
+        for root in self.shares:
+            if root not in self.providers:
+                self.count_providers(root)
+
+    def _providers_text(self, root: str) -> str:
+        n = self.providers.get(root)
+        return UNKNOWN if n is None else str(n)
+
+    @work(group="providers", exit_on_error=False, name="count providers")
+    async def count_providers(self, root: str) -> None:
+        n = await self.backend.providers(root)
+        self.providers[root] = n
+        if root in self.shares:
+            self.table.update_cell(root, "providers", str(n))
+
+    # -- actions ------------------------------------------------------------------
+    def action_add_share(self) -> None:
+        self.app.push_screen(AddPathModal(self.picker_start), self._picked)
+
+    def _picked(self, path: str | None) -> None:
+        if path:
+            self.add_paths([path])
+
+    @work(group="shares-edit", exit_on_error=False, name="add share")
+    async def add_paths(self, paths: list[str]) -> None:
+        added = await self.backend.add(paths, copy=False)
+        names = ", ".join(Path(p).name for p in paths)
+        self.notify(f"Added {names}", title="Shares")
+        del added
+        self.refresh_shares()
+
+    def action_copy_link(self) -> None:
+        root = self.selected_root()
+        if root is None:
+            self.notify("No share selected", severity="warning")
+            return
+        self.copy_link(root)
+
+    @work(group="shares-edit", exit_on_error=False, name="copy link")
+    async def copy_link(self, root: str) -> None:
+        link = await self.backend.link(root)
+        self.app.copy_to_clipboard(link)
+        await self.app.push_screen(LinkModal(link))
+
+    def action_remove_share(self) -> None:
+        root = self.selected_root()
+        if root is None:
+            self.notify("No share selected", severity="warning")
+            return
+        name = self.shares.get(root, {}).get("name") or root
+        question = f"Remove {name!s} from this node? The files on disk stay."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.remove_share(root)
+
+        self.app.push_screen(ConfirmModal(question, yes="Remove"), answered)
+
+    @work(group="shares-edit", exit_on_error=False, name="remove share")
+    async def remove_share(self, root: str) -> None:
+        await self.backend.remove(root)
+        self.notify("Share removed", title="Shares")
+        self.refresh_shares()
+
+    def action_share_details(self) -> None:
+        root = self.selected_root()
+        if root is None:
+            self.notify("No share selected", severity="warning")
+            return
+        share = self.shares.get(root, {})
+        fields = {
+            "name": share.get("name"),
+            "root": root,
+            "kind": share.get("kind"),
+            "size": human_size(share.get("size")),
+            "mode": share.get("mode"),
+            "providers": self._providers_text(root),
+            "replicas on seeds": str(share.get("replicas", 0)),
+            "added": human_time(share.get("added_at")),
+            "error": share.get("error"),
+        }
+        self.app.push_screen(DetailsModal(f"Share {share.get('name', '')}", fields))
+
+    @on(DataTable.RowSelected, "#shares-table")
+    def _row_selected(self) -> None:
+        self.action_share_details()
