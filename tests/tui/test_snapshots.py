@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, RichLog
 
 from tests.helpers.fake_backend import LINK, FakeBackend
 from tests.tui.conftest import wait_for
@@ -124,6 +124,28 @@ def test_seeds(snap_compare, size: tuple[int, int]) -> None:
             5,
             "voucher balances",
         )
+        await pilot.pause()
+
+    assert snap_compare(_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_log(snap_compare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await _connected(pilot)
+        app = pilot.app
+        assert isinstance(app, P2PShareApp)
+        app.log_lines.clear()
+        log = app.query_one("#event-log", RichLog)
+        log.clear()
+        # fixed lines (the live ones carry the wall clock)
+        for line in (
+            "12:00:00 notice  attached to node 12D3KooWFakeNode…",
+            "12:00:05 event   share.added bafk2bzace…",
+            "12:00:09 error   open link: link: not a p2pshare link",
+        ):
+            log.write(line)
+        await pilot.press("6")
         await pilot.pause()
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
