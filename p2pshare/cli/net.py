@@ -210,22 +210,25 @@ def node(
             root.removeHandler(handler)
         setup_daemon_logging(home.path, debug=ctx.obj["debug"])
 
-    async def body(n: Node) -> None:
-        for addr in n.addrs():
-            click.echo(addr)
-        sys.stdout.flush()
-        import trio
-
-        await trio.sleep_forever()
-
     run_node(
         home,
         listen=list(listen) or [DEFAULT_LISTEN],
         bootstrap=bootstrap,
         dht_mode=dht_mode,
         upload_rate=rate,
-        body=None if daemonized else body,
+        body=None if daemonized else print_addrs_and_serve,
     )
+
+
+async def print_addrs_and_serve(n: Node) -> None:
+    """A foreground node's body: print its full multiaddrs (one per line,
+    the readiness signal scripts wait for), then serve until stopped."""
+    for addr in n.addrs():
+        click.echo(addr)
+    sys.stdout.flush()
+    import trio
+
+    await trio.sleep_forever()
 
 
 def _start_background(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from p2pshare.cli.net import (
     _RATE,
     DEFAULT_LISTEN,
     _parse_rate,
+    print_addrs_and_serve,
 )
 from p2pshare.cli.runtime import NO_NODE, run_node, with_client
 from p2pshare.config import Home, load_config
@@ -115,7 +115,7 @@ async def replicate_roots(
             progress=functools.partial(_progress_cb, shown),
         )
         row = await node.db(node.store.catalog.get_share, root)
-        _report([_wire(r) for r in rows])
+        _report([r.to_wire() for r in rows])
         links.append(str(node.link(root, row.key, rows)))
     return links
 
@@ -174,15 +174,6 @@ def _progress_cb(
     _say_progress(seed, have, count, state, shown)
 
 
-def _wire(r: Any) -> dict[str, Any]:
-    return {
-        "seed": r.seed,
-        "region": r.region,
-        "state": r.state,
-        "addrs": list(r.addrs),
-    }
-
-
 # -- seed ---------------------------------------------------------------------------
 @cli.command()
 @_LISTEN
@@ -228,21 +219,13 @@ def seed(
         admission="open" if open_admission else "voucher",
     )
 
-    async def body(n: Node) -> None:
-        for addr in n.addrs():
-            click.echo(addr)
-        sys.stdout.flush()
-        import trio
-
-        await trio.sleep_forever()
-
     run_node(
         home_of(ctx),
         listen=list(listen) or [DEFAULT_LISTEN],
         bootstrap=bootstrap,
         dht_mode="server",
         upload_rate=_parse_rate(upload),
-        body=body,
+        body=print_addrs_and_serve,
         seed=policy,
     )
 
@@ -340,18 +323,12 @@ def _run(home: Home, method: str, bootstrap: tuple[str, ...], **params: Any) -> 
     async def body(node: Node) -> Any:
         from p2pshare.node import replicate as rep
 
-        root = parse_root_or_link(params["root"])
+        root = parse_root_or_link(params["root"]).root_id
         if method == "check":
-            results = await rep.check(node, root.root_id)
-            return {"root": root.root_cid, "providers": [r.to_wire() for r in results]}
-        checked, rows = await rep.repair(
-            node, root.root_id, params["replicas"], seeds=params["seeds"]
+            return await rep.check_report(node, root)
+        return await rep.repair_report(
+            node, root, params["replicas"], seeds=params["seeds"]
         )
-        return {
-            "root": root.root_cid,
-            "checked": [r.to_wire() for r in checked],
-            "replicas": [_wire(r) for r in rows],
-        }
 
     return run_node(
         home,

@@ -309,29 +309,23 @@ class _Connection:
         return {
             "root": target.root_cid,
             "link": str(self.node.link(row.root, row.key, rows)),
-            "replicas": [_replica(r) for r in rows],
+            "replicas": [r.to_wire() for r in rows],
         }
 
     async def m_check(self, req: Request) -> Any:
-        from p2pshare.node.replicate import check
+        from p2pshare.node.replicate import check_report
 
         target = parse_root_or_link(_param(req, "root", str))
-        results = await check(self.node, target.root_id)
-        return {"root": target.root_cid, "providers": [r.to_wire() for r in results]}
+        return await check_report(self.node, target.root_id)
 
     async def m_repair(self, req: Request) -> Any:
-        from p2pshare.node.replicate import repair
+        from p2pshare.node.replicate import repair_report
 
         target = parse_root_or_link(_param(req, "root", str))
         n = _param(req, "replicas", int)
-        results, rows = await repair(
+        return await repair_report(
             self.node, target.root_id, n, seeds=_strings(req, "seeds")
         )
-        return {
-            "root": target.root_cid,
-            "checked": [r.to_wire() for r in results],
-            "replicas": [_replica(r) for r in rows],
-        }
 
     async def m_vouchers(self, req: Request) -> Any:
         from p2pshare.node.vouchers import balances
@@ -381,16 +375,6 @@ def _strings(req: Request, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UsageError(f"{req.method}: parameter {name!r} must be a list of strings")
     return value
-
-
-def _replica(r: Any) -> dict[str, Any]:
-    return {
-        "seed": r.seed,
-        "region": r.region,
-        "state": r.state,
-        "addrs": list(r.addrs),
-        "lease_expires": r.lease_expires,
-    }
 
 
 def _param(req: Request, name: str, typ: type) -> Any:

@@ -67,9 +67,11 @@ __all__ = [
     "ReplicationError",
     "SeedInfo",
     "check",
+    "check_report",
     "find_seeds",
     "renew_loop",
     "repair",
+    "repair_report",
     "replicate",
 ]
 
@@ -705,3 +707,20 @@ async def repair(
             use_dht=use_dht,
         )
     return results, await node.db(node.store.catalog.replicas, root)
+
+
+# -- results as the control API and --json show them (docs/control.md) ----------
+async def check_report(node: Node, root: bytes) -> dict[str, Any]:
+    results = await check(node, root)
+    return {"root": root_to_cid(root), "providers": [r.to_wire() for r in results]}
+
+
+async def repair_report(
+    node: Node, root: bytes, n: int, seeds: Sequence[str] = ()
+) -> dict[str, Any]:
+    checked, rows = await repair(node, root, n, seeds=seeds)
+    return {
+        "root": root_to_cid(root),
+        "checked": [r.to_wire() for r in checked],
+        "replicas": [r.to_wire() for r in rows],
+    }

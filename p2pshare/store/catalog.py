@@ -201,6 +201,16 @@ class ReplicaRow:
     lease_expires: int | None
     updated_at: int
 
+    def to_wire(self) -> dict[str, Any]:
+        """As the control API and ``--json`` show it (docs/control.md)."""
+        return {
+            "seed": self.seed,
+            "region": self.region,
+            "state": self.state,
+            "addrs": list(self.addrs),
+            "lease_expires": self.lease_expires,
+        }
+
 
 _PIN_COLS = "root, owner, grant_bytes, size, lease_expires, state, error, top, added_at"
 

@@ -99,24 +99,32 @@ def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
     assert anyio.run(ask, backend="asyncio")["peer_id"] == st_a["peer_id"]
 
 
-def test_interrupted_cli_leaves_the_download_running(tmp_path: Path, homes) -> None:
+def _slow_get(tmp_path: Path, homes, size: int) -> tuple[Path, Path, Proc]:
+    """Node A shares a ``size`` file at 2 MiB/s; node B's CLI ``get``s it
+    through B's node. Returns (B, the source, the getter once the download
+    started in B's node)."""
     a, b = homes("a"), homes("b")
-    # a slow provider: the download takes a few seconds
     res = p2pshare(
         a, "node", "--background", "--listen", LOOPBACK, "--max-upload-rate", "2M"
     )
     assert res.code == 0, res.err
     _start(b)
     src = tmp_path / "slow.bin"
-    src.write_bytes(os.urandom(8 << 20))
+    src.write_bytes(os.urandom(size))
     link = ok(a, "share", src).strip()
+    getter = Proc(b, "get", link, "-o", tmp_path / "out")
+    deadline = time.monotonic() + 30
+    while "started in the node" not in getter.err and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "started in the node" in getter.err, getter.err
+    return b, src, getter
+
+
+def test_interrupted_cli_leaves_the_download_running(tmp_path: Path, homes) -> None:
+    # a slow provider: the download takes a few seconds
+    b, src, getter = _slow_get(tmp_path, homes, 8 << 20)
     out = tmp_path / "out"
-    getter = Proc(b, "get", link, "-o", out)
     with running(getter):
-        deadline = time.monotonic() + 30
-        while "started in the node" not in getter.err and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "started in the node" in getter.err, getter.err
         getter.popen.send_signal(signal.SIGINT)
         assert getter.popen.wait(10) == 130
         getter.stop()
@@ -173,30 +181,18 @@ def _garbage(home: Path) -> None:
 
 
 def test_garbage_client_does_not_disturb_others(tmp_path: Path, homes) -> None:
-    a, b = homes("a"), homes("b")
-    res = p2pshare(
-        a, "node", "--background", "--listen", LOOPBACK, "--max-upload-rate", "2M"
-    )
-    assert res.code == 0, res.err
-    _start(b)
-    src = tmp_path / "x.bin"
-    src.write_bytes(os.urandom(6 << 20))
-    link = ok(a, "share", src).strip()
-    out = tmp_path / "out"
     # a client following a transfer in b's node (a serves it over ~3 s)
-    getter = Proc(b, "get", link, "-o", out)
+    b, src, getter = _slow_get(tmp_path, homes, 6 << 20)
+    a = tmp_path / "a"
+    out = tmp_path / "out"
     with running(getter):
-        deadline = time.monotonic() + 30
-        while "started in the node" not in getter.err and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "started in the node" in getter.err, getter.err
         for _ in range(3):
             _garbage(b)
             _garbage(a)
         assert getter.popen.poll() is None, "the transfer must still be running"
         # the following client and the transfer are undisturbed
         assert getter.popen.wait(60) == 0, getter.err
-    assert (out / "x.bin").read_bytes() == src.read_bytes()
+    assert (out / "slow.bin").read_bytes() == src.read_bytes()
     # other clients and the nodes are fine
     assert json.loads(ok(b, "status", "--json"))["peer_id"]
     src2 = tmp_path / "y"
