@@ -94,6 +94,13 @@ class PartialFile:
 
     def write(self, i: int, padded_plain: bytes) -> None:
         """Write verified plaintext of chunk ``i`` (padding is dropped)."""
+        self.write_data(i, padded_plain)
+        self.mark(i)
+
+    def write_data(self, i: int, padded_plain: bytes) -> None:
+        """Only the ``pwrite`` of :meth:`write`: safe to call from several
+        threads at once (distinct chunks); :meth:`mark` must follow, from
+        the one thread that owns this file."""
         geo = self.geometry
         data = memoryview(padded_plain)[: geo.plain_len(i)]
         offset = geo.offset(i)
@@ -103,6 +110,9 @@ class PartialFile:
                 data, offset = data[n:], offset + n
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write ({exc.strerror})") from exc
+
+    def mark(self, i: int) -> None:
+        """Chunk ``i`` was written: it is recorded at the next checkpoint."""
         self._pending.append(i)
         if (
             len(self._pending) >= CHECKPOINT_CHUNKS

@@ -187,12 +187,15 @@ class LocalSource:
             for i in part.missing():
                 yield i, share.chunk_id(i)
 
-        def work(item: tuple[int, bytes]) -> tuple[int, bytes]:
+        def work(item: tuple[int, bytes]) -> int:
+            # read, verify, decrypt and write in the worker: the crypto and
+            # the copy into the page cache both release the GIL
             i, chunk_id = item
-            return i, share.plain(i, chunk_id, keys)
+            part.write_data(i, share.plain(i, chunk_id, keys))
+            return i
 
-        for i, plain in ordered_map(work, ids()):
-            part.write(i, plain)
+        for i in ordered_map(work, ids()):
+            part.mark(i)
             progress(geo.plain_len(i))
 
     def finished(self, opened: Opened, path: str, meta: Meta) -> None:
