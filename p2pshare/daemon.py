@@ -473,7 +473,9 @@ def _state(pid: int) -> Literal["running", "zombie", "gone"]:
     return "zombie" if _is_zombie(pid) else "running"
 
 
-def wait_for_exit(pid: int, timeout_s: float) -> bool:
+def wait_for_exit(
+    pid: int, timeout_s: float, *, zombie_wait_s: float = ZOMBIE_REAP_WAIT_S
+) -> bool:
     """Wait until process ``pid`` has exited, polling every 50 ms.
 
     Our own children are reaped (``waitpid``); other processes are watched
@@ -487,6 +489,9 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
     Args:
         pid: the process (must be positive).
         timeout_s: how long to wait; 0 checks once.
+        zombie_wait_s: how long a zombie may take to be reaped (0: a
+            zombie counts as exited at once — its locks and sockets are
+            already released, which is all ``stop`` needs).
 
     Returns:
         Whether it has exited.
@@ -502,7 +507,7 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
             return True
         now = time.monotonic()
         if state == "zombie":
-            deadline = min(deadline, now + ZOMBIE_REAP_WAIT_S)
+            deadline = min(deadline, now + zombie_wait_s)
             if now >= deadline:
                 return True
         elif now >= deadline:

@@ -283,7 +283,11 @@ def stop(ctx: click.Context) -> None:
     owner = read_owner(home.path)
     if call_node(home, "stop") is NO_NODE:
         raise _no_node(home)
-    if owner is not None and not wait_for_exit(owner.pid, STOP_TIMEOUT_S):
+    # a zombie has exited (lock and socket released): no need to wait for
+    # init to reap it
+    if owner is not None and not wait_for_exit(
+        owner.pid, STOP_TIMEOUT_S, zombie_wait_s=0
+    ):
         raise NodeNotRunning(
             f"node (pid {owner.pid}) did not exit within {STOP_TIMEOUT_S:g} s"
         )

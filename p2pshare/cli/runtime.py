@@ -33,7 +33,7 @@ def run_until_signal(main: Callable[[], Awaitable[Any]]) -> Any:
     """Run ``main`` under trio; SIGINT/SIGTERM end it cleanly (returns None)."""
     import trio
 
-    from p2pshare.node.groups import single_error
+    from p2pshare.groups import single_error
 
     async def runner() -> Any:
         result: list[Any] = []
@@ -120,7 +120,7 @@ def with_client(home: Home, fn: Callable[[ControlClient], Awaitable[Any]]) -> An
     import anyio
 
     from p2pshare.control.client import open_client
-    from p2pshare.node.groups import single_error
+    from p2pshare.groups import single_error
 
     async def go() -> Any:
         async with open_client(home) as client:

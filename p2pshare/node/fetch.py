@@ -50,6 +50,7 @@ from p2pshare.format import (
 )
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.folder import MAX_LISTING_BYTES
+from p2pshare.groups import single_error
 from p2pshare.node.fill import (
     DownloadStats,
     Fill,
@@ -58,7 +59,6 @@ from p2pshare.node.fill import (
     Session,
     have_set,
 )
-from p2pshare.node.groups import single_error
 from p2pshare.node.provider import Access, Opened, ProviderConn, ProviderGone
 from p2pshare.node.swarm import Swarm, wait_first
 from p2pshare.protocol.messages import Kind

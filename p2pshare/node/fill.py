@@ -27,7 +27,7 @@ import trio
 from p2pshare.errors import IntegrityError, NoProviders, P2PShareError, TransferError
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
 from p2pshare.format.chunks import ID_BYTES
-from p2pshare.node.groups import single_error
+from p2pshare.groups import single_error
 from p2pshare.node.provider import (
     CANCELLED,
     Access,

@@ -32,12 +32,12 @@ from p2pshare import __version__
 from p2pshare.config import Home
 from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
+from p2pshare.groups import single_error
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
 from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
-from p2pshare.node.groups import single_error
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
