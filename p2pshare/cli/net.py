@@ -359,7 +359,9 @@ def _show_downloads(items: list[dict[str, Any]]) -> None:
     for d in items:
         total = d["total"]
         pct = f"{100 * d['done'] / total:5.1f} %" if total else "    ? "
-        where = d["path"] or d["out_dir"]
+        where = d["path"] or (
+            f"{d['out_dir']}/{d['name']}" if d.get("name") else d["out_dir"]
+        )
         extra = f"  {d['error']}" if d["error"] else ""
         click.echo(
             f"{d['id']:>3}  {d['state']:<9} {pct}  {_human(int(d['rate']))}/s  "

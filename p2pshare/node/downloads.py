@@ -51,6 +51,7 @@ class Download:
     link: ShareLink
     out_dir: Path
     paths: tuple[str, ...] = ()  # only these entries of a folder (empty: all)
+    name: str | None = None  # the share's name, once its meta is open
     state: str = "active"
     done_bytes: int = 0
     total_bytes: int | None = None
@@ -72,6 +73,7 @@ class Download:
         return {
             "id": self.id,
             "root": root_to_cid(self.link.root_id),
+            "name": self.name,
             "state": self.state,
             "done": self.done_bytes,
             "total": self.total_bytes,
@@ -131,6 +133,9 @@ class DownloadManager:
         def on_total(n: int) -> None:
             d.total_bytes = n
 
+        def on_name(name: str) -> None:
+            d.name = name
+
         with trio.CancelScope() as scope:
             d.scope = scope
             try:
@@ -142,6 +147,7 @@ class DownloadManager:
                         progress=progress,
                         on_total=on_total,
                         paths=d.paths,
+                        on_name=on_name,
                     )
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)

@@ -389,6 +389,7 @@ class Node:
         timeout_s: float = 60.0,
         use_dht: bool = True,
         paths: Sequence[str] = (),
+        on_name: Callable[[str], None] = lambda _name: None,
     ) -> GetResult:
         """Download ``link`` into ``out_dir`` from every provider found;
         with ``paths``, only those files and folders of a folder share.
@@ -410,6 +411,7 @@ class Node:
                     progress=progress,
                     on_total=on_total,
                     select=select,
+                    on_name=on_name,
                 )
             )
             self.last_download = source.stats

@@ -349,6 +349,7 @@ def get_share(
     progress: Progress = _no_progress,
     on_total: Progress = _no_progress,
     select: Selection | None = None,
+    on_name: Callable[[str], None] = lambda _name: None,
 ) -> GetResult:
     """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
 
@@ -359,6 +360,7 @@ def get_share(
     folders; the result is the folder with only those inside.
     Same errors as :func:`get_offline`, plus whatever ``source`` raises, and
     ``NotFoundError`` for a selected path that is not in the folder.
+    ``on_name`` is told the share's name once its meta is open.
     """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
@@ -372,6 +374,7 @@ def get_share(
         raise StoreError(f"{out_dir}: not a directory")
     opened, keys, meta = source.open(link.root_id, link.key)
     try:
+        on_name(meta.name)
         dest = out_dir / meta.name
         if dest.exists() or dest.is_symlink():
             raise OutputExistsError(f"{dest}: already exists")

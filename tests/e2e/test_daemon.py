@@ -78,8 +78,8 @@ def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
     assert st["peer_id"] and st["addrs"] and st["connected_peers"] >= 1
     assert isinstance(st["dht_routing_table"], int | None)
     dls = json.loads(ok(b, "downloads", "--json"))
-    assert [(d["state"], d["done"], d["total"]) for d in dls] == [
-        ("done", 3 << 20, 3 << 20)
+    assert [(d["name"], d["state"], d["done"], d["total"]) for d in dls] == [
+        ("data.bin", "done", 3 << 20, 3 << 20)
     ]
     peers = json.loads(ok(b, "peers", "--json"))
     st_a = json.loads(ok(a, "status", "--json"))

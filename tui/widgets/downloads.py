@@ -82,6 +82,8 @@ class DownloadsPane(Pane):
         if did in self.names:
             return self.names[did]
         d = self.downloads.get(did, {})
+        if d.get("name"):
+            return str(d["name"])
         if d.get("path"):
             return Path(str(d["path"])).name
         return short_id(d.get("root"))
