@@ -88,6 +88,13 @@ REQUEST_TIMEOUT_S = 20.0  # to read a request or write a response
 FETCH_TIMEOUT_S = 60.0  # to find a first provider for a pinned root
 GC_INTERVAL_S = 30.0
 MAX_HINTS_KEPT = 8
+# Bounds on what one peer can make a seed do (open seeds with no storage
+# limit included): the bytes one pin may reserve before the envelope gives
+# the real size, the pins a peer may have fetching at once, and the fetches
+# the seed runs at once (the others wait their turn, still "fetching").
+MAX_PIN_BYTES = 1 << 50
+MAX_FETCHING_PER_PEER = 64
+MAX_CONCURRENT_FETCHES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,9 @@ class SeedService:
     fetching: dict[bytes, _Fetching] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     _admit: trio.Lock = field(default_factory=trio.Lock)
+    _fetch_slots: trio.CapacityLimiter = field(
+        default_factory=lambda: trio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
+    )
 
     # -- lifecycle --------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -253,12 +263,22 @@ class SeedService:
             raise AccessDenied("grant: issued for another peer")
         if grant.expires <= self.now():
             raise AccessDenied("grant: expired")
+        if req.size > MAX_PIN_BYTES:
+            raise _Refused("bad_request", f"pin: size over {_mib(MAX_PIN_BYTES)}")
         catalog = self.node.store.catalog
         # one admission at a time: balance and storage checks, then the pin
         # row that charges them, with nothing in between
         async with self._admit:
             existing = await self._db(catalog.get_pin, req.root)
             new = existing is None or existing.state == "failed"
+            if new and await self._db(catalog.fetching_pins, peer) >= (
+                MAX_FETCHING_PER_PEER
+            ):
+                raise _Refused(
+                    "unavailable",
+                    f"pin: {MAX_FETCHING_PER_PEER} of your pins are still"
+                    " fetching here; try again when they are done",
+                )
             if self.policy.admission == "voucher":
                 if req.voucher is not None:
                     await self.redeem(req.voucher, peer)
@@ -414,7 +434,8 @@ class SeedService:
         with trio.CancelScope() as scope:
             f.scope = scope
             try:
-                await self._fetch_into_store(root, f)
+                async with self._fetch_slots:
+                    await self._fetch_into_store(root, f)
             except P2PShareError as exc:
                 log.warning("pin %s: failed: %s", cid, exc)
                 await self._discard_blocks(root)
@@ -449,6 +470,8 @@ class SeedService:
                     f"replica needs {_mib(need)}, more than the {_mib(pin.size)}"
                     " reserved",
                 )
+            # reserve what it really takes (an owner may have declared more)
+            await self._db(catalog.set_pin_size, root, need)
             f.count = env.count
 
             def keep_meta() -> None:
@@ -539,6 +562,14 @@ def _printable(exc: BaseException) -> str:
     """An error as one line of printable text for the wire."""
     text = "".join(c if c.isprintable() else " " for c in str(exc))
     return text[: pinproto.MAX_PIN_TEXT_CHARS] or type(exc).__name__
+
+
+def _fetching_by(node: Node, peer: bytes) -> int:
+    return sum(
+        1
+        for p in node.store.catalog.pins()
+        if p.owner == peer and p.state == "fetching"
+    )
 
 
 def _chunk_count(node: Node, root: bytes) -> int:

@@ -639,6 +639,19 @@ class Catalog:
         return int(total)
 
     @_locked
+    def fetching_pins(self, owner: bytes) -> int:
+        """How many of ``owner``'s pins are still being fetched."""
+        (n,) = self._db.execute(
+            "SELECT count(*) FROM pins WHERE owner = ? AND state = 'fetching'",
+            (owner,),
+        ).fetchone()
+        return int(n)
+
+    @_locked
+    def set_pin_size(self, root: bytes, size: int) -> None:
+        self._db.execute("UPDATE pins SET size = ? WHERE root = ?", (size, root))
+
+    @_locked
     def set_pin_state(self, root: bytes, state: str, error: str | None = None) -> None:
         self._db.execute(
             "UPDATE pins SET state = ?, error = ? WHERE root = ?", (state, error, root)

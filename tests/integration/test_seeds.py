@@ -228,3 +228,66 @@ async def test_max_storage_is_enforced_and_nothing_partial_stays(
             assert _chunk_blocks(seed) == []
             assert [p.state for p in seed.store.catalog.pins()] == ["failed"]
             assert owner.store.catalog.replicas(root) == []
+
+
+async def test_a_hostile_owner_cannot_reserve_or_queue_without_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from p2pshare.node import seed as seedmod
+
+    monkeypatch.setattr(seedmod, "MAX_FETCHING_PER_PEER", 1)
+    files = {}
+    for name in ("a", "b", "nobody"):
+        files[name] = tmp_path / f"{name}.bin"
+        files[name].write_bytes(os.urandom(3 * CS))
+    ra, ka = _add(tmp_path / "owner", files["a"])
+    rb, kb = _add(tmp_path / "owner", files["b"])
+    rz, kz = _add(tmp_path / "z", files["nobody"])  # a home that never runs
+    with trio.fail_after(90):
+        async with swarm(tmp_path, ["eu"]) as (owner, (seed,)):
+            me = seed.host.peer_id_bytes
+            later = int(time.time()) + 600
+
+            def pin(
+                root: bytes, key: bytes, size: int, hints: tuple[str, ...] = ()
+            ) -> pinproto.PinRequest:
+                grant = make_grant(FileKeys.from_key(key).signing_key, root, me, later)
+                return pinproto.PinRequest(
+                    root=root,
+                    grant=grant.to_bytes(),
+                    lease_s=600,
+                    size=size,
+                    hints=hints,
+                )
+
+            async def ask(req: object) -> object:
+                return await rep.call(owner, seed.host.peer_id, req)
+
+            huge = await ask(pin(ra, ka, 1 << 62))
+            assert isinstance(huge, pinproto.PinRefused)
+            assert huge.code == "bad_request"
+
+            # over-declared: once the envelope is in, the seed reserves what
+            # the replica really takes
+            assert isinstance(
+                await ask(pin(ra, ka, 100 << 20, (owner.addrs()[0],))),
+                pinproto.PinStatus,
+            )
+            status = await ask(pinproto.StatusRequest(root=ra))
+            while isinstance(status, pinproto.PinStatus) and status.state == "fetching":
+                await trio.sleep(0.05)
+                status = await ask(pinproto.StatusRequest(root=ra))
+            assert isinstance(status, pinproto.PinStatus)
+            assert status.state == "complete"
+            (row,) = [p for p in seed.store.catalog.pins() if p.root == ra]
+            assert 3 * CS < row.size < 4 * CS
+
+            # a pin nobody can serve stays "fetching"; the peer's next pin is
+            # refused until it is done (cap lowered to 1 for the test)
+            stuck = await ask(pin(rz, kz, 4 * CS))
+            assert isinstance(stuck, pinproto.PinStatus)
+            assert stuck.state == "fetching"
+            refused = await ask(pin(rb, kb, 4 * CS, (owner.addrs()[0],)))
+            assert isinstance(refused, pinproto.PinRefused)
+            assert refused.code == "unavailable"
+            assert [p.root for p in seed.store.catalog.pins()].count(rb) == 0
