@@ -166,6 +166,24 @@ def measure_baseline(size: int) -> list[float]:
     return runs
 
 
+def disk_once(path: Path, size: int, buf: bytes) -> float:
+    """Seconds to write ``size`` bytes in 1 MiB writes and fsync them: what
+    ``get --offline`` pays the disk on top of the crypto (for information:
+    the target ratios stay against the crypto-only baseline)."""
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        left = size
+        while left > 0:
+            left -= os.write(fd, buf[: min(left, len(buf))])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    took = time.perf_counter() - start
+    path.unlink()
+    return took
+
+
 # --- running the CLI -----------------------------------------------------
 
 
@@ -461,7 +479,11 @@ def fmt_ratio(ratio: float) -> str:
 
 
 def print_timings(
-    size: int, baseline: Timing, startup: Timing, commands: list[Timing]
+    size: int,
+    baseline: Timing,
+    startup: Timing,
+    commands: list[Timing],
+    disk: Timing | None = None,
 ) -> None:
     print(f"\nThroughput, {fmt_size(size)} (best of each; times in seconds)")
     print(
@@ -490,6 +512,11 @@ def print_timings(
         f"{'startup (--version)':<30} {startup.best:8.3f} {'-':>8} "
         f"{'-':>10} {'-':>14}  {runs(startup)}"
     )
+    if disk is not None:
+        print(
+            f"{'disk (write+fsync, info)':<30} {disk.best:8.3f} "
+            f"{mib(size) / disk.best:8.1f} {'-':>10} {'-':>14}  {runs(disk)}"
+        )
     for t in commands:
         raw, net = ratios(baseline.best, t.best, startup.best)
         speed = mib(size) / t.best
@@ -718,6 +745,13 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     src = workdir / f"bench-{size}.bin"
     progress(f"writing {fmt_size(size)} of random data to {src}")
     digest = write_random_file(src, size)
+    progress(f"disk: write + fsync {fmt_size(size)} in {workdir}")
+    buf = os.urandom(CHUNK)
+    disk = Timing(
+        "disk",
+        "in-process",
+        [disk_once(workdir / "disk-probe.bin", size, buf) for _ in range(args.repeat)],
+    )
     commands = [
         Timing(
             "add (reference)",
@@ -746,7 +780,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         version_rss, _ = run.peak_rss(p2pshare(None, "--version"))
         rows = [measure_rss(run, s) for s in args.rss_sizes]
 
-    print_timings(size, baseline, startup, commands)
+    print_timings(size, baseline, startup, commands, disk)
     if rows is not None and version_rss is not None:
         print_rss(rows, version_rss, floor)
     print_summary(baseline, startup, commands, rows)

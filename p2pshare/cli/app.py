@@ -173,6 +173,9 @@ def _fail(message: str, code: int) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map errors to exit codes."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    from p2pshare.malloc import tune_malloc
+
+    tune_malloc()  # before any chunk is read: see p2pshare/malloc.py
     try:
         cli.main(args=argv, prog_name="p2pshare", standalone_mode=False)
     except click.exceptions.Abort:

@@ -284,16 +284,17 @@ class _Adder:
                     )
                 yield i, data
 
-        def seal(item: tuple[int, bytes]) -> tuple[int, bytes]:
+        def seal(item: tuple[int, bytes]) -> tuple[int, bytes, bytes]:
+            # sealing and hashing both release the GIL: do both in the worker
             i, data = item
             padded = data + bytes(geo.padded_len(i) - len(data))
             cipher = seal_chunk(keys.chunk, i, geo.count, padded)
-            return len(data), cipher
+            return len(data), cipher, block_id(cipher)
 
         ids: list[bytes] = []
         try:
-            for n, cipher in ordered_map(seal, chunks()):
-                ids.append(batch.add(cipher) if batch is not None else block_id(cipher))
+            for n, cipher, bid in ordered_map(seal, chunks()):
+                ids.append(batch.add(cipher, bid) if batch is not None else bid)
                 self.progress(n)
         except OSError as exc:
             raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc

@@ -143,8 +143,11 @@ class Batch:
         self._flusher: ThreadPoolExecutor | None = None
         self._inflight: Future[None] | None = None
 
-    def add(self, data: bytes) -> bytes:
-        bid = block_id(data)
+    def add(self, data: bytes, bid: bytes | None = None) -> bytes:
+        """Write ``data`` as a block; ``bid`` is its id if the caller has
+        already hashed it (in a worker thread)."""
+        if bid is None:
+            bid = block_id(data)
         final = self._store.path(bid)
         if final.exists():
             return bid  # content-addressed: same id, same bytes
