@@ -51,7 +51,7 @@ from p2pshare.format import (
 )
 from p2pshare.format.envelope import Kind
 from p2pshare.format.names import check_name
-from p2pshare.store.blocks import Batch
+from p2pshare.store.blocks import Batch, BlockHandle
 from p2pshare.store.catalog import ShareRow
 from p2pshare.store.local import LocalStore
 from p2pshare.store.pipeline import ordered_map
@@ -284,17 +284,22 @@ class _Adder:
                     )
                 yield i, data
 
-        def seal(item: tuple[int, bytes]) -> tuple[int, bytes, bytes]:
-            # sealing and hashing both release the GIL: do both in the worker
+        def seal(item: tuple[int, bytes]) -> tuple[int, bytes, BlockHandle | None]:
+            # sealing, hashing and writing the block all release the GIL: do
+            # them in the worker; the caller adopts blocks in chunk order
             i, data = item
             padded = data + bytes(geo.padded_len(i) - len(data))
             cipher = seal_chunk(keys.chunk, i, geo.count, padded)
-            return len(data), cipher, block_id(cipher)
+            bid = block_id(cipher)
+            handle = batch.write_temp(cipher, bid) if batch is not None else None
+            return len(data), bid, handle
 
         ids: list[bytes] = []
         try:
-            for n, cipher, bid in ordered_map(seal, chunks()):
-                ids.append(batch.add(cipher, bid) if batch is not None else bid)
+            for n, bid, handle in ordered_map(seal, chunks()):
+                if batch is not None:
+                    batch.adopt(handle)
+                ids.append(bid)
                 self.progress(n)
         except OSError as exc:
             raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc

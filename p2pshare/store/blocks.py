@@ -20,7 +20,9 @@ message.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +30,10 @@ from pathlib import Path
 from p2pshare.errors import BlockMissing, IntegrityError, StoreError
 from p2pshare.format.chunks import block_id
 
-__all__ = ["Batch", "BlockStore", "fsync_dir"]
+__all__ = ["Batch", "BlockHandle", "BlockStore", "fsync_dir"]
+
+# A block written to a temp file and not yet adopted: (temp file, final path).
+BlockHandle = tuple[Path, Path]
 
 
 def fsync_dir(path: Path) -> None:
@@ -125,49 +130,72 @@ def _alive(pid: int) -> bool:
 class Batch:
     """Blocks written now and made durable and visible together.
 
-    Blocks are written into temp files by the caller's thread and flushed
-    (fsync, rename) in groups of ``GROUP`` by one background thread, so the
-    disk works while the caller seals the next chunks; at most two groups
-    are open at once, which bounds file descriptors and memory. ``commit``
-    waits for every group, then fsyncs each touched directory once. A block
-    that became visible before a failed commit is merely an orphan that no
-    share refers to, which is harmless.
+    A block's temp file is written by :meth:`write_temp`, which is safe to
+    call from worker threads (``add --copy`` writes from its sealing
+    threads), then handed in, in order, by :meth:`adopt` from the caller's
+    thread (:meth:`add` does both). Adopted blocks are flushed (fsync,
+    rename) in groups of ``GROUP`` by one background thread, so the disk
+    works while the caller seals the next chunks; at most two groups are in
+    flight. ``commit`` waits for every group, then fsyncs each touched
+    directory once. Temp files are closed once written (a group reopens
+    them to fsync), so no descriptor outlives a call, and ``abort`` deletes
+    every temp file this batch made, adopted or not. A block that became
+    visible before a failed commit is merely an orphan that no share refers
+    to, which is harmless.
     """
 
     GROUP = 32
 
     def __init__(self, store: BlockStore) -> None:
         self._store = store
-        self._group: list[tuple[int, Path, Path]] = []  # (fd, temp file, final)
+        self._group: list[BlockHandle] = []
         self._dirs: set[Path] = set()
         self._flusher: ThreadPoolExecutor | None = None
         self._inflight: Future[None] | None = None
+        self._lock = threading.Lock()  # guards the two below
+        self._serial = itertools.count()
+        self._created: set[Path] = set()  # temp files not yet renamed
 
     def add(self, data: bytes, bid: bytes | None = None) -> bytes:
         """Write ``data`` as a block; ``bid`` is its id if the caller has
-        already hashed it (in a worker thread)."""
+        already hashed it. Returns the id."""
         if bid is None:
             bid = block_id(data)
+        self.adopt(self.write_temp(data, bid))
+        return bid
+
+    def write_temp(self, data: bytes, bid: bytes) -> BlockHandle | None:
+        """Write ``data`` (whose id is ``bid``) to a temp file; thread-safe.
+        Returns the handle to :meth:`adopt`, or None if the block exists."""
         final = self._store.path(bid)
         if final.exists():
-            return bid  # content-addressed: same id, same bytes
-        tmp = (
-            self._store.tmp / f"{bid.hex()}.{os.getpid()}.{id(self)}.{len(self._group)}"
-        )
+            return None  # content-addressed: same id, same bytes
+        with self._lock:
+            n = next(self._serial)
+        tmp = self._store.tmp / f"{bid.hex()}.{os.getpid()}.{id(self)}.{n}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:
             raise StoreError(f"block store: cannot write ({exc.strerror})") from exc
-        self._group.append((fd, tmp, final))
+        with self._lock:
+            self._created.add(tmp)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         except OSError as exc:
             raise StoreError(f"block store: cannot write ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
+        return tmp, final
+
+    def adopt(self, handle: BlockHandle | None) -> None:
+        """Queue a written temp file for the next commit (caller's thread)."""
+        if handle is None:
+            return
+        self._group.append(handle)
         if len(self._group) >= self.GROUP:
             self._hand_off()
-        return bid
 
     def _hand_off(self) -> None:
         self._wait_inflight()
@@ -176,18 +204,19 @@ class Batch:
             self._flusher = ThreadPoolExecutor(1, thread_name_prefix="p2pshare-fsync")
         self._inflight = self._flusher.submit(self._flush, group)
 
-    def _flush(self, group: list[tuple[int, Path, Path]]) -> None:
-        try:
-            for fd, _, _ in group:
+    def _flush(self, group: list[BlockHandle]) -> None:
+        for tmp, _ in group:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
                 os.fsync(fd)
-        finally:
-            for fd, _, _ in group:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        for _, tmp, final in group:
+            finally:
+                os.close(fd)
+        for tmp, final in group:
             final.parent.mkdir(mode=0o700, exist_ok=True)
             os.replace(tmp, final)
             self._dirs.add(final.parent)
+            with self._lock:
+                self._created.discard(tmp)
 
     def _wait_inflight(self) -> None:
         if self._inflight is not None:
@@ -216,20 +245,24 @@ class Batch:
             raise StoreError(f"block store: cannot commit ({exc.strerror})") from exc
         finally:
             self._shutdown()
+        self._discard_created()  # written but never adopted (none normally)
 
     def abort(self) -> None:
-        """Drop blocks not yet flushed (their temp files)."""
+        """Drop every block not yet renamed into place (its temp file)."""
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
             with contextlib.suppress(OSError):
                 inflight.result()
-        for fd, tmp, _ in self._group:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._group.clear()
+        self._discard_created()
+        self._shutdown()
+
+    def _discard_created(self) -> None:
+        with self._lock:
+            created, self._created = self._created, set()
+        for tmp in created:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-        self._group.clear()
-        self._shutdown()
 
     def _shutdown(self) -> None:
         if self._flusher is not None:

@@ -78,3 +78,34 @@ def test_unwritable_store_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a dir")
     with pytest.raises(StoreError):
         BlockStore(tmp_path / "file" / "blocks")
+
+
+def test_batch_written_from_threads_adopted_in_order(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = BlockStore(tmp_path / "blocks")
+    datas = [os.urandom(1000 + i) for i in range(70)]  # over two groups
+    with store.batch() as batch, ThreadPoolExecutor(4) as pool:
+        handles = list(pool.map(lambda d: batch.write_temp(d, block_id(d)), datas))
+        for h in handles:
+            batch.adopt(h)
+        batch.adopt(batch.write_temp(datas[0], block_id(datas[0])))  # a duplicate
+    assert all(store.get(block_id(d)) == d for d in datas)
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_batch_abort_deletes_temp_files_adopted_or_not(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path / "blocks")
+    a, b = os.urandom(100), os.urandom(200)
+
+    def failing_add() -> None:
+        with store.batch() as batch:
+            batch.adopt(batch.write_temp(a, block_id(a)))
+            batch.write_temp(b, block_id(b))  # written, never adopted
+            raise RuntimeError("the add failed")
+
+    with pytest.raises(RuntimeError):
+        failing_add()
+    assert list(store.tmp.iterdir()) == []
+    assert not store.has(block_id(a))
+    assert not store.has(block_id(b))
