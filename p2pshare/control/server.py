@@ -304,7 +304,12 @@ class _Connection:
         target = parse_root_or_link(_param(req, "root", str))
         n = _param(req, "replicas", int)
         seeds = _strings(req, "seeds")
-        rows = await self.node.replicate(target.root_id, n, seeds=seeds)
+        # the node owns the work: a client that goes away (Ctrl-C) stops
+        # waiting, not replicating
+        rows = await self.node.run_detached(
+            self.node.replicate(target.root_id, n, seeds=seeds),
+            what=f"replication of {target.root_cid[:16]}…",
+        )
         row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         return {
             "root": target.root_cid,

@@ -20,17 +20,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import trio
 
 from p2pshare import __version__
 from p2pshare.config import Home
-from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
+from p2pshare.errors import NodeNotRunning, NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.groups import single_error
 from p2pshare.node import dht as dhtmod
@@ -58,6 +58,7 @@ __all__ = ["XFER_PROTOCOL", "Node", "open_node"]
 log = logging.getLogger(__name__)
 
 XFER_PROTOCOL = "/p2pshare/xfer/1"
+T = TypeVar("T")
 DIAL_TIMEOUT_S = 15.0
 MAX_LINK_PEERS = 4
 
@@ -149,6 +150,36 @@ class Node:
         seeds = [r.addrs[0] for r in replicas if r.addrs and r.state != "failed"]
         own = self.addrs()[: max(1, MAX_LINK_PEERS - len(seeds))]
         return ShareLink(root_id=root, key=key, peers=tuple(own + seeds))
+
+    async def run_detached(self, work: Awaitable[T], *, what: str) -> T:
+        """Run ``work`` in the node's nursery and wait for it. Cancelling the
+        wait (its client left) does not cancel the work: it finishes in the
+        background and a failure is logged."""
+        done = trio.Event()
+        box: dict[str, Any] = {}
+
+        async def run() -> None:
+            try:
+                box["value"] = await work
+            except P2PShareError as exc:
+                box["error"] = exc
+                if not waiting:
+                    log.warning("%s failed: %s", what, exc)
+            finally:
+                done.set()
+
+        waiting = True
+        self.nursery.start_soon(run)
+        try:
+            await done.wait()
+        finally:
+            waiting = False
+        if "error" in box:
+            raise box["error"]
+        if "value" not in box:  # the node is shutting down
+            raise NodeNotRunning(f"{what}: the node stopped")
+        value: T = box["value"]
+        return value
 
     async def replicate(
         self,

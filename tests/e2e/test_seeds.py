@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,42 @@ def test_status_shows_seed_and_replicas(tmp_path: Path) -> None:
             assert [p["ok"] for p in check["providers"]] == [True]
         finally:
             p2pshare(tmp_path / "owner", "stop")
+
+
+def test_interrupted_share_replicas_goes_on_in_the_node(tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(4 << 20))
+    s0, a0 = _seed(tmp_path / "s0", "eu-west")
+    owner = tmp_path / "owner"
+    with running(s0):
+        # a slow owner: the seed needs about four seconds to fetch the file
+        res = p2pshare(
+            owner,
+            "node",
+            "--background",
+            "--listen",
+            LOOPBACK,
+            "--max-upload-rate",
+            "1M",
+        )
+        assert res.code == 0, res.err
+        try:
+            cli = Proc(owner, "share", "--replicas", "1", "--seed", a0, src)
+            with running(cli):
+                deadline = time.monotonic() + 60
+                while "replica on" not in cli.err and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert "replica on" in cli.err, cli.err
+                cli.popen.send_signal(signal.SIGINT)
+                assert cli.popen.wait(10) == 130, cli.err
+            # the node finishes the replication without the CLI
+            deadline = time.monotonic() + 60
+            listed = json.loads(ok(owner, "ls", "--json"))
+            while listed[0]["replicas"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                listed = json.loads(ok(owner, "ls", "--json"))
+            assert listed[0]["replicas"] == 1, listed
+            check = json.loads(ok(owner, "check", listed[0]["root"], "--json"))
+            assert [p["ok"] for p in check["providers"]] == [True]
+        finally:
+            p2pshare(owner, "stop")
