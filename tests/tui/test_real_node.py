@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from p2pshare.control.client import open_client
 from p2pshare.errors import LinkError
 from p2pshare.format.links import parse_link
 from tests.helpers.cli import ok
-from tests.helpers.procs import LOOPBACK
+from tests.helpers.procs import LOOPBACK, Proc, running
 from tests.tui.conftest import NodeHomes, notifications, wait_for
 from tui.app import P2PShareApp
 from tui.backend import ControlBackend
@@ -199,3 +200,33 @@ async def test_cancel_a_download(node_homes: NodeHomes, tmp_path: Path) -> None:
     async with open_client(Home(me)) as client:
         (node_view,) = await client.call("downloads")
     assert node_view["state"] == "cancelled"
+
+
+@pytest.mark.asyncio
+async def test_redeem_a_voucher_and_see_the_balance(
+    node_homes: NodeHomes, tmp_path: Path
+) -> None:
+    seed_home = node_homes.home("seed")
+    seed = Proc(seed_home, "seed", "--listen", LOOPBACK, "--region", "eu-west")
+    with running(seed):
+        seed.read_lines(1)
+        (code,) = ok(
+            seed_home, "voucher", "issue", "--quota", "3M", "--expires", "1d"
+        ).split()
+        me = node_homes.start("me")
+        app = P2PShareApp(ControlBackend(Home(me)))
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, 30, "the node")
+            await pilot.press("5")
+            table = app.seeds.query_one("#vouchers-table", DataTable)
+            app.seeds.query_one("#voucher-input", Input).value = code
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: table.row_count == 1, 60, "the balance")
+            row = [str(c) for c in table.get_row_at(0)]
+            assert row[1] == "3.0 MiB"  # left
+            assert row[2] == "3.0 MiB"  # quota
+            assert any("Voucher redeemed" in n for n in notifications(app))
+            assert _errors(app) == []
+        # the node holds the voucher: the CLI sees the same balance
+        (bal,) = json.loads(ok(me, "voucher", "ls", "--json"))
+        assert (bal["quota"], bal["used"]) == (3 << 20, 0)
