@@ -68,7 +68,15 @@ def test_two_replicas_survive_the_owner_and_one_seed(tmp_path: Path) -> None:
             )
             with running(owner):
                 (link,) = owner.read_lines(1, timeout=120)
-                done = re.findall(r"replica on \S+ \(([^)]*)\): complete", owner.err)
+                # stderr is read by another thread: its last lines may trail
+                pattern = r"replica on \S+ \(([^)]*)\): complete"
+                deadline = time.monotonic() + 10
+                while (
+                    len(re.findall(pattern, owner.err)) < 2
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+                done = re.findall(pattern, owner.err)
                 assert len(done) == 2, owner.err
                 assert len(set(done)) == 2, "replicas must be in distinct regions"
                 assert owner.stop() == 0

@@ -48,6 +48,10 @@ class Proc:
 
     @property
     def err(self) -> str:
+        """Everything on stderr so far; once the process has ended, all of
+        it (the reader thread is given time to drain the pipe)."""
+        if self.popen.poll() is not None:
+            self._t.join(5)
         return "".join(self.err_lines)
 
     def read_lines(self, n: int, timeout: float = 60) -> list[str]:
@@ -90,6 +94,7 @@ def running(*procs: Proc) -> Iterator[None]:
     finally:
         for p in procs:
             p.kill()
+            p._t.join(5)  # let the reader drain stderr before it is closed
             for stream in (p.popen.stdout, p.popen.stderr):
                 if stream is not None:
                     stream.close()
