@@ -20,13 +20,14 @@ Every failure is a :class:`~p2pshare.errors.FormatError`.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Any
 
 import msgpack
 
 from p2pshare.errors import FormatError
 
-__all__ = ["pack", "unpack"]
+__all__ = ["pack", "unpack", "unpack_record"]
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -110,4 +111,39 @@ def unpack(data: bytes, *, max_len: int, max_items: int = 1 << 20) -> Any:
         ) from exc
     if pack(value) != data:
         raise FormatError("canonical msgpack: not in canonical form")
+    return value
+
+
+def unpack_record(
+    data: object,
+    *,
+    what: str,
+    keys: Set[str],
+    version: int,
+    max_len: int,
+    max_items: int = 8,
+) -> dict[str, Any]:
+    """Strictly decode a small signed record (a grant, a voucher): bytes of
+    at most ``max_len`` (checked before decoding), a canonical map with
+    exactly ``keys``, and ``"v"`` equal to ``version``. Field types are the
+    caller's to check. Errors name the record (``what``).
+
+    Raises:
+        FormatError: any of the above does not hold.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise FormatError(f"{what}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_len:
+        raise FormatError(f"{what}: {len(data)} bytes exceeds {max_len}")
+    value = unpack(data, max_len=max_len, max_items=max_items)
+    if not isinstance(value, dict):
+        raise FormatError(f"{what}: not a map")
+    if set(value) != keys:
+        extra = sorted(set(value) - keys)
+        missing = sorted(keys - set(value))
+        raise FormatError(f"{what}: unexpected keys {extra!r:.60}, missing {missing!r}")
+    found = value["v"]
+    if type(found) is not int or found != version:
+        raise FormatError(f"{what}: unsupported version {found!r:.20}")
     return value

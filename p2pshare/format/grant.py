@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
@@ -162,23 +161,13 @@ class Grant:
                 non-canonical msgpack, unknown or missing keys, wrong version,
                 types or sizes.
         """
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise FormatError(f"grant: expected bytes, got {type(data).__name__}")
-        data = bytes(data)
-        if len(data) > MAX_GRANT_BYTES:
-            raise FormatError(f"grant: {len(data)} bytes exceeds {MAX_GRANT_BYTES}")
-        value: Any = canonical.unpack(data, max_len=MAX_GRANT_BYTES, max_items=8)
-        if not isinstance(value, dict):
-            raise FormatError("grant: not a map")
-        if set(value) != _KEYS:
-            extra = sorted(set(value) - _KEYS)
-            missing = sorted(_KEYS - set(value))
-            raise FormatError(
-                f"grant: unexpected keys {extra!r:.60}, missing {missing!r}"
-            )
-        version = value["v"]
-        if type(version) is not int or version != GRANT_VERSION:
-            raise FormatError(f"grant: unsupported version {version!r:.20}")
+        value = canonical.unpack_record(
+            data,
+            what="grant",
+            keys=_KEYS,
+            version=GRANT_VERSION,
+            max_len=MAX_GRANT_BYTES,
+        )
         return cls(
             root=value["root"],
             peer=value["peer"],

@@ -80,7 +80,6 @@ import secrets
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
@@ -279,23 +278,13 @@ class Voucher:
                 non-canonical msgpack, unknown or missing keys, wrong
                 version, types, sizes or ranges.
         """
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise FormatError(f"voucher: expected bytes, got {type(data).__name__}")
-        data = bytes(data)
-        if len(data) > MAX_VOUCHER_BYTES:
-            raise FormatError(f"voucher: {len(data)} bytes exceeds {MAX_VOUCHER_BYTES}")
-        value: Any = canonical.unpack(data, max_len=MAX_VOUCHER_BYTES, max_items=8)
-        if not isinstance(value, dict):
-            raise FormatError("voucher: not a map")
-        if set(value) != _KEYS:
-            extra = sorted(set(value) - _KEYS)
-            missing = sorted(_KEYS - set(value))
-            raise FormatError(
-                f"voucher: unexpected keys {extra!r:.60}, missing {missing!r}"
-            )
-        version = value["v"]
-        if type(version) is not int or version != VOUCHER_VERSION:
-            raise FormatError(f"voucher: unsupported version {version!r:.20}")
+        value = canonical.unpack_record(
+            data,
+            what="voucher",
+            keys=_KEYS,
+            version=VOUCHER_VERSION,
+            max_len=MAX_VOUCHER_BYTES,
+        )
         addrs = value["addrs"]
         if type(addrs) is not list:
             raise FormatError(
