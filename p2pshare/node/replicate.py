@@ -69,6 +69,7 @@ __all__ = [
     "check",
     "check_report",
     "find_seeds",
+    "reach",
     "renew_loop",
     "repair",
     "repair_report",
@@ -628,7 +629,7 @@ async def _prove_seed(
         return CheckResult(seed, region, ok, detail, addrs)
 
     try:
-        peer: Any = await _reach(node, seed, addrs)
+        peer: Any = await reach(node, ID.from_base58(seed), addrs)
     except P2PShareError as exc:
         return result(False, f"unreachable ({exc})")
     proved = 0
@@ -655,14 +656,20 @@ async def _prove_seed(
     return result(True, f"storage proof ok ({proved} of {chunks} share(s) sampled)")
 
 
-async def _reach(node: Node, seed: str, addrs: tuple[str, ...]) -> Any:
+async def reach(
+    node: Node, peer: ID, addrs: Sequence[str], *, timeout_s: float = INFO_TIMEOUT_S
+) -> ID:
+    """Connect to ``peer`` through the first of ``addrs`` that answers (an
+    address without ``/p2p/`` gets the peer's id); failing all, return the
+    id and let the peerstore or the DHT find it when a stream is opened."""
     for addr in addrs:
         try:
-            with trio.fail_after(INFO_TIMEOUT_S):
-                return await node.host.connect(addr)
+            with trio.fail_after(timeout_s):
+                connected: ID = await node.host.connect(_with_id(addr, peer))
+                return connected
         except Exception:  # try the next address  # noqa: S112
             continue
-    return ID.from_base58(seed)
+    return peer
 
 
 def _expected(node: Node, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:

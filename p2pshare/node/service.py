@@ -326,7 +326,8 @@ class Node:
     def roots_to_announce(self) -> list[bytes]:
         roots = self.store.catalog.announced_roots()
         if self.seed is not None:
-            roots += [r for r in self.seed.roots() if r not in set(roots)]
+            mine = set(roots)
+            roots += [r for r in self.seed.roots() if r not in mine]
         return roots
 
     async def announce(self, root: bytes) -> None:

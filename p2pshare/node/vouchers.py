@@ -19,7 +19,7 @@ from libp2p.peer.id import ID
 
 from p2pshare.errors import AccessDenied, NoProviders, P2PShareError, UsageError
 from p2pshare.format.voucher import Voucher
-from p2pshare.node.replicate import call
+from p2pshare.node.replicate import call, reach
 from p2pshare.protocol import pin as pinproto
 
 if TYPE_CHECKING:
@@ -32,15 +32,7 @@ DIAL_TIMEOUT_S = 15.0
 
 async def _reach(node: Node, v: Voucher) -> Any:
     """Connect to the voucher's seed: its addresses, then the DHT's."""
-    peer = ID(v.seed)
-    for addr in v.addrs:
-        full = addr if "/p2p/" in addr else f"{addr}/p2p/{peer}"
-        try:
-            with trio.fail_after(DIAL_TIMEOUT_S):
-                return await node.host.connect(full)
-        except Exception:  # try the next address  # noqa: S112
-            continue
-    return peer  # the peerstore or the DHT may know it
+    return await reach(node, ID(v.seed), v.addrs, timeout_s=DIAL_TIMEOUT_S)
 
 
 def _balance(b: Any, seed: str) -> dict[str, Any]:
