@@ -53,7 +53,7 @@ from p2pshare.format import (
     root_to_cid,
 )
 from p2pshare.format.envelope import Kind
-from p2pshare.format.folder import MAX_LISTING_BYTES
+from p2pshare.format.folder import MAX_LISTING_BYTES, Entry
 from p2pshare.store.local import LocalStore
 from p2pshare.store.partial import PartialFile, partial_name, place, umask
 from p2pshare.store.pipeline import ordered_map
@@ -408,6 +408,25 @@ class _Job:
         self.progress = progress
         self.on_total = on_total
         self.expected = 0  # bytes of the selected entries found so far
+        # listings read while checking a selection, kept for the download
+        # walk (each is read once, from the network at most once)
+        self._listings: dict[bytes, list[Entry]] = {}
+
+    def _entries(
+        self, share: Opened, keys: FileKeys, meta: Meta, *, keep: bool = False
+    ) -> list[Entry]:
+        """The decoded listing of a folder share; ``keep`` holds it for the
+        next caller, which takes it (it is read once)."""
+        entries = (
+            self._listings.get(share.root)
+            if keep
+            else self._listings.pop(share.root, None)
+        )
+        if entries is None:
+            entries = decode_listing(self.source.read_all(share, keys, meta))
+            if keep:
+                self._listings[share.root] = entries
+        return entries
 
     def file(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
         geo = Geometry(meta.size, share.envelope.chunk_size)
@@ -458,9 +477,7 @@ class _Job:
             try:
                 here, here_keys, here_meta = share, keys, meta
                 for depth, name in enumerate(path):
-                    entries = decode_listing(
-                        self.source.read_all(here, here_keys, here_meta)
-                    )
+                    entries = self._entries(here, here_keys, here_meta, keep=True)
                     entry = next((e for e in entries if e.name == name), None)
                     last = depth == len(path) - 1
                     if entry is None or (not last and entry.kind != "folder"):
@@ -490,7 +507,7 @@ class _Job:
         if depth >= MAX_DEPTH:
             raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
         _mkdir_exclusive_ok(here)
-        entries = decode_listing(self.source.read_all(share, keys, meta))
+        entries = self._entries(share, keys, meta)
         if here == top and select is None:
             self.on_total(sum(e.size for e in entries))
         for entry in entries:
