@@ -523,11 +523,7 @@ class SeedService:
         catalog = self.node.store.catalog
 
         def discard() -> None:
-            pin = catalog.get_pin(root)
-            gone = catalog.drop_pin(root)
-            _delete_blocks(self.node, gone)
-            if pin is not None:
-                catalog.put_pin(pin)
+            _delete_blocks(self.node, catalog.drop_pin(root, keep_pin=True))
 
         await self._db(discard)
 

@@ -691,12 +691,15 @@ class Catalog:
             )
 
     @_locked
-    def drop_pin(self, root: bytes) -> list[bytes]:
+    def drop_pin(self, root: bytes, *, keep_pin: bool = False) -> list[bytes]:
         """Forget a pin and its replica; returns the blocks no share keeps
         any more (the caller deletes their files). A share this node holds
-        for itself (with a key) is kept, only the pin goes."""
+        for itself (with a key) is kept, only the pin goes. With
+        ``keep_pin`` only the replica goes and the pin row stays (a failed
+        pin, whose owner should see why)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM pins WHERE root = ?", (root,))
+            if not keep_pin:
+                db.execute("DELETE FROM pins WHERE root = ?", (root,))
             mine = db.execute(
                 "SELECT 1 FROM shares WHERE root = ? AND key IS NOT NULL", (root,)
             ).fetchone()
