@@ -20,10 +20,9 @@ from p2pshare.cli.app import (
     cli,
     home_of,
 )
+from p2pshare.cli.net import REPLICAS, SEEDS
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node
 from p2pshare.cli.seeds import (
-    REPLICAS,
-    SEEDS,
     replicas_option,
     replicate_in_foreground,
     replicate_via_node,

@@ -56,6 +56,20 @@ _RATE = click.option(
     help="Cap the upload rate, e.g. 5M (bytes per second).",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+# share/add/repair: replicas on seeds (p2pshare/cli/seeds.py)
+REPLICAS = click.option(
+    "--replicas",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
+)
+SEEDS = click.option(
+    "--seed",
+    "seeds",
+    multiple=True,
+    metavar="MADDR",
+    help="A seed to try first (repeatable; also `seeds` in config.toml).",
+)
 
 
 def _parse_rate(value: str | None) -> float | None:
@@ -91,19 +105,8 @@ def _no_node(home: Any) -> NodeNotRunning:
 @_LISTEN
 @_BOOTSTRAP
 @_RATE
-@click.option(
-    "--replicas",
-    type=click.IntRange(0, 16),
-    default=None,
-    help="Keep N replicas on seed nodes first (default: config.toml, else 0).",
-)
-@click.option(
-    "--seed",
-    "seeds",
-    multiple=True,
-    metavar="MADDR",
-    help="A seed to try first (repeatable; also `seeds` in config.toml).",
-)
+@REPLICAS
+@SEEDS
 @click.pass_context
 def share(
     ctx: click.Context,

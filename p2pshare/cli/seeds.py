@@ -23,6 +23,8 @@ from p2pshare.cli.net import (
     _LISTEN,
     _RATE,
     DEFAULT_LISTEN,
+    REPLICAS,
+    SEEDS,
     _parse_rate,
     print_addrs_and_serve,
 )
@@ -36,20 +38,6 @@ if TYPE_CHECKING:
     from p2pshare.node.service import Node
 
 __all__ = ["check", "repair", "replicas_option", "replicate_roots", "seed"]
-
-REPLICAS = click.option(
-    "--replicas",
-    type=click.IntRange(0, 16),
-    default=None,
-    help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
-)
-SEEDS = click.option(
-    "--seed",
-    "seeds",
-    multiple=True,
-    metavar="MADDR",
-    help="A seed to try first (repeatable; also `seeds` in config.toml).",
-)
 
 
 def replicas_option(
