@@ -112,6 +112,20 @@ class Node:
                     s_now - s_then, r_now - r_then
                 )
             by_peer = now_by_peer
+            self._forget_gone_peers()
+
+    def _forget_gone_peers(self) -> None:
+        """Per-peer counters cover connected peers only, so they stay
+        bounded on a node that meets many peers over months."""
+        connected = {p.to_bytes() for p in self.host.connected_peers()}
+        tables: tuple[dict[bytes, Any], ...] = (
+            self.server.stats.per_peer_sent,
+            self.received_by_peer,
+            self.peer_rates,
+        )
+        for table in tables:
+            for peer in [p for p in table if p not in connected]:
+                del table[peer]
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a store call in a worker thread (at most two at a time)."""

@@ -102,6 +102,12 @@ async def test_inspect_fetches_listings_only_and_get_takes_a_selection(
             assert b.received_by_peer[a_peer] >= a.server.stats.per_peer_sent[b_peer]
             peers = {p["peer_id"]: p for p in b.peers()}
             assert peers[str(a.host.peer_id)]["received"] > 3 * CS
+            # counters of peers no longer connected are dropped (bounded)
+            gone = b"\x00\x24" + bytes(36)
+            b.received_by_peer[gone] = 1
+            b._forget_gone_peers()
+            assert gone not in b.received_by_peer
+            assert b.received_by_peer[a_peer] > 3 * CS
 
             # a whole sub-folder
             out2 = tmp_path / "out2"
