@@ -33,9 +33,11 @@ __all__ = [
     "FolderListingError",
     "FormatError",
     "IntegrityError",
+    "InternalError",
     "LinkError",
     "LocalProtocolError",
     "NoProviders",
+    "NodeLost",
     "NodeNotRunning",
     "NotFoundError",
     "OutputExistsError",
@@ -60,6 +62,14 @@ class P2PShareError(Exception):
 
     code: str = "error"
     exit_code: int = EXIT_INTERNAL
+
+
+class InternalError(P2PShareError):
+    """A bug: an exception nobody raised on purpose, caught at a task root
+    (a job of the node) and reported instead of stopping the node."""
+
+    code = "internal"
+    exit_code = EXIT_INTERNAL
 
 
 class UsageError(P2PShareError):
@@ -205,6 +215,13 @@ class NodeNotRunning(ControlError):
     """No node runs for this home."""
 
     code = "node_not_running"
+
+
+class NodeLost(NodeNotRunning):
+    """The node went away in the middle of a call (it stopped or died)."""
+
+    code = "node_lost"
+    exit_code = 7
 
 
 class RemoteCallError(ControlError):

@@ -20,7 +20,7 @@ from p2pshare.cli.app import (
     cli,
     home_of,
 )
-from p2pshare.cli.net import REPLICAS, SEEDS
+from p2pshare.cli.net import NEW, REPLICAS, SEEDS
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node
 from p2pshare.cli.seeds import (
     replicas_option,
@@ -48,6 +48,7 @@ __all__ = ["add", "link", "ls_", "rm"]
     hidden=True,
     help="Chunk size (a multiple of 4 KiB; for tests and benchmarks).",
 )
+@NEW
 @REPLICAS
 @SEEDS
 @click.pass_context
@@ -56,6 +57,7 @@ def add(
     paths: tuple[Path, ...],
     copy: bool,
     chunk_size: str,
+    new: bool,
     replicas: int | None,
     seeds: tuple[str, ...],
 ) -> None:
@@ -72,7 +74,9 @@ def add(
     n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
     if size == DEFAULT_CHUNK_SIZE:
-        via = call_node(home, "add", paths=[absolute(p) for p in paths], copy=copy)
+        via = call_node(
+            home, "add", paths=[absolute(p) for p in paths], copy=copy, new=new
+        )
         if via is not NO_NODE:
             if n:
                 roots = [item["root"] for item in via]
@@ -87,7 +91,7 @@ def add(
     for path in paths:
         with _progress(f"adding {path.name}", scan_size(path)) as bar:
             added = add_path(
-                store, path, copy=copy, chunk_size=size, progress=bar.advance
+                store, path, copy=copy, chunk_size=size, progress=bar.advance, new=new
             )
         added_roots.append(added.root)
         if not n:
@@ -127,13 +131,54 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
         )
 
 
+def resolve_share(ctx: click.Context, text: str) -> ShareLink:
+    """A share of this home named by its link, root id, a unique prefix of
+    its root id, or its name (ambiguity is refused)."""
+    from p2pshare.errors import LinkError, NotFoundError, UsageError
+    from p2pshare.store.listing import describe_shares
+
+    try:
+        return parse_root_or_link(text)
+    except LinkError:
+        if not text.strip():
+            raise
+    items: Any = call_node(home_of(ctx), "ls")
+    if items is NO_NODE:
+        items = describe_shares(_open_store(ctx))
+    by_prefix = [i for i in items if i["root"].startswith(text)]
+    for found in (
+        by_prefix if len(text) >= MIN_PREFIX else [],
+        [i for i in items if i["name"] == text],
+    ):
+        if len(found) == 1:
+            return parse_root_or_link(found[0]["root"])
+        if len(found) > 1:
+            raise UsageError(
+                f"{text}: {len(found)} shares match; give more of the root id"
+                " (see `p2pshare ls`)"
+            )
+    raise NotFoundError(f"{text}: no share of this home has that root, prefix or name")
+
+
+MIN_PREFIX = 6  # "bafk2b" alone is every root: the useful part starts after it
+
+
 @cli.command()
-@click.argument("root")
+@click.argument("root", metavar="ROOT|PREFIX|NAME")
+@click.option(
+    "--no-hints",
+    is_flag=True,
+    help="Print the bare link, without the running node's addresses.",
+)
 @click.pass_context
-def link(ctx: click.Context, root: str) -> None:
-    """Print the share link (with its key) of a share of this home."""
-    share = parse_root_or_link(root)
-    via = call_node(home_of(ctx), "link", root=share.root_cid)
+def link(ctx: click.Context, root: str, no_hints: bool) -> None:
+    """Print the share link (with its key) of a share of this home.
+
+    With a node running, the link carries its addresses as peer hints
+    (and the seeds keeping replicas), as `share` prints it.
+    """
+    share = resolve_share(ctx, root)
+    via = call_node(home_of(ctx), "link", root=share.root_cid, hints=not no_hints)
     if via is not NO_NODE:
         click.echo(via["link"])
         return
@@ -145,14 +190,14 @@ def link(ctx: click.Context, root: str) -> None:
 
 
 @cli.command()
-@click.argument("root", metavar="ROOT|LINK")
+@click.argument("root", metavar="ROOT|PREFIX|NAME|LINK")
 @click.pass_context
 def rm(ctx: click.Context, root: str) -> None:
     """Stop sharing a share and delete what the home stored for it.
 
     The source files of reference shares are never touched.
     """
-    target = parse_root_or_link(root)
+    target = resolve_share(ctx, root)
     if call_node(home_of(ctx), "rm", root=target.root_cid) is NO_NODE:
         store = _open_store(ctx)
         for bid in store.catalog.remove_top(target.root_id):

@@ -63,6 +63,11 @@ REPLICAS = click.option(
     default=None,
     help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
 )
+NEW = click.option(
+    "--new",
+    is_flag=True,
+    help="A fresh key and link even if this source is already shared unchanged.",
+)
 SEEDS = click.option(
     "--seed",
     "seeds",
@@ -102,6 +107,7 @@ def _no_node(home: Any) -> NodeNotRunning:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--copy", is_flag=True, help="Store encrypted chunks (see `add --copy`).")
+@NEW
 @_LISTEN
 @_BOOTSTRAP
 @_RATE
@@ -112,6 +118,7 @@ def share(
     ctx: click.Context,
     paths: tuple[Path, ...],
     copy: bool,
+    new: bool,
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
@@ -129,7 +136,9 @@ def share(
 
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
-    via = call_node(home, "share", paths=[absolute(p) for p in paths], copy=copy)
+    via = call_node(
+        home, "share", paths=[absolute(p) for p in paths], copy=copy, new=new
+    )
     if via is not NO_NODE:
         if n:
             links = replicate_via_node(home, [i["root"] for i in via], n, seed_list)
@@ -142,7 +151,9 @@ def share(
     async def body(node: Node) -> None:
         from p2pshare.format import parse_root_or_link
 
-        items = [await node.add(p.absolute(), copy=copy, hints=True) for p in paths]
+        items = [
+            await node.add(p.absolute(), copy=copy, hints=True, new=new) for p in paths
+        ]
         if n:
             roots = [parse_root_or_link(i["root"]).root_id for i in items]
             links = await replicate_roots(node, roots, n, seed_list)
@@ -427,7 +438,7 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=click.FloatRange(0, 1e6),
     default=60.0,
     show_default=True,
     help="Seconds to wait for a first provider.",
@@ -465,7 +476,7 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths)
         return
     home = home_of(ctx)
-    via = _get_via_node(home, link_text, out_dir, paths)
+    via = _get_via_node(home, link_text, out_dir, paths, timeout_s)
     if via is not NO_NODE:
         return
     stats: list[Any] = []
@@ -512,55 +523,78 @@ def get(
     _report(result)
 
 
+_FINAL = frozenset(
+    {"download.done", "download.failed", "download.cancelled", "download.paused"}
+)
+
+
 def _get_via_node(
-    home: Any, link_text: str, out_dir: Path, paths: tuple[str, ...]
+    home: Any, link_text: str, out_dir: Path, paths: tuple[str, ...], timeout_s: float
 ) -> Any:
+    """``get`` through the home's node: the same options, the same exit codes
+    as without one (0 only once the file is complete at its final path).
+    Ctrl-C stops following, not the download (exit 0, with a line saying so).
+    """
     from p2pshare.control.wire import exception_for
+    from p2pshare.errors import NodeLost, TransferError
+
+    started: dict[str, Any] = {}
 
     async def follow(client: ControlClient) -> Any:
         async with client.subscribe() as events:
             d = await client.call(
-                "get", link=link_text, out_dir=absolute(out_dir), paths=list(paths)
+                "get",
+                link=link_text,
+                out_dir=absolute(out_dir),
+                paths=list(paths),
+                timeout=timeout_s,
             )
+            started.update(d)
             click.echo(f"download {d['id']} started in the node", err=True)
-            try:
-                with _progress("downloading", None) as bar:
-                    done = 0
-                    async for ev in events:
-                        if ev.get("id") != d["id"]:
-                            continue
-                        if ev.get("total"):
-                            bar.total(ev["total"])
-                        bar.advance(ev["done"] - done)
-                        done = ev["done"]
-                        if ev["kind"] in (
-                            "download.done",
-                            "download.failed",
-                            "download.cancelled",
-                            "download.paused",
-                        ):
-                            return ev
-            except KeyboardInterrupt:
-                click.echo(
-                    f"download {d['id']} goes on in the node "
-                    "(see `p2pshare downloads`)",
-                    err=True,
-                )
-                raise
-        return None
+            with _progress("downloading", None) as bar:
+                done = 0
+                async for ev in events:
+                    if ev.get("id") != d["id"] or "done" not in ev:
+                        continue
+                    if ev.get("total"):
+                        bar.total(ev["total"])
+                    bar.advance(ev["done"] - done)
+                    done = ev["done"]
+                    if ev["kind"] in _FINAL:
+                        return ev
+        # the event stream ended without a final event: the node went away
+        raise NodeLost(
+            f"download {d['id']}: the node went away before it finished"
+            " (its verified chunks are kept; `get` again resumes)"
+        )
 
-    final = with_client(home, follow)
-    if final is NO_NODE or final is None:
+    try:
+        final = with_client(home, follow)
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        click.echo(
+            f"download {started['id']} goes on in the node (see `p2pshare downloads`)",
+            err=True,
+        )
+        return started
+    if final is NO_NODE:
         return final
+    ident = final["id"]
     if final["state"] == "failed":
         raise exception_for(
             final["error_code"] or "transfer", final["error"] or "failed"
         )
-    click.echo(
-        f"{final['path'] or final['out_dir']}: {final['state']}, "
-        f"{_human(int(final['done']))}",
-        err=True,
-    )
+    if final["state"] != "done":  # paused or cancelled by another client
+        hint = (
+            f"; `p2pshare downloads resume {ident}` goes on"
+            if final["state"] == "paused"
+            else ""
+        )
+        raise TransferError(f"download {ident}: {final['state']} in the node{hint}")
+    if not final["path"] or not Path(final["path"]).exists():
+        raise TransferError(f"download {ident}: done, but its file is not there")
+    click.echo(f"{final['path']}: done, {_human(int(final['done']))}", err=True)
     return final
 
 

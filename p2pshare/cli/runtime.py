@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from p2pshare.config import Home
-from p2pshare.errors import NodeNotRunning
+from p2pshare.errors import NodeLost, NodeNotRunning
 
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
@@ -114,7 +114,12 @@ def run_node(
 
 def with_client(home: Home, fn: Callable[[ControlClient], Awaitable[Any]]) -> Any:
     """Run ``fn`` with a client of the home's node, or return ``NO_NODE``
-    when none runs (checked cheaply first: no socket file, no node)."""
+    when none runs (checked cheaply first: no socket file, no node).
+
+    Raises:
+        NodeLost: the node went away during ``fn`` (exit 7): never
+            ``NO_NODE``, so a caller does not redo the work without it.
+    """
     if not (home.path / "control.sock").exists():
         return NO_NODE
     import anyio
@@ -129,6 +134,8 @@ def with_client(home: Home, fn: Callable[[ControlClient], Awaitable[Any]]) -> An
     try:
         with single_error():
             return anyio.run(go, backend="trio")
+    except NodeLost:
+        raise
     except NodeNotRunning:
         return NO_NODE
 

@@ -6,7 +6,9 @@ feeds the sans-IO :mod:`p2pshare.control.wire` codec and resolves waiters:
 raised as the same :class:`~p2pshare.errors.P2PShareError` subclass the
 node raised, so exit codes match a node-less run); ``subscribe`` yields the
 node's events until the caller leaves the block. A lost connection fails
-every waiter with :class:`~p2pshare.errors.NodeNotRunning`.
+every waiter with :class:`~p2pshare.errors.NodeLost` (exit 7: the node
+went away during the call; ``NodeNotRunning``, exit 8, is only for a node
+that does not answer at all).
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from p2pshare.control.wire import (
     State,
     exception_for,
 )
-from p2pshare.errors import NodeNotRunning, P2PShareError, RemoteProtocolError
+from p2pshare.errors import (
+    NodeLost,
+    NodeNotRunning,
+    P2PShareError,
+    RemoteProtocolError,
+)
 
 __all__ = ["ControlClient", "control_socket", "open_client"]
 
@@ -78,10 +85,10 @@ class ControlClient:
                 anyio.ClosedResourceError,
                 OSError,
             ) as exc:
-                raise NodeNotRunning("node: the control connection was lost") from exc
+                raise NodeLost("node: the control connection was lost") from exc
 
     async def _reader(self) -> None:
-        error: BaseException = NodeNotRunning("node: it closed the control connection")
+        error: BaseException = NodeLost("node: it closed the control connection")
         try:
             while True:
                 try:
@@ -138,10 +145,10 @@ class ControlClient:
 
         Raises:
             P2PShareError: the node's error, rebuilt with the same class/code.
-            NodeNotRunning: the connection is gone.
+            NodeLost: the connection is gone (the node stopped or died).
         """
         if self._wire.state is not State.READY:
-            raise NodeNotRunning("node: the control connection is closed")
+            raise NodeLost("node: the control connection is closed")
         req = next(self._ids)
         pending = _Pending()
         self._pending[req] = pending
@@ -191,6 +198,8 @@ async def open_client(
                     await client._ready.event.wait()
             except TimeoutError:
                 raise NodeNotRunning(f"{home.path}: the node does not answer") from None
+            if isinstance(client._ready.error, NodeLost):  # gone before hello
+                raise NodeNotRunning(f"{home.path}: the node does not answer")
             if client._ready.error is not None:
                 raise client._ready.error
             try:

@@ -23,7 +23,7 @@ from p2pshare.errors import P2PShareError, RemoteCallError
 __all__ = ["INTERNAL_CODE", "error_classes", "error_code", "exception_for"]
 
 # The code a server sends for an exception that is not a P2PShareError (a
-# bug); it maps back to the root class, whose exit code says "internal".
+# bug); it maps back to InternalError, whose exit code says "internal".
 INTERNAL_CODE = "internal"
 
 _MESSAGE_NAMES = frozenset({"message", "msg", "reason", "detail"})
@@ -90,7 +90,7 @@ def exception_for(code: str, message: str) -> P2PShareError:
         root :class:`P2PShareError` for :data:`INTERNAL_CODE`; otherwise
         ``RemoteCallError(code, message)``.
     """
-    cls = P2PShareError if code == INTERNAL_CODE else _CLASSES.get(code)
+    cls = _CLASSES.get(code)
     if cls is not None:
         try:
             return _build(cls, code, message)

@@ -57,6 +57,7 @@ from p2pshare.errors import (
     UsageError,
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
+from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -70,7 +71,8 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 32
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
-INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
+INSPECT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 1e6  # to find a provider for a link being browsed
 
 
 def peer_uid(sock: Any) -> int:
@@ -205,20 +207,17 @@ class _Connection:
             self.inflight -= 1
 
     async def _answer(self, req: Request) -> bytes:
+        # a task root: the supervisor types any failure, never takes the node down
         try:
             handler = self._method(req.method)
-            result = await handler(req)
+            result = await self.node.jobs.run(
+                "control", req.method, lambda: handler(req)
+            )
             return self.wire.respond(req.id, result) if self.usable() else b""
         except P2PShareError as exc:
             if not self.usable():
                 return b""
             return self.wire.error(req.id, exc.code, str(exc))
-        except Exception as exc:  # task root: report, never take the node down
-            log.exception("control: %s failed", req.method)
-            if not self.usable():
-                return b""
-            message = f"internal error: {type(exc).__name__}"
-            return self.wire.error(req.id, "internal", message)
 
     def _method(self, name: str) -> Callable[[Request], Awaitable[Any]]:
         table: dict[str, Callable[[Request], Awaitable[Any]]] = {
@@ -258,28 +257,31 @@ class _Connection:
 
         return await trio.to_thread.run_sync(describe_shares, self.node.store)
 
-    async def m_add(self, req: Request, *, hints: bool = False) -> Any:
+    async def m_add(self, req: Request) -> Any:
+        # add and share are one method here: the node serves what it adds,
+        # so both links carry its addresses as peer hints
         paths = _param(req, "paths", list)
         copy = bool(req.params.get("copy", False))
+        new = bool(req.params.get("new", False))
         out = []
         for raw in paths:
             if not isinstance(raw, str) or not os.path.isabs(raw):
                 raise UsageError("add: paths must be absolute")
-            added = await self.node.add(Path(raw), copy=copy, hints=hints)
+            added = await self.node.add(Path(raw), copy=copy, hints=True, new=new)
             out.append(added)
         return out
 
-    async def m_share(self, req: Request) -> Any:
-        return await self.m_add(req, hints=True)
+    m_share = m_add
 
     async def m_link(self, req: Request) -> Any:
         target = parse_root_or_link(_param(req, "root", str))
-        row = await trio.to_thread.run_sync(
-            self.node.store.catalog.get_share, target.root_id
-        )
+        row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         if row.key is None:
             raise NotFoundError("share: this node holds no key for it")
-        return {"link": str(self.node.link(row.root, row.key))}
+        if req.params.get("hints", True) is False:
+            return {"link": str(ShareLink(root_id=row.root, key=row.key))}
+        replicas = await self.node.db(self.node.store.catalog.replicas, row.root)
+        return {"link": str(self.node.link(row.root, row.key, replicas))}
 
     async def m_rm(self, req: Request) -> Any:
         target = parse_root_or_link(_param(req, "root", str))
@@ -294,7 +296,17 @@ class _Connection:
         paths = req.params.get("paths") or []
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise UsageError("get: parameter 'paths' must be a list of strings")
-        return self.node.downloads.start(link, Path(out_dir), paths).to_wire()
+        timeout = req.params.get("timeout", DEFAULT_TIMEOUT_S)
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 <= timeout <= MAX_TIMEOUT_S
+        ):
+            raise UsageError("get: parameter 'timeout' must be 0..1e6 seconds")
+        started = self.node.downloads.start(
+            link, Path(out_dir), paths, timeout_s=float(timeout)
+        )
+        return started.to_wire()
 
     async def m_inspect(self, req: Request) -> Any:  # entries: FLAT list, see docs
         link: ShareLink = parse_link(_param(req, "link", str))
@@ -306,9 +318,10 @@ class _Connection:
         seeds = _strings(req, "seeds")
         # the node owns the work: a client that goes away (Ctrl-C) stops
         # waiting, not replicating
-        rows = await self.node.run_detached(
-            self.node.replicate(target.root_id, n, seeds=seeds),
-            what=f"replication of {target.root_cid[:16]}…",
+        rows = await self.node.jobs.detach(
+            "replicate",
+            target.root_cid[:16],
+            lambda: self.node.replicate(target.root_id, n, seeds=seeds),
         )
         row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         return {

@@ -1,9 +1,16 @@
-"""Share links: ``p2pshare://<root>?peer=<multiaddr>&peer=…#<key>``.
+"""Share links: ``p2pshare://<root>/<multiaddr>,<multiaddr>…#<key>``.
 
 * ``<root>`` is the root id as CIDv1 text (see ``cid.py``).
-* ``peer=`` (optional, repeatable, at most ``MAX_PEERS``) is a multiaddr that
-  ends in ``/p2p/<peer id>``, of a node believed to serve the share. It is
-  percent-encoded as a query value; ``/`` and ``:`` are left as they are.
+* The peer hints (optional, at most ``MAX_PEERS``) follow the root, each a
+  multiaddr that ends in ``/p2p/<peer id>`` of a node believed to serve the
+  share, separated by ``,``. Every character outside ``A-Z a-z 0-9 / . _ :
+  -`` is percent-encoded, so a link holds no character a shell treats
+  specially (``&``, ``?``, ``;``, ``*``, spaces…) and survives being pasted
+  unquoted: with the earlier query form, ``&`` between two ``peer=`` hints
+  sent the command to the background and cut the key off.
+* The earlier form ``p2pshare://<root>?peer=<multiaddr>&peer=…#<key>`` still
+  parses (links already sent keep working); a parsed link is always
+  written back in the new form.
 * ``#<key>`` is the 32-byte file key, base64url without padding (43
   characters). A link without a fragment is the root-id-only capability:
   enough to find and verify ciphertext, not to read it.
@@ -42,6 +49,7 @@ MAX_LINK_LEN = 4096
 MAX_PEERS = 8
 MAX_PEER_LEN = 400
 _KEY_TEXT_LEN = 43
+_HINT_SAFE = "/:"  # with quote()'s letters, digits and "_.-" ("~" is encoded)
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -71,7 +79,9 @@ class ShareLink:
         """The link without its key: safe to log or publish."""
         text = SCHEME + self.root_cid
         if self.peers:
-            text += "?" + "&".join("peer=" + quote(p, safe="/:") for p in self.peers)
+            text += ",".join(
+                quote(p, safe=_HINT_SAFE).replace("~", "%7E") for p in self.peers
+            )
         return text
 
     def __str__(self) -> str:
@@ -144,23 +154,28 @@ def parse_link(text: object) -> ShareLink:
     if "#" in rest:
         rest, frag = rest.split("#", 1)
         key = _parse_key(frag)
-    query: str | None = None  # None: no '?'; "" (a bare '?') is refused below
-    if "?" in rest:
+    values: list[str] = []
+    if "?" in rest:  # the earlier form: ?peer=<maddr>&peer=<maddr>
         rest, query = rest.split("?", 1)
-    root_id = cid_to_root(rest)
-    peers: list[str] = []
-    if query is not None:
         for part in query.split("&"):
             name, sep, value = part.partition("=")
             if name != "peer" or not sep or not value:
                 raise LinkError(
                     "link: the only query parameter allowed is peer=<multiaddr>"
                 )
-            try:
-                peer = unquote(value, errors="strict")
-            except UnicodeDecodeError as exc:
-                raise LinkError("link: a peer hint is badly percent-encoded") from exc
-            peers.append(peer)
+            values.append(value)
+    elif "/" in rest:  # hints after the root: /<maddr>,/<maddr>
+        rest, sep, hints = rest.partition("/")
+        values = [("/" + v if i == 0 else v) for i, v in enumerate(hints.split(","))]
+        if not all(v.startswith("/") and len(v) > 1 for v in values):
+            raise LinkError("link: peer hints must be multiaddrs separated by ','")
+    root_id = cid_to_root(rest)
+    peers: list[str] = []
+    for value in values:
+        try:
+            peers.append(unquote(value, errors="strict"))
+        except UnicodeDecodeError as exc:
+            raise LinkError("link: a peer hint is badly percent-encoded") from exc
     return ShareLink(root_id=root_id, key=key, peers=tuple(peers))
 
 

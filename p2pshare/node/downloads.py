@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from p2pshare.errors import NotFoundError, P2PShareError, UsageError
+from p2pshare.errors import NotFoundError, UsageError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node.events import EventBus
+from p2pshare.node.jobs import Supervisor
 from p2pshare.store.partial import partial_name
 from p2pshare.store.restore import parse_selection
 
@@ -43,6 +44,7 @@ __all__ = ["Download", "DownloadManager"]
 log = logging.getLogger(__name__)
 
 TICK_S = 0.5
+DEFAULT_TIMEOUT_S = 60.0
 
 
 @dataclass(eq=False)
@@ -51,6 +53,7 @@ class Download:
     link: ShareLink
     out_dir: Path
     paths: tuple[str, ...] = ()  # only these entries of a folder (empty: all)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # to find a first provider
     name: str | None = None  # the share's name, once its meta is open
     state: str = "active"
     done_bytes: int = 0
@@ -91,9 +94,9 @@ class Download:
 
 
 class DownloadManager:
-    def __init__(self, node: Node, nursery: trio.Nursery, bus: EventBus) -> None:
+    def __init__(self, node: Node, jobs: Supervisor, bus: EventBus) -> None:
         self.node = node
-        self.nursery = nursery
+        self.jobs = jobs
         self.bus = bus
         self._ids = itertools.count(1)
         self._all: dict[int, Download] = {}
@@ -108,7 +111,12 @@ class DownloadManager:
             raise NotFoundError(f"download {download_id}: no such download") from None
 
     def start(
-        self, link: ShareLink, out_dir: Path, paths: Sequence[str] = ()
+        self,
+        link: ShareLink,
+        out_dir: Path,
+        paths: Sequence[str] = (),
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> Download:
         if link.key is None:
             raise UsageError("link: it carries no key (the part after '#')")
@@ -117,10 +125,20 @@ class DownloadManager:
             same = d.link.root_id == link.root_id and d.out_dir == out_dir
             if same and d.state in ("active", "paused"):
                 raise UsageError(f"download {d.id} already fetches this share there")
-        d = Download(id=next(self._ids), link=link, out_dir=out_dir, paths=tuple(paths))
+        d = Download(
+            id=next(self._ids),
+            link=link,
+            out_dir=out_dir,
+            paths=tuple(paths),
+            timeout_s=timeout_s,
+        )
         self._all[d.id] = d
-        self.nursery.start_soon(self._run, d)
+        self._spawn(d)
         return d
+
+    def _spawn(self, d: Download) -> None:
+        # _run records every failure itself; the supervisor is the backstop
+        self.jobs.spawn("download", str(d.id), lambda: self._run(d))
 
     async def _run(self, d: Download) -> None:
         d.state, d.error, d.error_code = "active", None, None
@@ -148,13 +166,14 @@ class DownloadManager:
                         on_total=on_total,
                         paths=d.paths,
                         on_name=on_name,
+                        timeout_s=d.timeout_s,
                     )
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)
                 d.done_bytes = d.total_bytes = result.size
-            except P2PShareError as exc:
-                d.state, d.error, d.error_code = "failed", str(exc), exc.code
-                log.warning("download %d failed: %s", d.id, exc)
+            except Exception as exc:  # a job root: any failure is this download's
+                error = self.jobs.record("download", str(d.id), exc)
+                d.state, d.error, d.error_code = "failed", str(error), error.code
         if scope.cancelled_caught and d.state == "active":
             d.state = "paused"
         d.scope = None
@@ -189,7 +208,7 @@ class DownloadManager:
             raise UsageError(f"download {d.id}: is {d.state}, not paused")
         d.rate_bps, d._last = 0.0, (0.0, 0)
         d.done_bytes = 0  # recounted from the bitmap when the walk resumes
-        self.nursery.start_soon(self._run, d)
+        self._spawn(d)
         return d
 
     async def cancel(self, download_id: int) -> Download:

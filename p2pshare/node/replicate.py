@@ -564,8 +564,8 @@ async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
                 await _pin_tree(node, target, tree, lease)
                 await node.db(_record, node, rep.root, target, rep.state, lease)
                 log.info("replica on %s renewed", rep.seed[-8:])
-            except P2PShareError as exc:
-                log.warning("replica on %s: renewal failed: %s", rep.seed[-8:], exc)
+            except Exception as exc:  # a job root: one renewal, not the node
+                node.jobs.record("renew", rep.seed[-8:], exc)
 
 
 def _seed_of(rep: ReplicaRow) -> SeedInfo:

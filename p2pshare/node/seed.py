@@ -158,7 +158,6 @@ class SeedService:
     policy: SeedPolicy
     now: Callable[[], float] = time.time
     fetching: dict[bytes, _Fetching] = field(default_factory=dict)
-    _nursery: trio.Nursery | None = None
     _admit: trio.Lock = field(default_factory=trio.Lock)
     _fetch_slots: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
@@ -167,16 +166,17 @@ class SeedService:
     # -- lifecycle --------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Resume unfinished pins, then collect expired ones until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            pins = await self._db(self.node.store.catalog.pins)
-            for p in pins:
-                if p.state == "fetching":
-                    self._start_fetch(p.root, ())
-            task_status.started()
-            while True:
-                await self.collect_expired()
-                await trio.sleep(self.policy.gc_interval_s)
+        pins = await self._db(self.node.store.catalog.pins)
+        for p in pins:
+            if p.state == "fetching":
+                self._start_fetch(p.root, ())
+        task_status.started()
+        while True:
+            try:
+                await self.node.jobs.run("expire", "pins", self.collect_expired)
+            except P2PShareError as exc:
+                log.warning("expired pins: collection failed: %s", exc)
+            await trio.sleep(self.policy.gc_interval_s)
 
     def roots(self) -> list[bytes]:
         """What a seed announces beyond its own shares: itself, its replicas."""
@@ -423,10 +423,11 @@ class SeedService:
 
     # -- fetching a replica -------------------------------------------------------
     def _start_fetch(self, root: bytes, hints: Sequence[str]) -> None:
-        assert self._nursery is not None
         f = _Fetching(tuple(hints)[:MAX_HINTS_KEPT])
         self.fetching[root] = f
-        self._nursery.start_soon(self._fetch, root, f)
+        self.node.jobs.spawn(
+            "pin", root_to_cid(root)[:16], lambda: self._fetch(root, f)
+        )
 
     async def _fetch(self, root: bytes, f: _Fetching) -> None:
         cid = root_to_cid(root)[:16]
@@ -436,10 +437,10 @@ class SeedService:
             try:
                 async with self._fetch_slots:
                     await self._fetch_into_store(root, f)
-            except P2PShareError as exc:
-                log.warning("pin %s: failed: %s", cid, exc)
+            except Exception as exc:  # a job root: the failure is this pin's
+                error = self.node.jobs.record("pin", cid, exc)
                 await self._discard_blocks(root)
-                await self._db(catalog.set_pin_state, root, "failed", _printable(exc))
+                await self._db(catalog.set_pin_state, root, "failed", _printable(error))
             else:
                 log.info("pin %s: replica complete (%d chunks)", cid, f.count)
                 pin = await self._db(catalog.get_pin, root)

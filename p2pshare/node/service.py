@@ -18,19 +18,20 @@ come from the link's hints and the DHT in parallel.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import trio
 
 from p2pshare import __version__
 from p2pshare.config import Home
-from p2pshare.errors import NodeNotRunning, NoProviders, NotFoundError, P2PShareError
+from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.groups import single_error
 from p2pshare.node import dht as dhtmod
@@ -39,6 +40,7 @@ from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.host import NodeHost, open_host
+from p2pshare.node.jobs import Supervisor
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.replicate import renew_loop
@@ -58,9 +60,12 @@ __all__ = ["XFER_PROTOCOL", "Node", "open_node"]
 log = logging.getLogger(__name__)
 
 XFER_PROTOCOL = "/p2pshare/xfer/1"
-T = TypeVar("T")
 DIAL_TIMEOUT_S = 15.0
-MAX_LINK_PEERS = 4
+MAX_LINK_PEERS = 8  # format.links.MAX_PEERS
+
+
+_WILDCARD = re.compile(r"^/ip4/0\.0\.0\.0/|^/ip6/::/")
+_LOOPBACK = re.compile(r"^/ip4/127\.|^/ip6/::1/")
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Node:
     store: LocalStore
     server: ShareServer
     nursery: trio.Nursery
+    jobs: Supervisor
     announcer: Any = None
     last_download: DownloadStats = field(default_factory=DownloadStats)
     bus: EventBus = field(default_factory=EventBus)
@@ -155,45 +161,24 @@ class Node:
     def addrs(self) -> list[str]:
         return self.host.addrs()
 
+    def hints(self) -> list[str]:
+        """This node's addresses worth putting in a link: never a wildcard,
+        loopback only when nothing else is listening."""
+        own = [a for a in self.addrs() if not _WILDCARD.search(a)]
+        outside = [a for a in own if not _LOOPBACK.search(a)]
+        return outside or own
+
     def link(
         self, root: bytes, key: bytes | None, replicas: Sequence[Any] = ()
     ) -> ShareLink:
         """A share link with this node's addresses as peer hints, and one
         address of each seed that keeps a replica (``replicas``: catalog
-        rows), so the link works while this node is offline."""
+        rows), so the link works while this node is offline; at most
+        :data:`MAX_LINK_PEERS` hints in all."""
         seeds = [r.addrs[0] for r in replicas if r.addrs and r.state != "failed"]
-        own = self.addrs()[: max(1, MAX_LINK_PEERS - len(seeds))]
+        seeds = seeds[: MAX_LINK_PEERS - 1]
+        own = self.hints()[: MAX_LINK_PEERS - len(seeds)]
         return ShareLink(root_id=root, key=key, peers=tuple(own + seeds))
-
-    async def run_detached(self, work: Awaitable[T], *, what: str) -> T:
-        """Run ``work`` in the node's nursery and wait for it. Cancelling the
-        wait (its client left) does not cancel the work: it finishes in the
-        background and a failure is logged."""
-        done = trio.Event()
-        box: dict[str, Any] = {}
-
-        async def run() -> None:
-            try:
-                box["value"] = await work
-            except P2PShareError as exc:
-                box["error"] = exc
-                if not waiting:
-                    log.warning("%s failed: %s", what, exc)
-            finally:
-                done.set()
-
-        waiting = True
-        self.nursery.start_soon(run)
-        try:
-            await done.wait()
-        finally:
-            waiting = False
-        if "error" in box:
-            raise box["error"]
-        if "value" not in box:  # the node is shutting down
-            raise NodeNotRunning(f"{what}: the node stopped")
-        value: T = box["value"]
-        return value
 
     async def replicate(
         self,
@@ -230,14 +215,15 @@ class Node:
         return rows
 
     # -- what the control API drives -------------------------------------------
-    async def add(self, path: Path, *, copy: bool, hints: bool) -> dict[str, Any]:
+    async def add(
+        self, path: Path, *, copy: bool, hints: bool, new: bool = False
+    ) -> dict[str, Any]:
         """Add a file or folder, serve and announce it; returns ``{root, link,
-        kind, size}`` (the link carries peer hints when ``hints``)."""
+        kind, size, reused}`` (the link carries peer hints when ``hints``;
+        ``reused``: it was already shared, unchanged, and keeps its link)."""
         from p2pshare.store.adder import add_path
 
-        added = await trio.to_thread.run_sync(
-            lambda: add_path(self.store, path, copy=copy), limiter=self.store_limiter
-        )
+        added = await self.db(lambda: add_path(self.store, path, copy=copy, new=new))
         self.announce_soon(added.root)
         link = (
             self.link(added.root, added.key)
@@ -252,6 +238,7 @@ class Node:
             "link": str(link),
             "kind": added.kind,
             "size": added.size,
+            "reused": added.reused,
         }
 
     async def remove(self, root: bytes) -> None:
@@ -351,8 +338,8 @@ class Node:
 
     def announce_soon(self, root: bytes) -> None:
         """Announce in the background: a DHT provide can take seconds and
-        must never hold up a transfer."""
-        self.nursery.start_soon(self.announce, root)
+        must never hold up a transfer (nor fail anything but itself)."""
+        self.jobs.spawn("announce", root_to_cid(root)[:16], lambda: self.announce(root))
 
     # -- providers ------------------------------------------------------------------
     async def dial(self, peer: Any, nursery: trio.Nursery) -> ProviderConn | None:
@@ -522,9 +509,10 @@ async def open_node(
             )
 
             nh.set_handler(XFER_PROTOCOL, server.handle)
-            node = Node(nh, store, server, nursery)
-            node.downloads = DownloadManager(node, nursery, node.bus)
-            nursery.start_soon(renew_loop, node)
+            bus = EventBus()
+            node = Node(nh, store, server, nursery, Supervisor(nursery, bus), bus=bus)
+            node.downloads = DownloadManager(node, node.jobs, bus)
+            nursery.start_soon(renew_loop, node)  # catches per renewal
             if seed is not None:
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)

@@ -26,6 +26,7 @@ add fail rather than publish a torn share.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import mimetypes
 import os
@@ -44,6 +45,7 @@ from p2pshare.format import (
     Meta,
     block_id,
     build_envelope,
+    canonical,
     encode_listing,
     new_file_key,
     seal_chunk,
@@ -109,8 +111,12 @@ def add_path(
     copy: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Progress = _no_progress,
+    new: bool = False,
 ) -> AddedShare:
     """Add a file or folder as one share; returns its root and key.
+
+    An unchanged file or folder already shared comes back as that share
+    (``reused``), unless ``new``.
 
     Raises:
         NotFoundError: ``path`` does not exist.
@@ -127,7 +133,7 @@ def add_path(
         raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc
     name = path.resolve().name if path.name in ("", ".", "..") else path.name
     check_name(name, what=f"{path}: name")
-    adder = _Adder(store, copy=copy, chunk_size=chunk_size, progress=progress)
+    adder = _Adder(store, copy=copy, chunk_size=chunk_size, progress=progress, new=new)
     if stat.S_ISREG(st.st_mode):
         added = adder.add_file(path, name, top=True)
     elif stat.S_ISDIR(st.st_mode):
@@ -206,13 +212,40 @@ def _store_envelope(
 
 class _Adder:
     def __init__(
-        self, store: LocalStore, *, copy: bool, chunk_size: int, progress: Progress
+        self,
+        store: LocalStore,
+        *,
+        copy: bool,
+        chunk_size: int,
+        progress: Progress,
+        new: bool,
     ) -> None:
         self.store = store
         self.copy = copy
         self.mode = "copy" if copy else "ref"
         self.chunk_size = chunk_size
         self.progress = progress
+        self.new = new
+        self._secret = b"" if new else store.catalog.secret("fingerprint")
+
+    def _fingerprint(self, *parts: object) -> bytes:
+        data = canonical.pack([self.mode, self.chunk_size, *parts])
+        return hashlib.blake2b(data, key=self._secret, digest_size=32).digest()
+
+    def _reuse_fingerprint(self, fp: bytes, *, top: bool) -> AddedShare | None:
+        row = self.store.catalog.share_by_fingerprint(fp)
+        if row is None or row.key is None or row.mode != self.mode:
+            return None
+        if top and not row.top:
+            self._commit(dataclasses.replace(row, top=True), [], [])
+        kind: Kind = "folder" if self.store.catalog.children_of(row.root) else "file"
+        return AddedShare(
+            root=row.root,
+            key=row.key,
+            kind=kind,
+            size=row.tree_size or 0,
+            reused=True,
+        )
 
     # -- files --------------------------------------------------------------
     def add_file(self, path: Path, name: str, *, top: bool) -> AddedShare:
@@ -222,8 +255,21 @@ class _Adder:
             raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc
         with os.fdopen(fd, "rb", buffering=0) as src:
             before = os.fstat(fd)
-            if not self.copy:
-                reused = self._reuse(str(path), before, top=top)
+            fp = b""
+            if not self.new:
+                if self.copy:
+                    fp = self._fingerprint(
+                        "file",
+                        str(path),
+                        name,
+                        before.st_size,
+                        before.st_mtime_ns,
+                        before.st_dev,
+                        before.st_ino,
+                    )
+                    reused = self._reuse_fingerprint(fp, top=top)
+                else:
+                    reused = self._reuse(str(path), before, top=top)
                 if reused is not None:
                     self.progress(before.st_size)
                     return reused
@@ -264,6 +310,8 @@ class _Adder:
                 added_at=time.time_ns(),
             )
             self._commit(row, blocks, [])
+            if fp:
+                self.store.catalog.put_fingerprint(fp, row.root)
         return AddedShare(root=row.root, key=key, kind="file", size=geo.size)
 
     def _seal_all(
@@ -356,9 +404,16 @@ class _Adder:
                 )
             )
             total += added.size
-        return add_bytes(
+        listing = encode_listing(entries)
+        fp = b""
+        if not self.new:
+            fp = self._fingerprint("folder", str(path), name, st.st_mtime_ns, listing)
+            reused = self._reuse_fingerprint(fp, top=top)
+            if reused is not None:
+                return reused
+        added = add_bytes(
             self.store,
-            encode_listing(entries),
+            listing,
             name=name,
             kind="folder",
             mtime_ns=st.st_mtime_ns,
@@ -370,6 +425,9 @@ class _Adder:
             source=str(path) if top and not self.copy else None,
             commit=self._commit,
         )
+        if fp:
+            self.store.catalog.put_fingerprint(fp, added.root)
+        return added
 
     def _children(self, path: Path) -> Iterator[tuple[Path, str, Kind]]:
         try:

@@ -47,6 +47,12 @@ Tables:
 ``my_vouchers`` (a user)
     vouchers this home redeemed: the seed's peer id, the code, quota and
     expiry.
+``fingerprints``
+    a keyed hash of what was added (path, size, mtime, inode, mode, chunk
+    size; for a folder its listing) → the share it became, so re-adding an
+    unchanged source returns the same share and link. Keyed with the home's
+    ``secrets`` row ``fingerprint``, so the table names no path. A row
+    whose share is gone is ignored (and dropped with the share).
 ``replicas`` (an owner)
     which seeds were asked to keep which root, their addresses and region,
     the last known state and lease (renewed by the owner's node).
@@ -71,9 +77,10 @@ from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 
 __all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
-# 2: pins and replicas (seeds); 3: vouchers. Every statement is idempotent,
+# 2: pins and replicas (seeds); 3: vouchers; 4: fingerprints and the home
+# secret (re-adding an unchanged source). Every statement is idempotent,
 # so an older catalog is upgraded by running them all again.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -147,6 +154,14 @@ CREATE TABLE IF NOT EXISTS replicas (
     lease_expires INTEGER,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (root, seed)
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    fingerprint BLOB PRIMARY KEY CHECK (length(fingerprint) = 32),
+    root BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 );
 """
 
@@ -426,8 +441,41 @@ class Catalog:
                 )
                 db.execute("DELETE FROM share_blocks WHERE root = ?", (r,))
                 db.execute("DELETE FROM children WHERE parent = ?", (r,))
+                db.execute("DELETE FROM fingerprints WHERE root = ?", (r,))
                 db.execute("DELETE FROM shares WHERE root = ?", (r,))
             return sorted(b for b in candidates if not self.is_block_kept(b))
+
+    @_locked
+    def secret(self, name: str) -> bytes:
+        """A 32-byte random secret of this home, made on first use."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT value FROM secrets WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            value = os.urandom(32)
+            db.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
+            return value
+
+    @_locked
+    def share_by_fingerprint(self, fingerprint: bytes) -> ShareRow | None:
+        """The share an unchanged source became, if this home still has it
+        (with its key)."""
+        found = self._db.execute(
+            f"SELECT {_SHARE_COLS} FROM shares WHERE key IS NOT NULL"  # noqa: S608
+            " AND storage IN ('ref', 'copy')"
+            " AND root = (SELECT root FROM fingerprints WHERE fingerprint = ?)",
+            (fingerprint,),
+        ).fetchone()
+        return None if found is None else _share_row(found)
+
+    @_locked
+    def put_fingerprint(self, fingerprint: bytes, root: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO fingerprints (fingerprint, root) VALUES (?, ?)",
+            (fingerprint, root),
+        )
 
     @_locked
     def children_of(self, root: bytes) -> list[bytes]:

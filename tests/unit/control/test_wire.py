@@ -35,6 +35,7 @@ from p2pshare.control import (
 from p2pshare.control.framing import count_elements, encode_frame
 from p2pshare.control.messages import CLIENT_MESSAGES, SERVER_MESSAGES, decode_message
 from p2pshare.errors import (
+    InternalError,
     LocalProtocolError,
     NotFoundError,
     P2PShareError,
@@ -567,7 +568,7 @@ def test_error_codes_of_special_classes() -> None:
     assert error_code(relayed) == "not_found"
     assert type(exception_for(error_code(relayed), str(relayed))) is NotFoundError
     internal = exception_for("internal", "internal error: KeyError")
-    assert type(internal) is P2PShareError and internal.exit_code == 1
+    assert type(internal) is InternalError and internal.exit_code == 1
     unknown = exception_for("from_the_future", "m")
     assert (
         isinstance(unknown, RemoteCallError)

@@ -73,7 +73,8 @@ def test_round_trip(key, peers):
     text = str(link)
     assert text.startswith(SCHEME + CID)
     assert ("#" in text) == (key is not None)
-    assert ("?peer=" in text) == bool(peers)
+    assert ("?" not in text) and ("&" not in text)
+    assert (text.split("#")[0].count("/") > 2) == bool(peers)
     parsed = parse_link(text)
     assert parsed == link
     assert str(parsed) == text
@@ -85,8 +86,33 @@ def test_round_trip(key, peers):
 
 
 def test_known_text():
-    want = f"p2pshare://{CID}?peer={PEERS[0]}&peer={PEERS[1]}#{KEY_TEXT}"
+    want = f"p2pshare://{CID}{PEERS[0]},{PEERS[1]}#{KEY_TEXT}"
     assert str(FULL) == want
+
+
+def test_earlier_query_form_still_parses():
+    old = f"p2pshare://{CID}?peer={PEERS[0]}&peer={PEERS[1]}#{KEY_TEXT}"
+    assert parse_link(old) == FULL
+    assert str(parse_link(old)) == str(FULL)  # written back in the new form
+
+
+def test_links_hold_no_shell_metacharacters():
+    # pasted unquoted, `&` backgrounded the command and `?` is a glob
+    text = str(FULL)
+    body = text.removeprefix(SCHEME)
+    assert set(body) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:-,%#"
+    ), text
+    assert parse_link(text) == FULL
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [f"/{'x'}", "/", "/ip4/127.0.0.1/tcp/1/p2p/x,", "/ip4/1.2.3.4/tcp/1,,/ip4"],
+)
+def test_bad_hints_after_the_root_are_refused(bad):
+    with pytest.raises(LinkError):
+        parse_link(f"{SCHEME}{CID}{bad}#{KEY_TEXT}")
 
 
 def test_bare_root_id():
@@ -104,7 +130,9 @@ def test_percent_encoded_peer_is_decoded():
     encoded = PEERS[0].replace("/", "%2F")
     link = parse_link(f"{SCHEME}{CID}?peer={encoded}")
     assert link.peers == (PEERS[0],)
-    assert str(link) == f"{SCHEME}{CID}?peer={PEERS[0]}"
+    assert str(link) == f"{SCHEME}{CID}{PEERS[0]}"
+    encoded = "/" + PEERS[0][1:].replace("/", "%2F")
+    assert parse_link(f"{SCHEME}{CID}{encoded}").peers == (PEERS[0],)
 
 
 def test_repr_never_contains_the_key():

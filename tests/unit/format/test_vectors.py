@@ -227,6 +227,7 @@ def test_links(vec):
     assert str(link) == vec["text"]
     assert link.public() == vec["public"]
     assert parse_link(vec["text"]) == link
+    assert parse_link(vec["legacy_text"]) == link  # links sent before still work
     assert parse_root_or_link(vec["text"]) == link
     assert parse_link(vec["public"]) == ShareLink(
         root_id=link.root_id, peers=link.peers
