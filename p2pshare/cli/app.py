@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from p2pshare import __version__
 from p2pshare.config import HOME_ENV, Home, resolve_home
 from p2pshare.errors import EXIT_INTERNAL, P2PShareError
 
-__all__ = ["cli", "home_of", "main"]
+__all__ = ["Seconds", "cli", "home_of", "main"]
 
 log = logging.getLogger("p2pshare")
 
@@ -72,6 +73,23 @@ def _progress(description: str, total: int | None) -> Iterator[_Bar]:
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total or None)
         yield _Bar(lambda n: bar.advance(task, n), lambda n: bar.update(task, total=n))
+
+
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number from 0 to 1e6 (0 means now)."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not 0 <= seconds <= 1e6:
+            self.fail(f"{value!r} is not between 0 and 1e6 seconds", param, ctx)
+        return seconds
 
 
 def home_of(ctx: click.Context) -> Home:

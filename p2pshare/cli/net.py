@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from p2pshare.cli.app import _human, _progress, cli, home_of
+from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node, with_client
 from p2pshare.errors import AccessDenied, NodeNotRunning
 from p2pshare.format import ShareLink, parse_link
@@ -438,7 +438,7 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
 @click.option(
     "--timeout",
     "timeout_s",
-    type=click.FloatRange(0, 1e6),
+    type=Seconds(),
     default=60.0,
     show_default=True,
     help="Seconds to wait for a first provider.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,42 +17,12 @@ import pytest
 
 from p2pshare.daemon import wait_for_exit
 from tests.helpers.cli import ok, p2pshare
-from tests.helpers.procs import LOOPBACK, Proc, running
+from tests.helpers.daemon import pid_of as _pid
+from tests.helpers.daemon import slow_get as _slow_get
+from tests.helpers.daemon import start as _start
+from tests.helpers.procs import LOOPBACK, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-def _start(home: Path) -> list[str]:
-    res = p2pshare(home, "node", "--background", "--listen", LOOPBACK)
-    assert res.code == 0, res.err
-    addrs = res.out.split()
-    assert addrs and all("/p2p/" in a for a in addrs)
-    return addrs
-
-
-def _stop(home: Path) -> None:
-    p2pshare(home, "stop")
-
-
-def _pid(home: Path) -> int:
-    return int(json.loads((home / "node.lock").read_text())["pid"])
-
-
-@pytest.fixture
-def homes(tmp_path: Path):
-    made: list[Path] = []
-
-    def make(name: str) -> Path:
-        home = tmp_path / name
-        made.append(home)
-        return home
-
-    yield make
-    for home in made:
-        if (home / "control.sock").exists():
-            _stop(home)
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            os.kill(_pid(home), signal.SIGKILL)
 
 
 def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
@@ -99,36 +68,17 @@ def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
     assert anyio.run(ask, backend="asyncio")["peer_id"] == st_a["peer_id"]
 
 
-def _slow_get(tmp_path: Path, homes, size: int) -> tuple[Path, Path, Proc]:
-    """Node A shares a ``size`` file at 2 MiB/s; node B's CLI ``get``s it
-    through B's node. Returns (B, the source, the getter once the download
-    started in B's node)."""
-    a, b = homes("a"), homes("b")
-    res = p2pshare(
-        a, "node", "--background", "--listen", LOOPBACK, "--max-upload-rate", "2M"
-    )
-    assert res.code == 0, res.err
-    _start(b)
-    src = tmp_path / "slow.bin"
-    src.write_bytes(os.urandom(size))
-    link = ok(a, "share", src).strip()
-    getter = Proc(b, "get", link, "-o", tmp_path / "out")
-    deadline = time.monotonic() + 30
-    while "started in the node" not in getter.err and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "started in the node" in getter.err, getter.err
-    return b, src, getter
-
-
 def test_interrupted_cli_leaves_the_download_running(tmp_path: Path, homes) -> None:
     # a slow provider: the download takes a few seconds
     b, src, getter = _slow_get(tmp_path, homes, 8 << 20)
     out = tmp_path / "out"
     with running(getter):
         getter.popen.send_signal(signal.SIGINT)
-        assert getter.popen.wait(10) == 130
+        # the download goes on, so this is no failure: exit 0, and say so
+        assert getter.popen.wait(10) == 0
         getter.stop()
         assert "goes on in the node" in getter.err
+        assert "error" not in getter.err
     dl = json.loads(ok(b, "downloads", "--json"))
     assert dl[0]["state"] == "active"
     deadline = time.monotonic() + 60
@@ -245,6 +195,6 @@ def test_other_uid_is_refused(homes) -> None:
             assert "refused a connection from uid 65534" in log
             assert json.loads(ok(a, "status", "--json"))["peer_id"]
         finally:
-            _stop(a)
+            p2pshare(a, "stop")
     finally:
         shutil.rmtree(base, ignore_errors=True)

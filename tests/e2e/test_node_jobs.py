@@ -1,0 +1,178 @@
+"""A long-running node never dies from one job, and the CLI over it is honest.
+
+The run of issue 12, as a user types it: two background nodes, a ``get``
+that cannot succeed, then one that must. Each ``get`` path that failed
+through a node before (no provider, a path not in the folder, an output
+that exists, the node going away, Ctrl-C) is driven through a real node
+and checked for its exit code, its one line, and a node that still answers
+with the same pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from p2pshare.format import parse_link
+from tests.helpers.cli import ok, p2pshare
+from tests.helpers.daemon import pid_of, slow_get, start, wait_for
+from tests.helpers.procs import running
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+UNKNOWN = (
+    "p2pshare://bafk2bzacecvd5ksbmwb2gfukyh6mvprsdjgtvpfjzilqbsyzcveclwyfxp7ay"
+    "#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+)
+
+
+def _alive(home: Path, pid: int) -> None:
+    st = json.loads(ok(home, "status", "--json"))
+    assert st["peer_id"]
+    assert pid_of(home) == pid
+
+
+def test_failed_download_leaves_the_node_up_and_exit_codes_honest(
+    tmp_path: Path, homes
+) -> None:
+    a, b = homes("a"), homes("b")
+    start(a)
+    start(b)
+    pid = pid_of(b)
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    link = ok(a, "add", src).strip()
+    # a node serves what it adds: the link says where
+    assert parse_link(link).peers, link
+
+    t0 = time.monotonic()
+    res = p2pshare(b, "get", UNKNOWN, "-o", tmp_path / "none", "--timeout", "3")
+    took = time.monotonic() - t0
+    assert res.code == 3, res.err
+    assert "no provider" in res.err
+    assert took < 20, took  # not the default 60 s: --timeout reached the node
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
+    _alive(b, pid)
+    failed = json.loads(ok(b, "downloads", "--json"))
+    assert failed[0]["state"] == "failed"
+    assert failed[0]["error_code"] == "no_providers"
+
+    out = tmp_path / "out"
+    res = p2pshare(b, "get", link, "-o", out)
+    assert res.code == 0, res.err
+    assert (out / "f.bin").read_bytes() == src.read_bytes()
+    _alive(b, pid)
+
+    # a third home with no node and no bootstrap: the link's hints suffice
+    c = homes("c")
+    res = p2pshare(c, "get", link, "-o", tmp_path / "c-out", "--timeout", "30")
+    assert res.code == 0, res.err
+    assert (tmp_path / "c-out" / "f.bin").read_bytes() == src.read_bytes()
+
+    # the output exists: exit 6 as without a node, and the node stays up
+    res = p2pshare(b, "get", link, "-o", out)
+    assert res.code == 6, res.err
+    assert "exists" in res.err
+    _alive(b, pid)
+
+    # `link` through the node carries hints too; --no-hints is the bare form
+    root = parse_link(link).root_cid
+    again = ok(a, "link", root[:14]).strip()
+    assert parse_link(again).peers and parse_link(again).key == parse_link(link).key
+    bare = ok(a, "link", "--no-hints", "f.bin").strip()
+    assert parse_link(bare).peers == () and parse_link(bare).key is not None
+
+
+def test_get_path_not_in_folder_through_node(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    start(a)
+    start(b)
+    pid = pid_of(b)
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "x.txt").write_text("x")
+    link = ok(a, "add", folder).strip()
+    res = p2pshare(b, "get", link, "-o", tmp_path / "o", "--path", "nope/x")
+    assert res.code == 3, res.err
+    assert "nope/x" in res.err
+    _alive(b, pid)
+    res = p2pshare(b, "get", link, "-o", tmp_path / "o", "--path", "../etc")
+    assert res.code == 2, res.err
+    _alive(b, pid)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "x"])
+def test_bad_timeout_is_a_usage_error(tmp_path: Path, homes, value: str) -> None:
+    a = homes("a")
+    res = p2pshare(a, "get", UNKNOWN, "--timeout", value)
+    assert res.code == 2, res.err
+    assert "Traceback" not in res.err
+    start(a)
+    res = p2pshare(a, "get", UNKNOWN, "--timeout", value)
+    assert res.code == 2, res.err
+
+
+def test_zero_timeout_means_zero_seconds(tmp_path: Path, homes) -> None:
+    a = homes("a")
+    start(a)
+    res = p2pshare(a, "get", UNKNOWN, "-o", tmp_path / "o", "--timeout", "0")
+    assert res.code == 3, res.err
+    assert "within 0 s" in res.err
+
+
+def test_node_killed_mid_download_exits_7(tmp_path: Path, homes) -> None:
+    b, _src, getter = slow_get(tmp_path, homes, 16 << 20)
+    with running(getter):
+        os.kill(pid_of(b), signal.SIGKILL)
+        assert getter.popen.wait(30) == 7
+        getter.stop()
+        assert "node" in getter.err and "went away" in getter.err, getter.err
+
+
+def test_ctrl_c_leaves_download_running_and_exits_0(tmp_path: Path, homes) -> None:
+    b, src, getter = slow_get(tmp_path, homes, 8 << 20)
+    with running(getter):
+        getter.popen.send_signal(signal.SIGINT)
+        assert getter.popen.wait(10) == 0
+        getter.stop()
+    assert "goes on in the node" in getter.err
+    assert wait_for(
+        lambda: json.loads(ok(b, "downloads", "--json"))[0]["state"] == "done", 60
+    )
+    assert (tmp_path / "out" / "slow.bin").read_bytes() == src.read_bytes()
+
+
+def test_paused_by_another_client_is_not_success(tmp_path: Path, homes) -> None:
+    b, _src, getter = slow_get(tmp_path, homes, 16 << 20)
+    with running(getter):
+        ok(b, "downloads", "pause", "1")
+        assert getter.popen.wait(30) == 7
+        getter.stop()
+    assert "paused" in getter.err and "downloads resume 1" in getter.err
+
+
+def test_readd_unchanged_returns_the_same_link(tmp_path: Path, homes) -> None:
+    a = homes("a")
+    src = tmp_path / "same.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    folder = tmp_path / "dir"
+    (folder / "in").mkdir(parents=True)
+    (folder / "in" / "f").write_bytes(b"folder member")
+    for copy in ((), ("--copy",)):
+        first = parse_link(ok(a, "add", *copy, src).strip())
+        assert parse_link(ok(a, "add", *copy, src).strip()) == first
+        fresh = parse_link(ok(a, "add", *copy, "--new", src).strip())
+        assert fresh.root_id != first.root_id and fresh.key != first.key
+        dir_first = parse_link(ok(a, "add", *copy, folder).strip())
+        assert parse_link(ok(a, "add", *copy, folder).strip()) == dir_first
+    start(a)  # and through the node: the same share, now with hints
+    again = parse_link(ok(a, "add", "--copy", folder).strip())
+    assert again.root_id == dir_first.root_id and again.peers
+    (folder / "in" / "g").write_bytes(b"a new member")
+    changed = parse_link(ok(a, "add", "--copy", folder).strip())
+    assert changed.root_id != dir_first.root_id
