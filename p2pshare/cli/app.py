@@ -75,7 +75,7 @@ def _progress(description: str, total: int | None) -> Iterator[_Bar]:
         yield _Bar(lambda n: bar.advance(task, n), lambda n: bar.update(task, total=n))
 
 
-class Seconds(click.ParamType):
+class Seconds(click.ParamType[float]):
     """A duration in seconds: a finite number from 0 to 1e6 (0 means now)."""
 
     name = "seconds"
