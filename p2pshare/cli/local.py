@@ -29,7 +29,7 @@ from p2pshare.cli.seeds import (
 )
 from p2pshare.format import DEFAULT_CHUNK_SIZE, ShareLink, parse_root_or_link
 
-__all__ = ["add", "link", "ls_", "rm"]
+__all__ = ["add", "gc", "link", "ls_", "rm"]
 
 
 @cli.command()
@@ -203,3 +203,33 @@ def rm(ctx: click.Context, root: str) -> None:
         for bid in store.catalog.remove_top(target.root_id):
             store.blocks.delete(bid)
     click.echo(f"removed {target.root_cid}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def gc(ctx: click.Context, as_json: bool) -> None:
+    """Delete stored blocks that no share needs any more.
+
+    What `rm`, a failed `add --copy`, a cancelled download or a crash left
+    behind; never a block a share or a download in progress needs. A node
+    also does this each time it starts.
+    """
+    from p2pshare.daemon import HomeLock
+    from p2pshare.store.gc import collect
+
+    home = home_of(ctx)
+    report: Any = call_node(home, "gc")
+    if report is NO_NODE:
+        home.ensure()
+        with HomeLock(home.path):  # no node starts while we collect
+            report = collect(_open_store(ctx)).to_wire()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(
+        f"removed {report['blocks']} blocks ({_human(report['bytes'])}),"
+        f" {report['temp_files']} temp files,"
+        f" {report['partial_shares']} stale partial downloads",
+        err=True,
+    )

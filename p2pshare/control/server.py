@@ -30,6 +30,7 @@ Methods (params → result; errors carry the stable codes of
 ``peers``                     connected peers
 ``events``                    subscription: ``event`` frames until the
                               client goes away
+``gc``                        → what was removed (``store/gc.py``)
 ``stop``                      → ``{}``, then the node shuts down
 ============================  ==============================================
 """
@@ -241,6 +242,7 @@ class _Connection:
             "voucher.redeem": self.m_redeem,
             "providers": self.m_providers,
             "events": self.m_events,
+            "gc": self.m_gc,
             "stop": self.m_stop,
         }
         try:
@@ -382,6 +384,9 @@ class _Connection:
                     break
                 await self.send(self.wire.event(req.id, event.to_wire()))
         return {}
+
+    async def m_gc(self, req: Request) -> Any:
+        return await self.node.gc()
 
     async def m_stop(self, req: Request) -> Any:
         log.info("control: stop requested")

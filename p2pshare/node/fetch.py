@@ -256,6 +256,18 @@ class NetworkSource:
         meta: Meta,
     ) -> None:
         """Store the envelope (and index blocks) and serve the share partially."""
+        with self.store.writing():
+            self._register_locked(root, key, env_bytes, env, ids, meta)
+
+    def _register_locked(
+        self,
+        root: bytes,
+        key: bytes,
+        env_bytes: bytes,
+        env: Envelope,
+        ids: bytes,
+        meta: Meta,
+    ) -> None:
         blocks = [self.store.blocks.put(env_bytes)]
         if env.index_ids is not None:
             step = 8192 * ID_BYTES
@@ -297,11 +309,12 @@ class NetworkSource:
 
         def keep() -> None:
             # The listing is tiny: keep its chunks, serve it like a copy.
-            with self.store.blocks.batch() as batch:
-                ids = [batch.add(c) for c in ciphers]
-            row = self.store.catalog.get_share(share.root)
-            self.store.catalog.put_share(row, ids, members)
-            self.store.catalog.set_storage(share.root, "copy")
+            with self.store.writing():
+                with self.store.blocks.batch() as batch:
+                    ids = [batch.add(c) for c in ciphers]
+                row = self.store.catalog.get_share(share.root)
+                self.store.catalog.put_share(row, ids, members)
+                self.store.catalog.set_storage(share.root, "copy")
 
         await trio.to_thread.run_sync(keep)
         return listing

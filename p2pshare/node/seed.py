@@ -136,8 +136,9 @@ class CipherSink:
         chunk_id = self.share.chunk_id(i)
         if block_id(data) != chunk_id:
             return False
-        self.store.blocks.put(data)
-        self.store.catalog.keep_blocks(self.share.root, [chunk_id])
+        with self.store.writing():
+            self.store.blocks.put(data)
+            self.store.catalog.keep_blocks(self.share.root, [chunk_id])
         self.done.add(i)
         return True
 
@@ -476,14 +477,16 @@ class SeedService:
             f.count = env.count
 
             def keep_meta() -> None:
-                kept = [self.node.store.blocks.put(share.envelope_bytes)]
-                if env.index_ids is not None:
-                    step = IDS_PER_INDEX_BLOCK * ID_BYTES
-                    kept += [
-                        self.node.store.blocks.put(share.ids[o : o + step])
-                        for o in range(0, len(share.ids), step)
-                    ]
-                catalog.keep_blocks(root, kept)
+                blocks = self.node.store.blocks
+                with self.node.store.writing():
+                    kept = [blocks.put(share.envelope_bytes)]
+                    if env.index_ids is not None:
+                        step = IDS_PER_INDEX_BLOCK * ID_BYTES
+                        kept += [
+                            blocks.put(share.ids[o : o + step])
+                            for o in range(0, len(share.ids), step)
+                        ]
+                    catalog.keep_blocks(root, kept)
 
             await self._db(keep_meta)
             sink = await self._db(CipherSink, self.node, share)

@@ -241,6 +241,14 @@ class Node:
             "reused": added.reused,
         }
 
+    async def gc(self) -> dict[str, int]:
+        """Remove blocks, temp files and partial shares nothing needs
+        (``store/gc.py``); waits for adds and fetches in flight."""
+        from p2pshare.store.gc import collect
+
+        report = await trio.to_thread.run_sync(collect, self.store)
+        return report.to_wire()
+
     async def remove(self, root: bytes) -> None:
         """Stop serving a share and delete what the home stored for it."""
 
@@ -477,6 +485,17 @@ class Node:
         self.store.catalog.set_top(root)
 
 
+def _collect_at_start(store: LocalStore) -> None:
+    """What a crash or a failed job left behind goes before serving starts;
+    another process using the home only postpones it."""
+    from p2pshare.store.gc import collect
+
+    try:
+        collect(store, wait_s=0)
+    except P2PShareError as exc:
+        log.info("gc at start skipped: %s", exc)
+
+
 @asynccontextmanager
 async def open_node(
     home: Home,
@@ -495,6 +514,7 @@ async def open_node(
     """
     store = LocalStore(home)
     try:
+        await trio.to_thread.run_sync(_collect_at_start, store)
         async with (
             open_host(
                 home_dir=home.path,

@@ -133,14 +133,15 @@ def add_path(
         raise StoreError(f"{path}: cannot read ({exc.strerror})") from exc
     name = path.resolve().name if path.name in ("", ".", "..") else path.name
     check_name(name, what=f"{path}: name")
-    adder = _Adder(store, copy=copy, chunk_size=chunk_size, progress=progress, new=new)
-    if stat.S_ISREG(st.st_mode):
-        added = adder.add_file(path, name, top=True)
-    elif stat.S_ISDIR(st.st_mode):
-        added = adder.add_folder(path, name, ancestors=frozenset(), top=True)
-    else:
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise UsageError(f"{path}: not a regular file or directory")
-    return added
+    with store.writing():  # gc waits until the catalog refers to our blocks
+        adder = _Adder(
+            store, copy=copy, chunk_size=chunk_size, progress=progress, new=new
+        )
+        if stat.S_ISREG(st.st_mode):
+            return adder.add_file(path, name, top=True)
+        return adder.add_folder(path, name, ancestors=frozenset(), top=True)
 
 
 def add_bytes(
@@ -163,6 +164,38 @@ def add_bytes(
     Used for folder listings, which exist only in memory; ``mode`` is what
     ``ls`` shows, the chunks are always stored.
     """
+    with store.writing():
+        return _add_bytes(
+            store,
+            data,
+            name=name,
+            kind=kind,
+            mtime_ns=mtime_ns,
+            mode=mode,
+            top=top,
+            chunk_size=chunk_size,
+            tree_size=tree_size,
+            children=children,
+            source=source,
+            commit=commit,
+        )
+
+
+def _add_bytes(
+    store: LocalStore,
+    data: bytes,
+    *,
+    name: str,
+    kind: Kind,
+    mtime_ns: int,
+    mode: str,
+    top: bool,
+    chunk_size: int,
+    tree_size: int | None,
+    children: list[bytes] | None,
+    source: str | None,
+    commit: Callable[[ShareRow, list[bytes], list[bytes]], None] | None,
+) -> AddedShare:
     key = new_file_key()
     keys = FileKeys.from_key(key)
     geo = Geometry(len(data), chunk_size)

@@ -15,11 +15,24 @@ Every read verifies the bytes against the id before returning them, so bit
 rot or tampering surfaces as :class:`~p2pshare.errors.IntegrityError`; the
 caller adds what the block was (``envelope``, ``chunk 7``, …) to the
 message.
+
+**Garbage collection** (``gc.py``) deletes block files no share refers to.
+A block becomes referenced only when the catalog commits the share (or pin)
+that keeps it, *after* the file was written, so a collector must never run
+between the two. :class:`WriteGuard` orders them: writers (an add, a
+download registering its envelope, a seed storing a replica chunk) hold it
+shared from the first block they write until the catalog commit; the
+collector holds it exclusive. Across processes the same holds through
+``blocks.lock`` beside ``blocks/``: every open block store keeps a shared ``flock`` on it for
+its lifetime, and the collector converts its own to exclusive without
+waiting, so it runs only when no other process has the store open (else it
+is skipped, never blocking).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import threading
@@ -30,7 +43,9 @@ from pathlib import Path
 from p2pshare.errors import BlockMissing, IntegrityError, StoreError
 from p2pshare.format.chunks import block_id
 
-__all__ = ["Batch", "BlockHandle", "BlockStore", "fsync_dir"]
+__all__ = ["Batch", "BlockHandle", "BlockStore", "WriteGuard", "fsync_dir"]
+
+LOCK_SUFFIX = ".lock"
 
 # A block written to a temp file and not yet adopted: (temp file, final path).
 BlockHandle = tuple[Path, Path]
@@ -52,10 +67,32 @@ class BlockStore:
         self.tmp = root / "tmp"
         try:
             self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for made in (root, self.tmp):  # a umask never loosens the store
+                if made.stat().st_mode & 0o077:
+                    made.chmod(0o700)
         except OSError as exc:
             raise StoreError(
                 f"{root}: cannot create block store ({exc.strerror})"
             ) from exc
+        # beside the directory, not in it: nothing in blocks/ but blocks
+        self.guard = WriteGuard(root.with_name(root.name + LOCK_SUFFIX))
+
+    def close(self) -> None:
+        self.guard.close()
+
+    def ids(self) -> Iterator[tuple[Path, bytes]]:
+        """Every block file and its id (from its name); other files are
+        skipped. For the collector."""
+        for sub in self.root.iterdir():
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for path in sub.iterdir():
+                try:
+                    bid = bytes.fromhex(path.name)
+                except ValueError:
+                    continue
+                if len(bid) == 32 and path.name.startswith(sub.name):
+                    yield path, bid
 
     def path(self, bid: bytes) -> Path:
         h = bid.hex()
@@ -115,6 +152,75 @@ class BlockStore:
                 continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+
+class WriteGuard:
+    """Block writers share it; the garbage collector holds it alone (see the
+    module docstring). Thread-safe; one per open block store."""
+
+    def __init__(self, path: Path) -> None:
+        self._cond = threading.Condition()
+        self._writers = 0
+        self._collecting = False
+        try:
+            self._fd: int | None = os.open(
+                path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot lock ({exc.strerror})") from exc
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold while writing blocks until the catalog refers to them.
+        Re-entrant; waits only while a collection runs."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._collecting)
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def collecting(self, wait_s: float) -> Iterator[None]:
+        """Exclusive: no writer in this process, none in any other.
+
+        Raises:
+            StoreError: writers of this process did not finish within
+                ``wait_s``, or another process has the block store open.
+        """
+        with self._cond:
+            idle = self._cond.wait_for(
+                lambda: self._writers == 0 and not self._collecting, wait_s
+            )
+            if not idle:
+                raise StoreError("block store: busy writing; try gc again later")
+            self._collecting = True
+        try:
+            assert self._fd is not None
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
+                raise StoreError(
+                    "block store: another p2pshare process has this home open"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
+        finally:
+            with self._cond:
+                self._collecting = False
+                self._cond.notify_all()
 
 
 def _alive(pid: int) -> bool:

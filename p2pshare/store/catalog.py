@@ -166,6 +166,14 @@ CREATE TABLE IF NOT EXISTS secrets (
 """
 
 
+# What a share's root is recorded in (constants; hence noqa: S608 where used).
+_SHARE_TABLES = (
+    ("share_blocks", "root"),
+    ("children", "parent"),
+    ("fingerprints", "root"),
+    ("shares", "root"),
+)
+
 # Constant column list; queries interpolate only this (hence noqa: S608).
 _SHARE_COLS = (
     "root, key, storage, mode, top, source, source_size, source_mtime_ns,"
@@ -476,6 +484,49 @@ class Catalog:
             "INSERT OR REPLACE INTO fingerprints (fingerprint, root) VALUES (?, ?)",
             (fingerprint, root),
         )
+
+    @_locked
+    def drop_orphan_partials(self) -> int:
+        """Forget partial shares that no download and no share needs any more
+        (a cancelled or superseded download); their blocks become garbage.
+        Returns how many were dropped."""
+        with self.transaction() as db:
+            gone = [
+                r
+                for (r,) in db.execute(
+                    """
+                WITH RECURSIVE keep(root) AS (
+                    SELECT root FROM shares WHERE top = 1
+                    UNION SELECT root FROM downloads
+                    UNION SELECT root FROM pins
+                    UNION SELECT c.child FROM children c
+                    JOIN keep k ON c.parent = k.root
+                )
+                SELECT root FROM shares WHERE storage = 'partial'
+                AND root NOT IN (SELECT root FROM keep)
+                """
+                )
+            ]
+            for r in gone:
+                for table, column in _SHARE_TABLES:
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (r,))  # noqa: S608
+            return len(gone)
+
+    @_locked
+    def kept_of(self, blocks: Sequence[bytes]) -> set[bytes]:
+        """Which of ``blocks`` some share or pin keeps (one query)."""
+        found: set[bytes] = set()
+        for o in range(0, len(blocks), 500):  # SQLite's parameter limit
+            part = blocks[o : o + 500]
+            marks = ",".join("?" * len(part))
+            found.update(
+                bytes(b)
+                for (b,) in self._db.execute(
+                    f"SELECT DISTINCT block FROM share_blocks WHERE block IN ({marks})",  # noqa: S608
+                    part,
+                )
+            )
+        return found
 
     @_locked
     def children_of(self, root: bytes) -> list[bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from p2pshare.config import Home
 from p2pshare.store.blocks import BlockStore
 from p2pshare.store.catalog import Catalog
@@ -20,6 +22,12 @@ class LocalStore:
 
     def close(self) -> None:
         self.catalog.close()
+        self.blocks.close()
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while writing blocks until the catalog refers to them (the
+        garbage collector waits for it: ``blocks.py``)."""
+        return self.blocks.guard.writing()
 
     def __enter__(self) -> LocalStore:
         return self

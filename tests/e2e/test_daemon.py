@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from p2pshare.daemon import wait_for_exit
+from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.daemon import pid_of as _pid
 from tests.helpers.daemon import slow_get as _slow_get
@@ -34,7 +35,7 @@ def test_two_background_nodes_share_and_get(tmp_path: Path, homes) -> None:
     src = tmp_path / "data.bin"
     src.write_bytes(os.urandom(3 << 20))
     link = ok(a, "share", src).strip()
-    assert "peer=" in link  # a node's share link carries its addresses
+    assert parse_link(link).peers  # a node's share link carries its addresses
     listed = json.loads(ok(a, "ls", "--json"))
     assert [i["name"] for i in listed] == ["data.bin"]
 

@@ -339,7 +339,7 @@ def test_source_deleted(tmp_path: Path) -> None:
         (["get", "--offline", "p2pshare://nope#abc"], 2, "link: the key"),
         (["get", "--offline", "p2pshare://nope"], 2, "root id"),
         (["add", "/definitely/not/here"], 3, "no such file"),
-        (["rm", "not-a-root"], 2, "root id"),
+        (["rm", "not-a-root"], 3, "no share of this home has that root"),
         (["frobnicate"], 2, "No such command"),
     ],
 )
