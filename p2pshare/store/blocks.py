@@ -23,10 +23,10 @@ between the two. :class:`WriteGuard` orders them: writers (an add, a
 download registering its envelope, a seed storing a replica chunk) hold it
 shared from the first block they write until the catalog commit; the
 collector holds it exclusive. Across processes the same holds through
-``blocks.lock`` beside ``blocks/``: every open block store keeps a shared ``flock`` on it for
-its lifetime, and the collector converts its own to exclusive without
-waiting, so it runs only when no other process has the store open (else it
-is skipped, never blocking).
+``blocks.lock`` beside ``blocks/``: every open block store keeps a shared
+``flock`` on it for its lifetime, and the collector converts its own to
+exclusive without waiting, so it runs only when no other process has the
+store open (else it is skipped, never blocking).
 """
 
 from __future__ import annotations
