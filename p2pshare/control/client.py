@@ -85,10 +85,14 @@ class ControlClient:
                 anyio.ClosedResourceError,
                 OSError,
             ) as exc:
-                raise NodeLost("node: the control connection was lost") from exc
+                raise NodeLost(
+                    "node: it went away (the control connection was lost)"
+                ) from exc
 
     async def _reader(self) -> None:
-        error: BaseException = NodeLost("node: it closed the control connection")
+        error: BaseException = NodeLost(
+            "node: it went away during the call (stopped or died; see its log)"
+        )
         try:
             while True:
                 try:
@@ -148,7 +152,7 @@ class ControlClient:
             NodeLost: the connection is gone (the node stopped or died).
         """
         if self._wire.state is not State.READY:
-            raise NodeLost("node: the control connection is closed")
+            raise NodeLost("node: it went away (the control connection is closed)")
         req = next(self._ids)
         pending = _Pending()
         self._pending[req] = pending
