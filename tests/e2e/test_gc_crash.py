@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -56,9 +57,8 @@ def _check_every_share(home: Path, sources: dict[str, Path], out: Path) -> None:
 
 
 def _ls(home: Path) -> list[dict[str, str]]:
-    import json
-
-    return json.loads(ok(home, "ls", "--json"))
+    items: list[dict[str, str]] = json.loads(ok(home, "ls", "--json"))
+    return items
 
 
 def _adding(tmp: Path, adder: Proc) -> bool:
