@@ -93,6 +93,7 @@ __all__ = [
     "NodeStartFailed",
     "Owner",
     "lock_path",
+    "log_file_handler",
     "logs_dir",
     "read_owner",
     "setup_daemon_logging",
@@ -752,6 +753,20 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
+def log_file_handler(home: Path) -> logging.Handler:
+    """A handler writing to ``<home>/logs/node.log`` (rotating, 0600).
+
+    Raises:
+        ConfigError: the logs directory or file cannot be created.
+    """
+    path = logs_dir(home) / LOG_FILE_NAME
+    handler = _PrivateRotatingFileHandler(
+        path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUP_COUNT, encoding="utf-8"
+    )
+    handler.setFormatter(_IsoFormatter(LOG_FORMAT))
+    return handler
+
+
 def setup_daemon_logging(home: Path, *, debug: bool = False) -> Path:
     """Send the root logger of a daemon to ``<home>/logs/node.log``.
 
@@ -771,11 +786,8 @@ def setup_daemon_logging(home: Path, *, debug: bool = False) -> Path:
     Raises:
         ConfigError: the logs directory or file cannot be created.
     """
-    path = logs_dir(home) / LOG_FILE_NAME
-    handler = _PrivateRotatingFileHandler(
-        path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUP_COUNT, encoding="utf-8"
-    )
-    handler.setFormatter(_IsoFormatter(LOG_FORMAT))
+    handler = log_file_handler(home)
+    path = Path(handler.baseFilename)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _PrivateRotatingFileHandler)]:
         root.removeHandler(old)

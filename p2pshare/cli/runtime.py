@@ -58,11 +58,24 @@ def run_until_signal(main: Callable[[], Awaitable[Any]]) -> Any:
         return trio.run(runner)
 
 
-def libp2p_logging() -> None:
-    """Route libp2p's records to our stderr handler (LIBP2P-NOTES P8)."""
+def libp2p_logging(home: Home) -> None:
+    """Route libp2p's records (LIBP2P-NOTES P8) to the home's log file, and
+    to stderr only with --debug: in a normal run stderr carries p2pshare's
+    own lines (a dead bootstrap peer made libp2p print 20+ lines there)."""
+    import logging.handlers
+
+    from p2pshare.daemon import log_file_handler
     from p2pshare.node.compat import configure_libp2p_logging
 
-    configure_libp2p_logging(logging.getLogger().handlers)
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    handlers = files or [log_file_handler(home.path)]
+    if root.isEnabledFor(logging.DEBUG):
+        handlers += [h for h in root.handlers if h not in files]
+    lib = logging.getLogger("libp2p")
+    for old in [h for h in lib.handlers if h not in handlers]:
+        lib.removeHandler(old)  # an earlier run's, in the same process
+    configure_libp2p_logging(handlers)
 
 
 def run_node(
@@ -84,8 +97,8 @@ def run_node(
     from p2pshare.daemon import HomeLock
     from p2pshare.node.service import open_node
 
-    libp2p_logging()
     home.ensure()
+    libp2p_logging(home)
     with HomeLock(home.path, control_socket=str(home.path / "control.sock")):
 
         async def main() -> Any:

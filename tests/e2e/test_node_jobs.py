@@ -176,3 +176,19 @@ def test_readd_unchanged_returns_the_same_link(tmp_path: Path, homes) -> None:
     (folder / "in" / "g").write_bytes(b"a new member")
     changed = parse_link(ok(a, "add", "--copy", folder).strip())
     assert changed.root_id != dir_first.root_id
+
+
+def test_libp2p_lines_go_to_the_log_not_stderr(tmp_path: Path, homes) -> None:
+    a = homes("a")
+    dead = (
+        "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWN3X4zPVUtVQMtBzgzvPmAJ2iRtv1g3xi55yMA7v984bD"
+    )
+    res = p2pshare(
+        a, "get", UNKNOWN, "--bootstrap", dead, "--timeout", "2", "-o", tmp_path / "o"
+    )
+    assert res.code == 3, res.err
+    lines = res.err.splitlines()
+    assert lines and all(line.startswith("p2pshare: ") for line in lines), res.err
+    assert "libp2p" in (a / "logs" / "node.log").read_text()
+    res = p2pshare(a, "--debug", "get", UNKNOWN, "--bootstrap", dead, "--timeout", "1")
+    assert "libp2p" in res.err  # --debug shows them
