@@ -753,7 +753,7 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
-def log_file_handler(home: Path) -> logging.Handler:
+def log_file_handler(home: Path) -> logging.FileHandler:
     """A handler writing to ``<home>/logs/node.log`` (rotating, 0600).
 
     Raises:

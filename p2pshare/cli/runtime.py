@@ -69,7 +69,7 @@ def libp2p_logging(home: Home) -> None:
 
     root = logging.getLogger()
     files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
-    handlers = files or [log_file_handler(home.path)]
+    handlers: list[logging.Handler] = [*files] or [log_file_handler(home.path)]
     if root.isEnabledFor(logging.DEBUG):
         handlers += [h for h in root.handlers if h not in files]
     lib = logging.getLogger("libp2p")
