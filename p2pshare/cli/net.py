@@ -254,9 +254,11 @@ def _start_background(
     dht_mode: str,
 ) -> None:
     from p2pshare.daemon import HomeLock, logs_dir, spawn_background
+    from p2pshare.node.ports import check_free
 
     home.ensure()
     HomeLock.check_free(home.path)
+    check_free(listen)  # one clear line here, not a start failure
     argv = [sys.executable, "-m", "p2pshare", "--home", str(home.path)]
     if ctx.obj["debug"]:
         argv.append("--debug")

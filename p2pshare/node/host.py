@@ -96,6 +96,9 @@ SHUTDOWN_TIMEOUT_S: Final = compat.NETWORK_CLOSE_TIMEOUT_S + 5.0
 OPEN_STREAM_LIMIT_S: Final = 15.0
 
 _LISTEN_IP_PROTOCOLS: Final = ("ip4", "ip6")
+# How long addresses learned from a hint or a DHT record stay in the
+# peerstore: long enough to reconnect during a download.
+PEER_ADDR_TTL_S: Final = 600
 
 
 # --------------------------------------------------------------------------
@@ -190,12 +193,30 @@ class NodeHost:
         """
         info = parse_peer_addr(maddr_text)
         try:
-            await self.host.connect(info)
+            await self.connect_info(info)
         except (BaseLibp2pError, OSError) as exc:
             raise TransferError(
                 f"peer {compat.short_peer_id(info.peer_id)}: cannot connect: {exc}"
             ) from exc
         return info.peer_id
+
+    async def connect_info(self, info: PeerInfo) -> None:
+        """Connect to ``info.peer_id``, dialling ``info.addrs`` if not
+        connected yet.
+
+        Fresh addresses (a link's hint, a DHT record) *replace* what the
+        peerstore remembers of that peer: libp2p dials every remembered
+        address and drops loopback ones when another is known, so after the
+        peer restarted on a new port it dialled only the stale addresses
+        (12 dials, none to the new one) and the download found "no
+        provider". Remembered addresses are still used when ``info`` has
+        none.
+        """
+        if info.addrs and not self.host.get_network().connections.get(info.peer_id):
+            store = self.host.get_peerstore()
+            store.clear_addrs(info.peer_id)
+            store.add_addrs(info.peer_id, info.addrs, PEER_ADDR_TTL_S)
+        await self.host.connect(info)
 
     async def bootstrap(self, peers: Sequence[str]) -> int:
         """Join the DHT through ``peers``: dial, add to the table, refresh.

@@ -41,6 +41,7 @@ from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.jobs import Supervisor
+from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.replicate import renew_loop
@@ -357,7 +358,7 @@ class Node:
             if isinstance(peer, str):
                 peer_id = await self.host.connect(peer)
             else:
-                await self.host.host.connect(peer)
+                await self.host.connect_info(peer)
                 peer_id = peer.peer_id
             if peer_id == self.host.peer_id:
                 return None
@@ -512,13 +513,15 @@ async def open_node(
     Cancellation: leaving the block cancels announcements, transfers and
     the host, then closes every socket.
     """
+    check_free(listen)
+    asked = list(listen)
     store = LocalStore(home)
     try:
         await trio.to_thread.run_sync(_collect_at_start, store)
         async with (
             open_host(
                 home_dir=home.path,
-                listen=list(listen),
+                listen=sticky(home.path, asked),
                 bootstrap=list(bootstrap),
                 dht_mode=dht_mode,
             ) as nh,
@@ -528,6 +531,7 @@ async def open_node(
                 store, local_peer=nh.peer_id_bytes, upload=RateLimiter(upload_rate)
             )
 
+            remember_port(home.path, asked, nh.addrs())
             nh.set_handler(XFER_PROTOCOL, server.handle)
             bus = EventBus()
             node = Node(nh, store, server, nursery, Supervisor(nursery, bus), bus=bus)

@@ -192,3 +192,42 @@ def test_libp2p_lines_go_to_the_log_not_stderr(tmp_path: Path, homes) -> None:
     assert "libp2p" in (a / "logs" / "node.log").read_text()
     res = p2pshare(a, "--debug", "get", UNKNOWN, "--bootstrap", dead, "--timeout", "1")
     assert "libp2p" in res.err  # --debug shows them
+
+
+def _port(addrs: list[str]) -> int:
+    return int(addrs[0].split("/tcp/")[1].split("/")[0])
+
+
+def test_node_keeps_its_port_and_refuses_a_taken_one(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    first = _port(start(a))
+    ok(a, "stop")
+    assert _port(start(a)) == first  # links printed before still point here
+    taken = f"/ip4/127.0.0.1/tcp/{first}"
+    for args in (
+        ("node", "--background", "--listen", taken),
+        ("node", "--listen", taken),
+    ):
+        res = p2pshare(b, *args, timeout=60)
+        assert res.code == 2, res.err
+        assert "already in use" in res.err and "Traceback" not in res.err
+    assert json.loads(ok(a, "status", "--json"))["addrs"]
+
+
+def test_fresh_hints_win_over_a_stale_peerstore(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    old = _port(start(a))
+    start(b)
+    one = tmp_path / "one.bin"
+    one.write_bytes(os.urandom(300_000))
+    res = p2pshare(b, "get", ok(a, "add", one).strip(), "-o", tmp_path / "o1")
+    assert res.code == 0, res.err  # B now remembers A at its old address
+    ok(a, "stop")
+    (a / "listen-port").unlink()  # A comes back elsewhere
+    assert _port(start(a)) != old
+    two = tmp_path / "two.bin"
+    two.write_bytes(os.urandom(300_000))
+    link = ok(a, "add", two).strip()
+    res = p2pshare(b, "get", link, "-o", tmp_path / "o2", "--timeout", "20")
+    assert res.code == 0, res.err
+    assert (tmp_path / "o2" / "two.bin").read_bytes() == two.read_bytes()
