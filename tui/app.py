@@ -51,7 +51,7 @@ FOCUS_OF_TAB = {
     "browse": "#link-input",
     "downloads": "#downloads-table",
     "network": "#peers-table",
-    "seeds": "#voucher-input",
+    "seeds": "#vouchers-table",  # not the code box: it would eat the tab keys
     "log": "#event-log",
 }
 QUIET_WORKERS = frozenset({"sample"})
@@ -70,6 +70,7 @@ class P2PShareApp(App[int]):
         Binding("4", "show_tab('network')", "Network", show=False),
         Binding("5", "show_tab('seeds')", "Seeds", show=False),
         Binding("6", "show_tab('log')", "Log", show=False),
+        Binding("v", "redeem_voucher", "Voucher", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "show_help", "Help"),
         Binding("ctrl+r", "reconnect", "Reconnect", show=False),
@@ -84,8 +85,10 @@ class P2PShareApp(App[int]):
         poll_interval: float | None = 1.0,
         picker_start: Path | None = None,
         destination: Path | None = None,
+        ephemeral: bool = False,
     ) -> None:
         super().__init__()
+        self.ephemeral = ephemeral  # the demo: nothing outlives the app
         self.backend = backend
         self.initial_link = link
         self.notice = notice
@@ -242,6 +245,7 @@ class P2PShareApp(App[int]):
             self.shares.refresh_shares()
         elif kind == "download.done":
             self.notify(f"Download {subject} finished", title="Downloads")
+            self.shares.refresh_shares()  # a finished download is served too
         elif kind == "download.failed":
             why = event.get("error") or event.get("error_code") or "failed"
             self.notify(f"Download {subject}: {why}", severity="error")
@@ -331,6 +335,7 @@ class P2PShareApp(App[int]):
 
     def action_redeem_voucher(self) -> None:
         self.action_show_tab("seeds")
+        self.query_one("#voucher-input").focus()
 
     def action_reconnect(self) -> None:
         self.connect_node()
@@ -345,7 +350,7 @@ class P2PShareApp(App[int]):
         if not self.connected:
             self.exit(0)
             return
-        self.push_screen(QuitModal(), self._quit_answered)
+        self.push_screen(QuitModal(ephemeral=self.ephemeral), self._quit_answered)
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer == "keep":
@@ -369,10 +374,18 @@ def run_tui(
     listen: Sequence[str] = (),
     bootstrap: Sequence[str] = (),
     destination: Path | None = None,
+    ephemeral: bool = False,
 ) -> int:
     """Run the TUI over the node of ``home`` (attached, or started);
-    ``destination`` is the default download folder."""
+    ``destination`` is the default download folder; ``ephemeral``: the
+    node ends with the app (the demo), so quitting offers no "keep"."""
     backend = ControlBackend(home, listen=listen, bootstrap=bootstrap)
-    app = P2PShareApp(backend, link=link, notice=notice, destination=destination)
+    app = P2PShareApp(
+        backend,
+        link=link,
+        notice=notice,
+        destination=destination,
+        ephemeral=ephemeral,
+    )
     result = app.run()
     return 0 if result is None else int(result)

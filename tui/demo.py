@@ -471,6 +471,7 @@ def demo(ctx: click.Context, no_tui: bool, keep: bool) -> None:
                 listen=(LOOPBACK,),
                 bootstrap=tuple(swarm.sharer_addrs),
                 destination=swarm.downloads,
+                ephemeral=True,
             )
     if code:
         sys.exit(code)

@@ -124,10 +124,11 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
     )
     for i in items:
         size = _human(i["size"]) if i["size"] is not None else "?"
-        name = i["name"] if i["name"] is not None else f"? ({i['error']})"
+        name = i["name"] if i["name"] is not None else "?"
+        problem = f"  ! {i['error']}" if i["error"] else ""
         click.echo(
             f"{name:<{width}}  {i['kind'] or '?':<6}  {size:>10}  {i['mode']:<4}  "
-            f"{i.get('replicas', 0):>4}  {i['root']}"
+            f"{i.get('replicas', 0):>4}  {i['root']}{problem}"
         )
 
 

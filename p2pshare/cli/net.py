@@ -372,16 +372,23 @@ def peers(ctx: click.Context, as_json: bool) -> None:
 def _show_downloads(items: list[dict[str, Any]]) -> None:
     if not items:
         click.echo("no downloads", err=True)
+        return
+    click.echo(
+        f"{'ID':>3}  {'STATE':<9}  {'DONE':>7}  {'RATE':>11}  {'PEERS':>5}  PATH"
+    )
     for d in items:
         total = d["total"]
-        pct = f"{100 * d['done'] / total:5.1f} %" if total else "    ? "
+        pct = f"{100 * d['done'] / total:5.1f} %" if total else "      ?"
+        active = d["state"] == "active"
+        rate = f"{_human(int(d['rate']))}/s" if active else "-"
+        peers = str(d["providers"]) if active else "-"
         where = d["path"] or (
             f"{d['out_dir']}/{d['name']}" if d.get("name") else d["out_dir"]
         )
-        extra = f"  {d['error']}" if d["error"] else ""
+        extra = f"  ({d['error']})" if d["error"] else ""
         click.echo(
-            f"{d['id']:>3}  {d['state']:<9} {pct}  {_human(int(d['rate']))}/s  "
-            f"{d['providers']} peers  {where}{extra}"
+            f"{d['id']:>3}  {d['state']:<9}  {pct:>7}  {rate:>11}  {peers:>5}"
+            f"  {where}{extra}"
         )
 
 

@@ -86,9 +86,13 @@ class NetworkSource:
         swarm: Swarm,
         *,
         announce: Callable[[bytes], Any] | None = None,
+        give_up_s: float = 60.0,
     ) -> None:
         self.store = store
         self.swarm = swarm
+        # with every provider gone for a lasting reason (it said so), how
+        # long to wait for another before the download fails with it
+        self.give_up_s = give_up_s
         self.local = LocalSource(store)
         self.announce = announce
         self.stats = DownloadStats()

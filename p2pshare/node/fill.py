@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from p2pshare.errors import IntegrityError, NoProviders, P2PShareError, TransferError
+from p2pshare.errors import (
+    IntegrityError,
+    NoProviders,
+    P2PShareError,
+    SourceChangedError,
+    TransferError,
+)
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.groups import single_error
@@ -33,6 +39,7 @@ from p2pshare.node.provider import (
     Access,
     ProviderConn,
     ProviderGone,
+    Unavailable,
     Waiter,
 )
 from p2pshare.protocol.scheduler import Scheduler
@@ -180,6 +187,7 @@ class Fill:
         self.reqs: dict[tuple[str, int], int] = {}
         self.wake = trio.Event()
         self.adopting: set[str] = set()
+        self.unable: dict[str, str] = {}  # provider → why it cannot serve
         self._written: set[int] = set()
         for name, sess in share.sessions.items():
             self.sched.add_peer(name, sess.have)
@@ -240,6 +248,8 @@ class Fill:
                 idle_since = idle_since or now
                 if not self.source.swarm.searching and now - idle_since > 1:
                     raise NoProviders("every provider was lost or banned")
+                if self.unable and now - idle_since > self.source.give_up_s:
+                    raise self._nobody_can()
             else:
                 idle_since = None
             deadline = self.sched.next_deadline()
@@ -298,12 +308,42 @@ class Fill:
             self.sched.remove_peer(name)
         elif waiter.value is CANCELLED:
             pass
+        elif isinstance(waiter.value, Unavailable):
+            self._unable(name, waiter.value.code)
         elif waiter.value is None:
             self.sched.failed(name, i)
         else:
             assert isinstance(waiter.value, bytes)
             await send.send((name, i, waiter.value))
         self._poke()
+
+    def _unable(self, name: str, code: str) -> None:
+        """``name`` cannot serve this share at all: stop asking it, and
+        remember why for the error if nobody else can."""
+        self.sched.ban(name)
+        sess = self.share.sessions.get(name)
+        if sess is not None:
+            self.source.swarm.unable[sess.pc.remote_peer] = code
+        if name not in self.unable:
+            log.warning(
+                "provider %s cannot serve %s: %s",
+                name,
+                root_to_cid(self.share.root)[:16],
+                code,
+            )
+        self.unable[name] = code
+
+    def _nobody_can(self) -> P2PShareError:
+        cid = root_to_cid(self.share.root)[:16]
+        codes = set(self.unable.values())
+        n = len(self.unable)
+        if codes == {"source_changed"}:
+            return SourceChangedError(
+                f"share {cid}…: the shared file changed since its link was made"
+                f" ({n} provider(s) said so); ask the sharer for a new link"
+            )
+        why = ", ".join(sorted(codes))
+        return NoProviders(f"share {cid}…: no provider can serve it ({n}: {why})")
 
     async def _writer(
         self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]

@@ -51,7 +51,14 @@ if TYPE_CHECKING:
     # inline types and lack trio.TaskStatus.
     from trio_typing import TaskStatus
 
-__all__ = ["CANCELLED", "Access", "Opened", "ProviderConn", "ProviderGone"]
+__all__ = [
+    "CANCELLED",
+    "Access",
+    "Opened",
+    "ProviderConn",
+    "ProviderGone",
+    "Unavailable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,14 @@ OPEN_TIMEOUT_S = 20.0
 Access = SigningKey | bytes
 
 CANCELLED = object()  # what a withdrawn request's waiter resolves to
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """What a request resolves to when the provider said it cannot serve
+    the share at all (``missing`` with a ``code``, e.g. ``source_changed``)."""
+
+    code: str
 
 
 class ProviderGone(TransferError):
@@ -171,7 +186,7 @@ class ProviderConn:
         elif isinstance(event, BlockMissing):
             w = self._reqs.pop(event.req, None)
             if w is not None:
-                w.resolve(None)
+                w.resolve(None if event.code is None else Unavailable(event.code))
         elif isinstance(event, Closed):
             self._die()
 

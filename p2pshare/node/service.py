@@ -412,7 +412,10 @@ class Node:
                             f" {timeout_s:g} s"
                         )
                     source = NetworkSource(
-                        self.store, swarm, announce=self.announce_soon
+                        self.store,
+                        swarm,
+                        announce=self.announce_soon,
+                        give_up_s=timeout_s,
                     )
                     source.stats.started_at = started
                     yield source
@@ -483,6 +486,8 @@ class Node:
         if result.kind == "folder":
             old = str(result.path.with_name(partial_name(root)))
             self.store.catalog.rebase_sources(old + "/", str(result.path) + "/")
+            # ls shows what it holds, not the size of its listing
+            self.store.catalog.set_tree_size(root, result.size)
         self.store.catalog.set_top(root)
 
 

@@ -41,6 +41,8 @@ class Swarm:
     hints: Sequence[Any] = ()
     providers: dict[str, ProviderConn] = field(default_factory=dict)
     banned: set[bytes] = field(default_factory=set)
+    # peers that said they cannot serve this share at all, and why
+    unable: dict[bytes, str] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
     searching: int = 0
 
@@ -100,7 +102,9 @@ class Swarm:
         return [
             p
             for p in self.providers.values()
-            if not p.dead and p.remote_peer not in self.banned
+            if not p.dead
+            and p.remote_peer not in self.banned
+            and p.remote_peer not in self.unable
         ]
 
     async def wait_for_provider(self) -> None:

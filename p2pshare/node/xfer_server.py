@@ -44,6 +44,7 @@ from p2pshare.errors import (
     NotFoundError,
     P2PShareError,
     RemoteProtocolError,
+    SourceChangedError,
 )
 from p2pshare.format import root_to_cid
 from p2pshare.node.ratelimit import RateLimiter
@@ -133,6 +134,7 @@ class _Session:
         self.lock = trio.Lock()
         self.shares: dict[int, OpenShare] = {}
         self.cancelled: set[int] = set()
+        self.unable: set[int] = set()  # sids whose share we cannot serve
         self.bad_proofs = 0
         send, recv = trio.open_memory_channel[BlockWanted](self.conn.max_outstanding)
         self.wants_in = send
@@ -250,16 +252,22 @@ class _Session:
                     _read, share, want.kind, want.index, limiter=self.server.limiter
                 )
             except (BlockMissing, IntegrityError, IndexError, P2PShareError) as exc:
-                if isinstance(exc, IntegrityError):
+                # a changed source cannot serve any chunk: say so, once
+                code = "source_changed" if isinstance(exc, SourceChangedError) else None
+                if isinstance(exc, IntegrityError) and want.sid not in self.unable:
                     log.warning(
                         "cannot serve chunk %d of %s: %s",
                         want.index,
                         root_to_cid(share.root)[:16],
                         exc,
                     )
+                    if code is not None:
+                        self.unable.add(want.sid)
                 async with self.lock:
                     if want.req not in self.cancelled:
-                        await self.stream.send_all(self.conn.send_missing(want.req))
+                        await self.stream.send_all(
+                            self.conn.send_missing(want.req, code)
+                        )
                 continue
             await self.server.upload.take(len(data))
             async with self.lock:

@@ -48,7 +48,9 @@ refused    server  ``sid`` u16, ``code`` str ``[a-z0-9_]{1,40}``,
 want       client  ``sid`` u16, ``req`` u32, ``kind`` "chunk" | "index",
                    ``index`` int (chunk < 2**23, index block < 1024)
 block      server  ``req`` u32, ``data`` bin(≤ 16 MiB + 16)
-missing    server  ``req`` u32
+missing    server  ``req`` u32, optional ``code`` str ``[a-z0-9_]{1,40}``:
+                   the server cannot serve this share at all (e.g.
+                   ``source_changed``); absent: only this block
 cancel     client  ``req`` u32
 bye        either  ``reason`` str(≤ 200 chars, printable)
 =========  ======  ==========================================================

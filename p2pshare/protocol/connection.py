@@ -203,9 +203,11 @@ class BlockReceived(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BlockMissing(Event):
-    """Client: the server does not have what ``req`` asked for."""
+    """Client: the server does not have what ``req`` asked for (``code``:
+    why, when it cannot serve the share at all; see ``Missing``)."""
 
     req: int
+    code: str | None = None
 
 
 class Connection:

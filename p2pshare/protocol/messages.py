@@ -284,13 +284,24 @@ class Block(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Missing(Message):
-    """Server → client: the server does not have what ``req`` asked for."""
+    """Server → client: the server does not have what ``req`` asked for.
+
+    ``code`` (optional, ``[a-z0-9_]+``) says why when the server knows it
+    cannot serve this share at all, so the client stops asking it:
+    ``source_changed`` (a file shared by reference changed since it was
+    added), ``unavailable`` (any other lasting failure). Absent: only this
+    block is missing (a partial provider)."""
 
     TAG: ClassVar[str] = "missing"
     req: int
+    code: str | None = None
 
     def __post_init__(self) -> None:
         _uint("req", self.req, MAX_REQ)
+        if self.code is not None:
+            _text("code", self.code, MAX_CODE_CHARS)
+            if not self.code or not set(self.code) <= _CODE_ALPHABET:
+                raise LocalProtocolError("code: expected [a-z0-9_]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

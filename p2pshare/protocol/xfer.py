@@ -244,9 +244,10 @@ class ServerConnection(Connection):
         """Answer the outstanding want ``req`` with ``data``."""
         return self._answer(Block(req=req, data=data))
 
-    def send_missing(self, req: int) -> bytes:
-        """Answer the outstanding want ``req``: we do not have it."""
-        return self._answer(Missing(req=req))
+    def send_missing(self, req: int, code: str | None = None) -> bytes:
+        """Answer the outstanding want ``req``: we do not have it (``code``:
+        we cannot serve this share at all, and why)."""
+        return self._answer(Missing(req=req, code=code))
 
     @property
     def outstanding(self) -> frozenset[int]:
@@ -435,5 +436,6 @@ class ClientConnection(Connection):
                     return None
                 if isinstance(message, Block):
                     return BlockReceived(req=req, data=message.data)
-                return BlockMissing(req=req)
+                assert isinstance(message, Missing)
+                return BlockMissing(req=req, code=message.code)
         raise AssertionError(f"unreachable: {message.TAG} passed the transition table")

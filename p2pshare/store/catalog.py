@@ -618,6 +618,11 @@ class Catalog:
         )
 
     @_locked
+    def set_tree_size(self, root: bytes, size: int) -> None:
+        """A folder's total (a downloaded folder knew only its listing's)."""
+        self._db.execute("UPDATE shares SET tree_size = ? WHERE root = ?", (size, root))
+
+    @_locked
     def set_top(self, root: bytes) -> None:
         """Show a (downloaded) share in ``ls`` and keep it until ``rm``."""
         self._db.execute("UPDATE shares SET top = 1 WHERE root = ?", (root,))

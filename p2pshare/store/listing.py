@@ -18,14 +18,38 @@ kind and size are null.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from p2pshare.errors import P2PShareError
 from p2pshare.format import root_to_cid
+from p2pshare.store.catalog import ShareRow
 from p2pshare.store.local import LocalStore
 from p2pshare.store.restore import inspect_share
 
 __all__ = ["describe_shares"]
+
+MAX_SOURCES_CHECKED = 10_000  # a folder's files stat'ed per ls
+
+
+def _source_problem(store: LocalStore, top: ShareRow) -> str | None:
+    """Why a reference share cannot be served any more (a source file
+    changed or went away since it was added), or None."""
+    todo, seen = [top.root], 0
+    while todo and seen < MAX_SOURCES_CHECKED:
+        root = todo.pop()
+        row = top if root == top.root else store.catalog.get_share(root)
+        todo += store.catalog.children_of(root)
+        if row.storage != "ref" or row.source is None or row.source_size is None:
+            continue
+        seen += 1
+        try:
+            st = os.stat(row.source)
+        except OSError:
+            return "source file is gone since it was added; `add` it again"
+        if (st.st_size, st.st_mtime_ns) != (row.source_size, row.source_mtime_ns):
+            return "source file changed since it was added; `add` it again"
+    return None
 
 
 def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
@@ -48,7 +72,8 @@ def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
             share, _keys, meta = inspect_share(store, row.root, row.key or b"")
             share.close()
             size = row.tree_size if row.tree_size is not None else meta.size
-            item.update(name=meta.name, kind=meta.kind, size=size, error=None)
+            error = _source_problem(store, row)
+            item.update(name=meta.name, kind=meta.kind, size=size, error=error)
         except (P2PShareError, ValueError) as exc:
             item.update(name=None, kind=None, size=None, error=str(exc))
         items.append(item)

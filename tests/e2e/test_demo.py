@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from p2pshare.daemon import wait_for_exit
+from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.procs import LOOPBACK, Proc, running
 from tui.demo import SAMPLE_FILE_NAME, SAMPLE_FOLDER_NAME, TEMP_PREFIX, sample_bytes
@@ -84,7 +85,11 @@ def test_demo_links_download_from_a_third_home_then_all_is_removed(
         root = _demo_root(demo_tmp)
         sharer, you = root / "sharer", root / "you"
         pids = [_pid(sharer), _pid(you)]
-        assert all("peer=/ip4/127.0.0.1/" in link for link in (file_link, folder_link))
+        assert all(
+            parse_link(link).peers
+            and all(p.startswith("/ip4/127.0.0.1/") for p in parse_link(link).peers)
+            for link in (file_link, folder_link)
+        )
 
         # "you" joined the sharer (bootstrap), before any download
         st = json.loads(ok(you, "status", "--json"))

@@ -231,3 +231,40 @@ def test_fresh_hints_win_over_a_stale_peerstore(tmp_path: Path, homes) -> None:
     res = p2pshare(b, "get", link, "-o", tmp_path / "o2", "--timeout", "20")
     assert res.code == 0, res.err
     assert (tmp_path / "o2" / "two.bin").read_bytes() == two.read_bytes()
+
+
+def test_changed_source_fails_the_getter_with_exit_4(tmp_path: Path, homes) -> None:
+    a, c = homes("a"), homes("c")
+    start(a)
+    src = tmp_path / "edited.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    link = ok(a, "add", src).strip()  # by reference
+    with src.open("r+b") as f:  # the sharer edits it in place
+        f.write(b"edited")
+    os.utime(src, ns=(time.time_ns(), time.time_ns() + 10**9))
+    res = p2pshare(c, "get", link, "-o", tmp_path / "o", "--timeout", "3")
+    assert res.code == 4, res.err
+    assert "changed" in res.err and "new link" in res.err
+    assert not (tmp_path / "o" / "edited.bin").exists()
+    listed = json.loads(ok(a, "ls", "--json"))
+    assert "changed since it was added" in (listed[0]["error"] or "")
+    assert "changed since it was added" in ok(a, "ls")
+    # the same through a node on the getter's side
+    start(c)
+    res = p2pshare(c, "get", link, "-o", tmp_path / "o2", "--timeout", "3")
+    assert res.code == 4, res.err
+    assert json.loads(ok(c, "status", "--json"))["peer_id"]
+
+
+def test_ls_shows_a_downloaded_folders_real_size(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    start(a)
+    start(b)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.bin").write_bytes(os.urandom(700_000))
+    res = p2pshare(b, "get", ok(a, "add", folder).strip(), "-o", tmp_path / "o")
+    assert res.code == 0, res.err
+    (item,) = json.loads(ok(b, "ls", "--json"))
+    assert item["kind"] == "folder" and item["size"] == 2_100_000

@@ -166,6 +166,7 @@ class FakeBackend:
         self.end_events = end_events
         self.fail = dict(fail or {})
         self.calls: list[tuple[str, Any]] = []
+        self.shares_calls = 0
         self.shares_list = copy.deepcopy(SHARES)
         self.voucher_list = copy.deepcopy(VOUCHERS)
 
@@ -177,6 +178,7 @@ class FakeBackend:
         return dict(STATUS)
 
     async def shares(self) -> list[dict[str, Any]]:
+        self.shares_calls += 1
         return copy.deepcopy(self.shares_list)
 
     async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]:

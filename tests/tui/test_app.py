@@ -216,7 +216,7 @@ async def test_seeds_pane_shows_replicas_and_redeems_a_voucher(tmp_path: Path) -
     app = _app(backend, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
-        await pilot.press("5")
+        await pilot.press("v")  # redeem: the Seeds tab, code box focused
         seeds = app.seeds
         replicas = seeds.query_one("#replicas-table", DataTable)
         vouchers = seeds.query_one("#vouchers-table", DataTable)

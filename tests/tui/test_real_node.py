@@ -217,7 +217,7 @@ async def test_redeem_a_voucher_and_see_the_balance(
         app = P2PShareApp(ControlBackend(Home(me)))
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.connected, 30, "the node")
-            await pilot.press("5")
+            await pilot.press("v")  # redeem: the Seeds tab, code box focused
             table = app.seeds.query_one("#vouchers-table", DataTable)
             app.seeds.query_one("#voucher-input", Input).value = code
             await pilot.press("enter")

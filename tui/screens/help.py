@@ -21,7 +21,8 @@ your home; the node keeps sharing after you quit unless you stop it.
 
 | Keys | Where | Action |
 | --- | --- | --- |
-| `1`…`5` | anywhere | Shares, Open link, Downloads, Network, Log |
+| `1`…`6` | anywhere | Shares, Open link, Downloads, Network, Seeds, Log |
+| `v` | anywhere | redeem a voucher code (Seeds) |
 | `a` | Shares | add a file or folder |
 | `c` | Shares | copy the link (clipboard + window) |
 | `x` | Shares | remove the share |

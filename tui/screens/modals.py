@@ -45,25 +45,46 @@ class ConfirmModal(ModalScreen[bool]):
 
 
 class QuitModal(ModalScreen[str]):
-    """Quit: keep the node sharing, stop it, or stay ("keep"/"stop"/"cancel")."""
+    """Quit: keep the node sharing, stop it, or stay ("keep"/"stop"/"cancel").
+
+    With ``ephemeral`` (the demo, whose nodes and homes go when it ends)
+    there is nothing to keep: only "stop" and "cancel" are offered.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss('cancel')", "Cancel"),
-        Binding("k", "dismiss('keep')", "Keep sharing"),
+        Binding("k", "keep", "Keep sharing"),
         Binding("s", "dismiss('stop')", "Stop node"),
     ]
 
+    def __init__(self, *, ephemeral: bool = False) -> None:
+        super().__init__()
+        self.ephemeral = ephemeral
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box"):
-            yield Label(
-                "Quit p2pshare. Keep sharing in the background (k),"
-                " or stop the node (s)?",
-                classes="modal-title",
-            )
+            if self.ephemeral:
+                yield Label(
+                    "Quit the demo? Its two nodes stop and its temporary homes"
+                    " are removed (s).",
+                    classes="modal-title",
+                )
+            else:
+                yield Label(
+                    "Quit p2pshare. Keep sharing in the background (k),"
+                    " or stop the node (s)?",
+                    classes="modal-title",
+                )
             with Horizontal(classes="modal-buttons"):
-                yield Button("Keep sharing", id="quit-keep", variant="primary")
-                yield Button("Stop node", id="quit-stop", variant="error")
+                if not self.ephemeral:
+                    yield Button("Keep sharing", id="quit-keep", variant="primary")
+                stop = "Quit demo" if self.ephemeral else "Stop node"
+                yield Button(stop, id="quit-stop", variant="error")
                 yield Button("Cancel", id="quit-cancel")
+
+    def action_keep(self) -> None:
+        if not self.ephemeral:
+            self.dismiss("keep")
 
     @on(Button.Pressed, "#quit-keep")
     def _keep(self) -> None:
@@ -136,6 +157,10 @@ class AddPathModal(ModalScreen[str | None]):
     def __init__(self, start: Path) -> None:
         super().__init__()
         self.start = start
+
+    def on_mount(self) -> None:
+        # typing a path is the quick way; the tree is for browsing
+        self.query_one("#picker-path", Input).focus()
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal-box picker-box"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import platformdirs
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,8 +27,9 @@ __all__ = ["BrowsePane", "ShareTree", "TreeEntry", "default_destination"]
 
 
 def default_destination() -> Path:
-    downloads = Path.home() / "Downloads"
-    return downloads if downloads.is_dir() else Path.cwd()
+    """The user's download folder (XDG ``DOWNLOAD`` dir, else ~/Downloads),
+    never the directory the TUI happened to start in."""
+    return Path(platformdirs.user_downloads_dir())
 
 
 @dataclass

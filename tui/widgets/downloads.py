@@ -73,7 +73,9 @@ class DownloadsPane(Pane):
         key = str(did)
         if key in table.rows:
             for col, value in zip(COLUMNS, cells, strict=True):
-                table.update_cell(key, col, value)
+                # widen the column when a value outgrows it ("512.0 KiB/s"
+                # arrives after the row was added with "-"): never cut units
+                table.update_cell(key, col, value, update_width=True)
         else:
             table.add_row(*cells, key=key)
         self._show_path()
@@ -102,7 +104,9 @@ class DownloadsPane(Pane):
             Text(state, style=_STATE_STYLE.get(state, "")),
             human_rate(d.get("rate")) if active else "-",
             human_eta(d.get("eta")) if active else "-",
-            str(d.get("providers") if d.get("providers") is not None else "-"),
+            str(d.get("providers"))
+            if active and d.get("providers") is not None
+            else "-",
             f"{human_size(d.get('done') or 0)}/{human_size(total)}" if total else "?",
         )
 

@@ -1,0 +1,112 @@
+"""The TUI papercuts a new user hit first (issue 12), each as a pilot test
+over the scripted FakeBackend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+from textual.widgets import DataTable, Input, TabbedContent
+
+from tests.helpers.fake_backend import FakeBackend
+from tests.tui.conftest import wait_for
+from tui.app import P2PShareApp
+from tui.messages import NodeEventReceived
+from tui.screens.help import HELP_TEXT
+from tui.screens.modals import AddPathModal, QuitModal
+from tui.widgets.browse import default_destination
+
+SIZE = (100, 30)
+
+
+def _app(tmp_path: Path, **kw) -> P2PShareApp:
+    return P2PShareApp(
+        FakeBackend(),
+        poll_interval=None,
+        picker_start=tmp_path,
+        destination=tmp_path,
+        **kw,
+    )
+
+
+async def _ready(pilot, app: P2PShareApp) -> None:
+    await wait_for(pilot, lambda: app.connected, 5, "the fake node")
+
+
+@pytest.mark.asyncio
+async def test_number_keys_leave_the_seeds_tab(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("5")
+        tabs = app.query_one("#tabs", TabbedContent)
+        assert tabs.active == "seeds"
+        await pilot.press("6")
+        assert tabs.active == "log"
+        assert app.query_one("#voucher-input", Input).value == ""
+        await pilot.press("v")  # redeem: now the code box takes keys
+        assert tabs.active == "seeds"
+        await pilot.press("p", "2", "p")
+        assert app.query_one("#voucher-input", Input).value == "p2p"
+
+
+def test_help_lists_every_tab() -> None:
+    assert "`1`…`6`" in HELP_TEXT and "Seeds, Log" in HELP_TEXT
+
+
+@pytest.mark.asyncio
+async def test_add_dialog_takes_a_typed_path(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AddPathModal))
+        await pilot.press(*"/tmp")
+        assert app.screen.query_one("#picker-path", Input).value == "/tmp"
+
+
+@pytest.mark.asyncio
+async def test_shares_refresh_after_a_download(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    backend = app.backend
+    assert isinstance(backend, FakeBackend)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await wait_for(pilot, lambda: app.shares.table.row_count == 2)
+        before = backend.shares_calls
+        app.post_message(
+            NodeEventReceived({"kind": "download.done", "id": 1, "root": "x"})
+        )
+        await wait_for(pilot, lambda: backend.shares_calls > before, 5, "a refresh")
+
+
+@pytest.mark.asyncio
+async def test_download_columns_grow_instead_of_cutting_units(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await _ready(pilot, app)
+        row = {"id": 9, "root": "bafk", "state": "paused", "done": 0, "total": 10}
+        app.downloads.upsert({**row, "rate": 0.0})
+        app.downloads.upsert({**row, "state": "active", "rate": 524288.0, "eta": 5})
+        table = app.query_one("#downloads-table", DataTable)
+        assert table.columns["rate"].content_width >= len("512.0 KiB/s")
+
+
+def test_save_to_defaults_to_the_download_dir() -> None:
+    assert default_destination() == Path(platformdirs.user_downloads_dir())
+
+
+@pytest.mark.asyncio
+async def test_demo_quit_offers_no_keep(tmp_path: Path) -> None:
+    app = _app(tmp_path, ephemeral=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitModal))
+        assert not app.screen.query("#quit-keep")
+        await pilot.press("k")  # nothing to keep: the modal stays
+        assert isinstance(app.screen, QuitModal)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
+    assert ("stop", None) in app.backend.calls  # type: ignore[attr-defined]
