@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 from textual.widgets import DataTable, Input, TabbedContent
+from textual.widgets.data_table import ColumnKey
 
 from tests.helpers.fake_backend import FakeBackend
 from tests.tui.conftest import wait_for
@@ -90,7 +91,7 @@ async def test_download_columns_grow_instead_of_cutting_units(tmp_path: Path) ->
         app.downloads.upsert({**row, "rate": 0.0})
         app.downloads.upsert({**row, "state": "active", "rate": 524288.0, "eta": 5})
         table = app.query_one("#downloads-table", DataTable)
-        assert table.columns["rate"].content_width >= len("512.0 KiB/s")
+        assert table.columns[ColumnKey("rate")].content_width >= len("512.0 KiB/s")
 
 
 def test_save_to_defaults_to_the_download_dir() -> None:
