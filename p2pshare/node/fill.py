@@ -244,11 +244,14 @@ class Fill:
                         break
                     self.reqs[(name, i)] = req
                     nursery.start_soon(self._await_block, name, i, waiter, send)
-            if not self.sched.live_peers and self.sched.total_inflight() == 0:
+            if not self.sched.can_progress():
+                # nobody we know can help; discovery goes on, but only for
+                # as long as finding a first provider may take (--timeout)
                 idle_since = idle_since or now
-                if not self.source.swarm.searching and now - idle_since > 1:
-                    raise NoProviders("every provider was lost or banned")
-                if self.unable and now - idle_since > self.source.give_up_s:
+                searching = self.source.swarm.searching
+                if (not searching and now - idle_since > 1) or (
+                    now - idle_since > self.source.give_up_s
+                ):
                     raise self._nobody_can()
             else:
                 idle_since = None
@@ -342,8 +345,11 @@ class Fill:
                 f"share {cid}…: the shared file changed since its link was made"
                 f" ({n} provider(s) said so); ask the sharer for a new link"
             )
-        why = ", ".join(sorted(codes))
-        return NoProviders(f"share {cid}…: no provider can serve it ({n}: {why})")
+        why = f"; {n} cannot serve it ({', '.join(sorted(codes))})" if codes else ""
+        return NoProviders(
+            f"share {cid}…: every provider left, was banned or lacks the"
+            f" missing chunks{why}; none found in {self.source.give_up_s:g} s"
+        )
 
     async def _writer(
         self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]

@@ -131,6 +131,17 @@ class Scheduler:
     def total_inflight(self) -> int:
         return sum(self._copies.values())
 
+    def can_progress(self) -> bool:
+        """Whether a live peer holds a missing chunk or a request is in
+        flight: False means waiting on these peers alone can never finish
+        the download (they left, were banned, or hold nothing we need)."""
+        if self._copies:
+            return True
+        live = [s for s in self._peers.values() if not s.banned]
+        if any(s.have is None for s in live):
+            return bool(self._missing) and bool(live)
+        return any(s.holds(i) for s in live for i in self._missing)
+
     def assign(self, peer: str, now: float) -> list[int]:
         """Chunks to request from ``peer`` now (possibly none)."""
         stats = self._peers.get(peer)

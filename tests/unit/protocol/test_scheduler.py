@@ -117,3 +117,26 @@ def test_large_file_assignment_is_cheap() -> None:
             done += 1
         now += 0.01
     assert s.missing_count == n - done
+
+
+def test_can_progress_only_while_a_live_peer_can_help() -> None:
+    from p2pshare.protocol.scheduler import Scheduler as S
+
+    sched = S([0, 1, 2], 1 << 20)
+    assert not sched.can_progress()  # nobody yet
+    sched.add_peer("partial", frozenset({0}))
+    assert sched.can_progress()
+    sched.failed("partial", 0)  # not actually in flight: no change
+    assert sched.can_progress()
+    assert sched.assign("partial", 0.0) == [0]
+    sched.completed("partial", 0, 1 << 20, 1.0)
+    assert not sched.can_progress()  # it holds nothing we still miss
+    sched.add_peer("full", None)
+    assert sched.can_progress()
+    sched.ban("full")
+    assert not sched.can_progress()
+    sched.add_peer("other", frozenset({2}))
+    assert sched.assign("other", 2.0) == [2]
+    assert sched.can_progress()  # a request in flight
+    sched.remove_peer("other")
+    assert not sched.can_progress()

@@ -1,0 +1,151 @@
+"""The supervisor: any failure of a job becomes a typed failure of that job,
+published and logged, and the node's other tasks go on."""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import pytest
+import trio
+
+from p2pshare.errors import (
+    InternalError,
+    NodeLost,
+    NoProviders,
+    P2PShareError,
+    StoreError,
+    TransferTimeout,
+)
+from p2pshare.node.events import EventBus
+from p2pshare.node.jobs import Supervisor, failure_of
+
+pytestmark = pytest.mark.trio
+
+
+def _nested_group(exc: Exception) -> BaseExceptionGroup[BaseException]:
+    return BaseExceptionGroup("outer", [ExceptionGroup("inner", [exc])])
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls", "code"),
+    [
+        (NoProviders("share x: none"), NoProviders, "no_providers"),
+        (_nested_group(NoProviders("in a group")), NoProviders, "no_providers"),
+        (OSError(errno.ENOSPC, "No space left", "/out/f"), StoreError, "store"),
+        (OSError(errno.EFBIG, "File too large"), StoreError, "store"),
+        (trio.TooSlowError(), TransferTimeout, "timeout"),
+        (TypeError("'_NoNode' object is not iterable"), InternalError, "internal"),
+        (
+            ExceptionGroup("g", [KeyError("k"), NoProviders("typed wins")]),
+            NoProviders,
+            "no_providers",
+        ),
+    ],
+)
+async def test_failure_of_types_every_exception(
+    exc: BaseException, cls: type[P2PShareError], code: str
+) -> None:
+    error = failure_of(exc)
+    assert type(error) is cls and error.code == code
+
+
+class _RecordingBus(EventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[tuple[str, dict[str, object]]] = []
+
+    def publish(self, kind: str, **fields: object) -> None:
+        self.published.append((kind, fields))
+        super().publish(kind, **fields)
+
+
+async def test_a_failed_job_stops_only_itself() -> None:
+    bus = _RecordingBus()
+    seen: list[P2PShareError] = []
+    survivor_ran = trio.Event()
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, bus)
+
+        async def bad() -> None:
+            async with trio.open_nursery() as inner:  # the error leaves as a group
+                inner.start_soon(trio.sleep_forever)
+                raise OSError(errno.ENOSPC, "No space left on device", "/x")
+
+        async def survivor() -> None:
+            await trio.sleep(0.05)
+            survivor_ran.set()
+
+        jobs.spawn("download", "7", bad, on_failure=seen.append)
+        jobs.spawn("announce", "a", survivor)
+        await survivor_ran.wait()
+        nursery.cancel_scope.cancel()
+    assert [e.code for e in seen] == ["store"]
+    assert bus.published == [
+        (
+            "job.failed",
+            {
+                "job": "download",
+                "what": "7",
+                "code": "store",
+                "error": "/x: no space left on the device",
+            },
+        )
+    ]
+    assert jobs.failures == 1 and jobs.recent[0].kind == "download"
+
+
+async def test_run_raises_typed_and_detach_outlives_its_caller() -> None:
+    bus = EventBus()
+    finished = trio.Event()
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, bus)
+
+        async def boom() -> None:
+            raise ValueError("bug")
+
+        with pytest.raises(InternalError, match="ValueError: bug"):
+            await jobs.run("control", "ls", boom)
+
+        async def slow() -> int:
+            await trio.sleep(0.1)
+            finished.set()
+            return 42
+
+        with trio.move_on_after(0.01):  # the client went away
+            await jobs.detach("replicate", "r", slow)
+        await finished.wait()  # the job went on
+        assert await jobs.detach("replicate", "r", slow) == 42
+        nursery.cancel_scope.cancel()
+
+
+async def test_detach_when_the_node_stops_is_node_lost() -> None:
+    async def run_node(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as node:
+            task_status.started(node)
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as outer:
+        node = await outer.start(run_node)
+        jobs = Supervisor(node, EventBus())
+
+        async def stop_node() -> None:
+            await trio.sleep(0.01)
+            node.cancel_scope.cancel()
+
+        outer.start_soon(stop_node)
+        waiting = jobs.detach("replicate", "r", trio.sleep_forever)
+        with pytest.raises(NodeLost, match="stopped before it ended"):
+            await waiting
+        outer.cancel_scope.cancel()
+
+
+async def test_cancellation_is_never_swallowed() -> None:
+    bus = EventBus()
+    seen: list[P2PShareError] = []
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, bus)
+        jobs.spawn("download", "1", trio.sleep_forever, on_failure=seen.append)
+        await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert seen == [] and jobs.failures == 0
