@@ -66,6 +66,7 @@ class Download:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     scope: trio.CancelScope | None = None
+    stop_as: str = "paused"  # what cancelling ``scope`` means: paused|cancelled
     finished: trio.Event = field(default_factory=trio.Event)
     _last: tuple[float, int] = (0.0, 0)
 
@@ -175,8 +176,8 @@ class DownloadManager:
                 error = self.jobs.record("download", str(d.id), exc)
                 d.state, d.error, d.error_code = "failed", str(error), error.code
         if scope.cancelled_caught and d.state == "active":
-            d.state = "paused"
-        d.scope = None
+            d.state = d.stop_as  # paused, or cancelled (then cancel() cleans up)
+        d.scope, d.stop_as = None, "paused"
         if d.state in ("done", "failed", "cancelled"):
             d.finished_at = time.time()
         d.finished.set()
@@ -214,15 +215,16 @@ class DownloadManager:
     async def cancel(self, download_id: int) -> Download:
         """Stop a download and delete its partial data."""
         d = self.get(download_id)
-        if d.state == "done":
-            raise UsageError(f"download {d.id}: is already done")
+        if d.state in ("done", "cancelled"):
+            raise UsageError(f"download {d.id}: is already {d.state}")
         if d.scope is not None:
+            d.stop_as = "cancelled"
             d.scope.cancel()
-            await d.finished.wait()
-        d.state = "cancelled"
-        d.finished_at = time.time()
+            await d.finished.wait()  # _run published download.cancelled
+        else:  # paused or failed: no task runs
+            d.state, d.finished_at = "cancelled", time.time()
+            self.bus.publish("download.cancelled", **d.to_wire())
         await trio.to_thread.run_sync(self._discard, d)
-        self.bus.publish("download.cancelled", **d.to_wire())
         return d
 
     def _discard(self, d: Download) -> None:
