@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,8 +72,8 @@ class Swarm:
         assert res.code == 0, res.err
         assert (out / "b-own.bin").read_bytes() == self.b_bytes
 
-    def last_download(self) -> dict[str, object]:
-        items: list[dict[str, object]] = json.loads(ok(self.b, "downloads", "--json"))
+    def last_download(self) -> dict[str, Any]:
+        items: list[dict[str, Any]] = json.loads(ok(self.b, "downloads", "--json"))
         return items[-1]
 
     def record(self, job: str, fault: str, code: str) -> None:
