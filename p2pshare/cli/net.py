@@ -224,14 +224,19 @@ def node(
             root.removeHandler(handler)
         setup_daemon_logging(home.path, debug=ctx.obj["debug"])
 
-    run_node(
-        home,
-        listen=list(listen) or [DEFAULT_LISTEN],
-        bootstrap=bootstrap,
-        dht_mode=dht_mode,
-        upload_rate=rate,
-        body=None if daemonized else print_addrs_and_serve,
-    )
+    try:
+        run_node(
+            home,
+            listen=list(listen) or [DEFAULT_LISTEN],
+            bootstrap=bootstrap,
+            dht_mode=dht_mode,
+            upload_rate=rate,
+            body=None if daemonized else print_addrs_and_serve,
+        )
+    except Exception as exc:
+        if daemonized:  # only the node's own failure gets here: jobs are supervised
+            log.critical("node stopped: %s", exc)
+        raise
 
 
 async def print_addrs_and_serve(n: Node) -> None:
@@ -485,7 +490,7 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths)
         return
     home = home_of(ctx)
-    via = _get_via_node(home, link_text, out_dir, paths, timeout_s)
+    via = _get_via_node(home, link_text, out_dir, paths, timeout_s, bootstrap)
     if via is not NO_NODE:
         return
     stats: list[Any] = []
@@ -538,7 +543,12 @@ _FINAL = frozenset(
 
 
 def _get_via_node(
-    home: Any, link_text: str, out_dir: Path, paths: tuple[str, ...], timeout_s: float
+    home: Any,
+    link_text: str,
+    out_dir: Path,
+    paths: tuple[str, ...],
+    timeout_s: float,
+    bootstrap: tuple[str, ...],
 ) -> Any:
     """``get`` through the home's node: the same options, the same exit codes
     as without one (0 only once the file is complete at its final path).
@@ -557,6 +567,7 @@ def _get_via_node(
                 out_dir=absolute(out_dir),
                 paths=list(paths),
                 timeout=timeout_s,
+                bootstrap=list(bootstrap),
             )
             started.update(d)
             click.echo(f"download {d['id']} started in the node", err=True)

@@ -59,6 +59,7 @@ from p2pshare.errors import (
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
+from p2pshare.node.host import parse_peer_addr
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -305,6 +306,15 @@ class _Connection:
             or not 0 <= timeout <= MAX_TIMEOUT_S
         ):
             raise UsageError("get: parameter 'timeout' must be 0..1e6 seconds")
+        bootstrap = _strings(req, "bootstrap")
+        for addr in bootstrap:
+            parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
+        if bootstrap:  # as `get --bootstrap` without a node: join through them
+            self.node.jobs.spawn(
+                "bootstrap",
+                f"{len(bootstrap)} peers",
+                lambda: self.node.host.bootstrap(bootstrap),
+            )
         started = self.node.downloads.start(
             link, Path(out_dir), paths, timeout_s=float(timeout)
         )

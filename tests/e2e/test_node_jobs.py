@@ -268,3 +268,35 @@ def test_ls_shows_a_downloaded_folders_real_size(tmp_path: Path, homes) -> None:
     assert res.code == 0, res.err
     (item,) = json.loads(ok(b, "ls", "--json"))
     assert item["kind"] == "folder" and item["size"] == 2_100_000
+
+
+def test_get_bootstrap_means_the_same_through_a_node(tmp_path: Path, homes) -> None:
+    a, b = homes("a"), homes("b")
+    a_addr = start(a)[0]
+    start(b)
+    src = tmp_path / "dht.bin"
+    src.write_bytes(os.urandom(200_000))
+    ok(a, "add", src)
+    bare = ok(a, "link", "--no-hints", "dht.bin").strip()  # only the DHT can help
+    res = p2pshare(b, "get", bare, "-o", tmp_path / "o", "--bootstrap", "/ip4/x")
+    assert res.code == 2, res.err
+    res = p2pshare(
+        b, "get", bare, "-o", tmp_path / "o", "--bootstrap", a_addr, "--timeout", "30"
+    )
+    assert res.code == 0, res.err
+    assert (tmp_path / "o" / "dht.bin").read_bytes() == src.read_bytes()
+
+
+def test_a_node_that_cannot_run_says_why_and_exits_non_zero(
+    tmp_path: Path, homes
+) -> None:
+    a = homes("a")
+    a.mkdir(mode=0o700)
+    (a / "p2pshare.db").write_bytes(b"this is not an SQLite database" * 100)
+    res = p2pshare(a, "node", "--background", "--listen", "/ip4/127.0.0.1/tcp/0")
+    assert res.code != 0
+    assert "catalog unreadable" in res.err
+    last = (a / "logs" / "node.log").read_text().splitlines()[-1]
+    assert "CRITICAL" in last and "node stopped" in last and "catalog" in last
+    res = p2pshare(a, "node", "--listen", "/ip4/127.0.0.1/tcp/0")
+    assert res.code == 6 and "catalog unreadable" in res.err, res.err
