@@ -317,6 +317,7 @@ class Node:
             "upload_rate": round(self.rates.upload, 1),
             "download_rate": round(self.rates.download, 1),
             "bytes_sent": self.server.stats.bytes_sent,
+            "jobs_failed": self.jobs.failures,
             "uptime_s": round(time.time() - self.started_at, 1),
             "version": __version__,
             "seeds": await self.db(self._seeds_known),
