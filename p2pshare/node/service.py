@@ -56,7 +56,7 @@ from p2pshare.store.restore import (
     parse_selection,
 )
 
-__all__ = ["XFER_PROTOCOL", "Node", "open_node"]
+__all__ = ["XFER_PROTOCOL", "Node", "link_hints", "open_node"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,17 @@ MAX_LINK_PEERS = 8  # format.links.MAX_PEERS
 
 _WILDCARD = re.compile(r"^/ip4/0\.0\.0\.0/|^/ip6/::/")
 _LOOPBACK = re.compile(r"^/ip4/127\.|^/ip6/::1/")
+
+
+def link_hints(own: Sequence[str], seeds: Sequence[str] = ()) -> tuple[str, ...]:
+    """The peer hints of a link: this node's addresses, never a wildcard
+    and loopback only when nothing else listens, then one address of each
+    seed keeping a replica; :data:`MAX_LINK_PEERS` in all, at least one of
+    ours when we have any."""
+    dialable = [a for a in own if not _WILDCARD.search(a)]
+    outside = [a for a in dialable if not _LOOPBACK.search(a)] or dialable
+    seeds = list(seeds)[: MAX_LINK_PEERS - min(1, len(outside))]
+    return tuple(outside[: MAX_LINK_PEERS - len(seeds)] + seeds)
 
 
 @dataclass
@@ -162,13 +173,6 @@ class Node:
     def addrs(self) -> list[str]:
         return self.host.addrs()
 
-    def hints(self) -> list[str]:
-        """This node's addresses worth putting in a link: never a wildcard,
-        loopback only when nothing else is listening."""
-        own = [a for a in self.addrs() if not _WILDCARD.search(a)]
-        outside = [a for a in own if not _LOOPBACK.search(a)]
-        return outside or own
-
     def link(
         self, root: bytes, key: bytes | None, replicas: Sequence[Any] = ()
     ) -> ShareLink:
@@ -177,9 +181,7 @@ class Node:
         rows), so the link works while this node is offline; at most
         :data:`MAX_LINK_PEERS` hints in all."""
         seeds = [r.addrs[0] for r in replicas if r.addrs and r.state != "failed"]
-        seeds = seeds[: MAX_LINK_PEERS - 1]
-        own = self.hints()[: MAX_LINK_PEERS - len(seeds)]
-        return ShareLink(root_id=root, key=key, peers=tuple(own + seeds))
+        return ShareLink(root_id=root, key=key, peers=link_hints(self.addrs(), seeds))
 
     async def replicate(
         self,

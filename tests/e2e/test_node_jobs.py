@@ -300,3 +300,29 @@ def test_a_node_that_cannot_run_says_why_and_exits_non_zero(
     assert "CRITICAL" in last and "node stopped" in last and "catalog" in last
     res = p2pshare(a, "node", "--listen", "/ip4/127.0.0.1/tcp/0")
     assert res.code == 6 and "catalog unreadable" in res.err, res.err
+
+
+def test_same_exit_codes_with_and_without_a_node(tmp_path: Path, homes) -> None:
+    missing = str(tmp_path / "not-there")
+    root = UNKNOWN.split("#")[0].removeprefix("p2pshare://")
+    out = tmp_path / "exists"
+    out.mkdir()
+    cases: list[tuple[tuple[str, ...], int]] = [
+        (("add", missing), 3),
+        (("share", missing), 3),
+        (("rm", "nothing-by-that-name"), 3),
+        (("rm", root), 3),
+        (("link", root), 3),
+        (("get", UNKNOWN, "-o", str(out), "--timeout", "1"), 3),
+        (("get", "p2pshare://nope", "-o", str(out)), 2),
+        (("get", UNKNOWN, "--timeout", "-1"), 2),
+        (("check", root), 3),
+    ]
+    a = homes("a")
+    without = {args: p2pshare(a, *args).code for args, _ in cases}
+    start(a)
+    pid = pid_of(a)
+    with_node = {args: p2pshare(a, *args).code for args, _ in cases}
+    for args, want in cases:
+        assert (without[args], with_node[args]) == (want, want), args
+    _alive(a, pid)
