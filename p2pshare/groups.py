@@ -15,15 +15,16 @@ from collections.abc import Iterator
 
 import trio
 
-__all__ = ["single_error"]
+__all__ = ["leaves", "single_error"]
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside ``exc`` (itself, unless it is a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from leaves(sub)
+    else:
+        yield exc
 
 
 @contextlib.contextmanager
@@ -32,7 +33,7 @@ def single_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        real = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+        real = [e for e in leaves(group) if not isinstance(e, trio.Cancelled)]
         if len(real) == 1:
             raise real[0] from group
         raise

@@ -132,6 +132,9 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
         )
 
 
+MIN_PREFIX = 6  # "bafk2b" alone is every root: the useful part starts after it
+
+
 def resolve_share(ctx: click.Context, text: str) -> ShareLink:
     """A share of this home named by its link, root id, a unique prefix of
     its root id, or its name (ambiguity is refused)."""
@@ -159,9 +162,6 @@ def resolve_share(ctx: click.Context, text: str) -> ShareLink:
                 " (see `p2pshare ls`)"
             )
     raise NotFoundError(f"{text}: no share of this home has that root, prefix or name")
-
-
-MIN_PREFIX = 6  # "bafk2b" alone is every root: the useful part starts after it
 
 
 @cli.command()

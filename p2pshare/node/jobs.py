@@ -62,6 +62,7 @@ from p2pshare.errors import (
     StoreError,
     TransferTimeout,
 )
+from p2pshare.groups import leaves
 from p2pshare.node.events import EventBus
 
 __all__ = ["Supervisor", "failure_of"]
@@ -77,15 +78,9 @@ _DISK_ERRNOS = {
 }
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]
-
-
 def _must_propagate(exc: BaseException) -> bool:
     """Cancellation and signals belong to the caller, never to a job."""
-    real = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
+    real = [e for e in leaves(exc) if not isinstance(e, trio.Cancelled)]
     return not real or any(not isinstance(e, Exception) for e in real)
 
 
@@ -96,9 +91,9 @@ def failure_of(exc: BaseException) -> P2PShareError:
         exc: what a job raised; a group is reduced to its first typed leaf
             (else its first real leaf). Never ``trio.Cancelled`` alone.
     """
-    leaves = [e for e in _leaves(exc) if not isinstance(e, trio.Cancelled)]
-    typed = [e for e in leaves if isinstance(e, P2PShareError)]
-    leaf = typed[0] if typed else (leaves[0] if leaves else exc)
+    real = [e for e in leaves(exc) if not isinstance(e, trio.Cancelled)]
+    typed = [e for e in real if isinstance(e, P2PShareError)]
+    leaf = typed[0] if typed else (real[0] if real else exc)
     if isinstance(leaf, P2PShareError):
         return leaf
     if isinstance(leaf, OSError):

@@ -100,6 +100,14 @@ def _bytes(name: str, value: object, *, exact: int = -1, maximum: int = -1) -> N
         raise LocalProtocolError(f"{name}: {len(value)} bytes exceeds {maximum}")
 
 
+def _code(value: object) -> None:
+    """A stable machine-readable code: ``[a-z0-9_]{1,40}``."""
+    _text("code", value, MAX_CODE_CHARS)
+    assert isinstance(value, str)
+    if not value or not set(value) <= _CODE_ALPHABET:
+        raise LocalProtocolError("code: expected [a-z0-9_]+")
+
+
 def _text(name: str, value: object, maximum: int) -> None:
     if type(value) is not str:
         raise LocalProtocolError(f"{name}: expected str, got {type(value).__name__}")
@@ -241,9 +249,7 @@ class Refused(Message):
 
     def __post_init__(self) -> None:
         _uint("sid", self.sid, MAX_SID)
-        _text("code", self.code, MAX_CODE_CHARS)
-        if not self.code or not set(self.code) <= _CODE_ALPHABET:
-            raise LocalProtocolError("code: expected [a-z0-9_]+")
+        _code(self.code)
         _text("reason", self.reason, MAX_REASON_CHARS)
 
 
@@ -299,9 +305,7 @@ class Missing(Message):
     def __post_init__(self) -> None:
         _uint("req", self.req, MAX_REQ)
         if self.code is not None:
-            _text("code", self.code, MAX_CODE_CHARS)
-            if not self.code or not set(self.code) <= _CODE_ALPHABET:
-                raise LocalProtocolError("code: expected [a-z0-9_]+")
+            _code(self.code)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -267,18 +267,18 @@ class _Adder:
 
     def _reuse_fingerprint(self, fp: bytes, *, top: bool) -> AddedShare | None:
         row = self.store.catalog.share_by_fingerprint(fp)
-        if row is None or row.key is None or row.mode != self.mode:
+        if row is None or row.mode != self.mode:
             return None
+        kind: Kind = "folder" if self.store.catalog.children_of(row.root) else "file"
+        return self._reused(row, kind, row.tree_size or 0, top=top)
+
+    def _reused(self, row: ShareRow, kind: Kind, size: int, *, top: bool) -> AddedShare:
+        """``row`` is what this add would make: keep it (shown in ``ls``
+        when added at the top)."""
+        assert row.key is not None  # the catalog queries ask for a key
         if top and not row.top:
             self._commit(dataclasses.replace(row, top=True), [], [])
-        kind: Kind = "folder" if self.store.catalog.children_of(row.root) else "file"
-        return AddedShare(
-            root=row.root,
-            key=row.key,
-            kind=kind,
-            size=row.tree_size or 0,
-            reused=True,
-        )
+        return AddedShare(root=row.root, key=row.key, kind=kind, size=size, reused=True)
 
     # -- files --------------------------------------------------------------
     def add_file(self, path: Path, name: str, *, top: bool) -> AddedShare:
@@ -397,15 +397,7 @@ class _Adder:
                 and (row.source_size, row.source_mtime_ns)
                 == (st.st_size, st.st_mtime_ns)
             ):
-                if top and not row.top:
-                    self._commit(dataclasses.replace(row, top=True), [], [])
-                return AddedShare(
-                    root=row.root,
-                    key=row.key,
-                    kind="file",
-                    size=st.st_size,
-                    reused=True,
-                )
+                return self._reused(row, "file", st.st_size, top=top)
         return None
 
     # -- folders --------------------------------------------------------------
