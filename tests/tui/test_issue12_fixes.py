@@ -4,6 +4,7 @@ over the scripted FakeBackend."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import pytest
@@ -84,12 +85,20 @@ async def test_shares_refresh_after_a_download(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_download_columns_grow_instead_of_cutting_units(tmp_path: Path) -> None:
-    app = _app(tmp_path)
+    class NoDownloads(FakeBackend):
+        async def downloads(self) -> list[dict[str, Any]]:
+            return []  # only our row decides the widths
+
+    app = P2PShareApp(
+        NoDownloads(), poll_interval=None, picker_start=tmp_path, destination=tmp_path
+    )
     async with app.run_test(size=(160, 30)) as pilot:
         await _ready(pilot, app)
         row = {"id": 9, "root": "bafk", "state": "paused", "done": 0, "total": 10}
         app.downloads.upsert({**row, "rate": 0.0})
+        await pilot.pause()  # shown with "-" first, as a paused download is
         app.downloads.upsert({**row, "state": "active", "rate": 524288.0, "eta": 5})
+        await pilot.pause()  # widths are updated on the next refresh
         table = app.query_one("#downloads-table", DataTable)
         assert table.columns[ColumnKey("rate")].content_width >= len("512.0 KiB/s")
 
