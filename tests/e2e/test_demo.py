@@ -8,7 +8,9 @@ been signalled we check that they are gone and its nodes too.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -36,6 +38,11 @@ def demo_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="p2pt-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(path))
     yield path
+    # a failed test kills the demo with SIGKILL: its nodes (own sessions)
+    # would outlive it
+    for lock in path.glob("*/*/node.lock"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            os.kill(int(json.loads(lock.read_text())["pid"]), signal.SIGKILL)
     shutil.rmtree(path, ignore_errors=True)
 
 

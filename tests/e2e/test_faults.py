@@ -261,21 +261,29 @@ def test_add_copy_disk_full(swarm: Swarm) -> None:
     with tmpfs(swarm.path("small-home"), "size=6m", "mode=0700") as home:
         start(home)
         pid = pid_of(home)
-        keep = swarm.path("keep.txt")
-        keep.write_bytes(b"shared before the disk filled")
-        kept = ok(home, "add", "--copy", keep).strip()
-        big = swarm.path("big.bin")
-        big.write_bytes(os.urandom(12 << 20))
-        res = p2pshare(home, "add", "--copy", big)
-        assert res.code == 6 and "no space" in res.err.lower(), res.err
-        assert pid_of(home) == pid and json.loads(ok(home, "status", "--json"))
-        fresh = swarm.homes("fresh-small")
-        out = swarm.path("o")
-        got = p2pshare(fresh, "get", kept, "-o", out, "--timeout", "30")
-        assert got.code == 0, got.err
-        assert (out / "keep.txt").read_bytes() == keep.read_bytes()
-        ok(home, "stop")
+        try:
+            _add_copy_disk_full(swarm, home, pid)
+        finally:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     swarm.record("add --copy", "disk full (6 MiB tmpfs home)", "store (exit 6)")
+
+
+def _add_copy_disk_full(swarm: Swarm, home: Path, pid: int) -> None:
+    keep = swarm.path("keep.txt")
+    keep.write_bytes(b"shared before the disk filled")
+    kept = ok(home, "add", "--copy", keep).strip()
+    big = swarm.path("big.bin")
+    big.write_bytes(os.urandom(12 << 20))
+    res = p2pshare(home, "add", "--copy", big)
+    assert res.code == 6 and "no space" in res.err.lower(), res.err
+    assert pid_of(home) == pid and json.loads(ok(home, "status", "--json"))
+    fresh = swarm.homes("fresh-small")
+    out = swarm.path("o")
+    got = p2pshare(fresh, "get", kept, "-o", out, "--timeout", "30")
+    assert got.code == 0, got.err
+    assert (out / "keep.txt").read_bytes() == keep.read_bytes()
+    ok(home, "stop")
 
 
 def test_add_client_killed_mid_call(swarm: Swarm) -> None:
