@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from nacl.signing import SigningKey
 
 from p2pshare.errors import (
     AccessDenied,
+    LocalProtocolError,
     NotFoundError,
     RemoteProtocolError,
     TransferError,
@@ -126,6 +128,7 @@ class ProviderConn:
             local_peer=local_peer, remote_peer=self.remote_peer
         )
         self.dead = False
+        self.closing = False  # a goodbye was built: no more requests
         self.bytes_received = 0
         self._lock = trio.Lock()
         self._ready = Waiter()
@@ -199,6 +202,18 @@ class ProviderConn:
         self._opens.clear()
         self._reqs.clear()
 
+    def _frame(self, build: Callable[[], bytes]) -> bytes:
+        """A frame from the machine, or ``ProviderGone`` once the connection
+        is closing or closed: a banned provider is gone for every caller
+        (a want racing the ban's goodbye used to raise LocalProtocolError
+        and abort the whole download)."""
+        if self.dead or self.closing:
+            raise ProviderGone(f"provider {self.name}: connection closed")
+        try:
+            return build()
+        except LocalProtocolError as exc:  # the machine already left READY
+            raise ProviderGone(f"provider {self.name}: connection closed") from exc
+
     async def _send(self, data: bytes) -> None:
         try:
             async with self._lock:
@@ -221,12 +236,12 @@ class ProviderConn:
         if self._ready.error is not None:
             raise self._ready.error
         sid = next(self._sids)
+        if isinstance(access, SigningKey):
+            frame = self._frame(lambda: self.conn.open(sid, root, access))
+        else:
+            frame = self._frame(lambda: self.conn.open(sid, root, grant=access))
         waiter = Waiter()
         self._opens[sid] = waiter
-        if isinstance(access, SigningKey):
-            frame = self.conn.open(sid, root, access)
-        else:
-            frame = self.conn.open(sid, root, grant=access)
         await self._send(frame)
         with trio.fail_after(OPEN_TIMEOUT_S):
             await waiter.event.wait()
@@ -236,13 +251,16 @@ class ProviderConn:
         return waiter.value
 
     async def want(self, sid: int, kind: Kind, index: int) -> tuple[int, Waiter]:
-        """Send a request; returns its id and the waiter to await."""
-        if self.dead:
-            raise ProviderGone(f"provider {self.name}: connection lost")
+        """Send a request; returns its id and the waiter to await.
+
+        Raises:
+            ProviderGone: the connection is closing or closed.
+        """
         req = next(self._req_ids)
+        frame = self._frame(lambda: self.conn.want(sid, req, kind, index))
         waiter = Waiter()
         self._reqs[req] = waiter
-        await self._send(self.conn.want(sid, req, kind, index))
+        await self._send(frame)
         return req, waiter
 
     async def fetch(self, sid: int, kind: Kind, index: int) -> bytes | None:
@@ -256,14 +274,16 @@ class ProviderConn:
     async def cancel(self, req: int) -> None:
         """Withdraw a request; its waiter resolves to ``CANCELLED``."""
         w = self._reqs.pop(req, None)
-        if w is None or self.dead:
+        if w is None or self.dead or self.closing:
             return
         w.resolve(CANCELLED)
-        await self._send(self.conn.cancel(req))
+        await self._send(self._frame(lambda: self.conn.cancel(req)))
 
     async def aclose(self) -> None:
-        if not self.dead:
+        if not self.dead and not self.closing:
+            bye = self._frame(lambda: self.conn.goodbye("done"))
+            self.closing = True
             with trio.move_on_after(1), contextlib.suppress(ProviderGone):
-                await self._send(self.conn.goodbye("done"))
+                await self._send(bye)
         self._die()
         await self.stream.aclose()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from p2pshare.config import Home
 from p2pshare.errors import AccessDenied
@@ -207,3 +208,29 @@ async def test_garbage_peer_is_dropped_and_others_are_served(tmp_path: Path) -> 
             await b.get(link, out, timeout_s=20, use_dht=False)
             assert (out / "f.bin").read_bytes() == src.read_bytes()
             assert a.server.stats.protocol_errors >= 1
+
+
+async def test_want_on_a_closing_provider_is_provider_gone(tmp_path: Path) -> None:
+    """A provider being closed (banned) is gone for every caller: a want
+    racing its goodbye used to raise LocalProtocolError ("cannot send want
+    in state LOCAL_CLOSED") and abort the whole download."""
+    from p2pshare.node.provider import ProviderGone
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(4 * CS))
+    root, key = _add(tmp_path / "a", src)
+    with trio.fail_after(60):
+        async with (
+            open_node(Home(tmp_path / "a"), listen=LOOPBACK) as a,
+            open_node(Home(tmp_path / "b"), listen=LOOPBACK) as b,
+            trio.open_nursery() as nursery,
+        ):
+            pc = await b.dial(a.addrs()[0], nursery)
+            assert pc is not None
+            opened = await pc.open(root, FileKeys.from_key(key).signing_key)
+            async with pc._lock:  # the goodbye's send waits here
+                nursery.start_soon(pc.aclose)
+                await wait_all_tasks_blocked()
+                with pytest.raises(ProviderGone):
+                    await pc.want(opened.sid, "chunk", 0)
+            nursery.cancel_scope.cancel()
