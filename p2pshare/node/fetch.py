@@ -160,11 +160,54 @@ class NetworkSource:
         sessions: dict[str, Session] = {}
         envelope: list[tuple[bytes, Envelope]] = []
         errors: list[Exception] = []
-        got_one = trio.Event()
+        tried: set[str] = set()
+        # a round that opens nothing (a bad envelope, a refusal) is not the
+        # end while the swarm may still find others: keep trying new
+        # providers for as long as finding a first one may take
+        deadline = trio.current_time() + self.give_up_s
+        while not sessions:
+            if errors and all(isinstance(e, AccessDenied) for e in errors):
+                break  # the key (or grant) is wrong: others refuse it too
+            live = [pc for pc in self.swarm.live() if pc.name not in tried]
+            if not live:
+                if not self.swarm.searching:
+                    break  # discovery is over: nobody else will come
+                with trio.move_on_at(deadline):
+                    await self.swarm.changed.wait()
+                if trio.current_time() >= deadline:
+                    break
+                continue
+            tried.update(pc.name for pc in live)
+            await self._open_round(root, access, live, sessions, envelope, errors)
+        if not sessions:
+            if errors and all(isinstance(e, AccessDenied) for e in errors):
+                what = "key" if isinstance(access, SigningKey) else "grant"
+                raise AccessDenied(
+                    f"share {cid[:16]}…: every provider refused the {what}"
+                )
+            raise NoProviders(
+                f"share {cid[:16]}…: no provider could serve it"
+                f" ({len(tried)} tried: {_summary(errors)})"
+            )
+        env_bytes, env = envelope[0]
+        ids = await self._index_ids(root, env, sessions)
+        return NetShare(root, env, env_bytes, ids, sessions)
 
-        live = self.swarm.live()
-        remaining = len(live)
+    async def _open_round(
+        self,
+        root: bytes,
+        access: Access,
+        live: list[ProviderConn],
+        sessions: dict[str, Session],
+        envelope: list[tuple[bytes, Envelope]],
+        errors: list[Exception],
+    ) -> None:
+        """Open ``root`` on ``live`` at once: the first answer wins, the
+        others get a short grace to join. The envelope is the first that
+        verifies against the root id; a provider sending another is banned."""
+        got_one = trio.Event()
         all_done = trio.Event()
+        remaining = len(live)
 
         async def try_open(pc: ProviderConn) -> None:
             nonlocal remaining
@@ -198,21 +241,10 @@ class NetworkSource:
             async with trio.open_nursery() as nursery:
                 for pc in live:
                     nursery.start_soon(try_open, pc)
-                # the first answer wins; stragglers get a short grace to join
                 await wait_first(got_one, all_done)
                 with trio.move_on_after(OPEN_GRACE_S):
                     await all_done.wait()
                 nursery.cancel_scope.cancel()
-        if not sessions:
-            if errors and all(isinstance(e, AccessDenied) for e in errors):
-                what = "key" if isinstance(access, SigningKey) else "grant"
-                raise AccessDenied(
-                    f"share {cid[:16]}…: every provider refused the {what}"
-                )
-            raise NoProviders(f"share {cid[:16]}…: no provider could serve it")
-        env_bytes, env = envelope[0]
-        ids = await self._index_ids(root, env, sessions)
-        return NetShare(root, env, env_bytes, ids, sessions)
 
     async def _index_ids(
         self, root: bytes, env: Envelope, sessions: dict[str, Session]
@@ -330,6 +362,22 @@ class NetworkSource:
             self, share, keys.signing_key, PlainSink(share, keys, part), progress
         )
         await fill.run()
+
+
+def _summary(errors: list[Exception]) -> str:
+    """How providers failed, for one error line: "1 bad envelope, 2 gone"."""
+    kinds: tuple[tuple[type[Exception], str], ...] = (
+        (IntegrityError, "bad envelope"),
+        (AccessDenied, "refused the key"),
+        (NotFoundError, "do not serve it"),
+        (ProviderGone, "gone"),
+        (trio.TooSlowError, "too slow"),
+    )
+    counts: dict[str, int] = {}
+    for exc in errors:
+        what = next((name for cls, name in kinds if isinstance(exc, cls)), "failed")
+        counts[what] = counts.get(what, 0) + 1
+    return ", ".join(f"{n} {what}" for what, n in counts.items()) or "none answered"
 
 
 def _matches(chunk_id: bytes, data: bytes) -> bool:

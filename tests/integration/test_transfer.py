@@ -234,3 +234,51 @@ async def test_want_on_a_closing_provider_is_provider_gone(tmp_path: Path) -> No
                 with pytest.raises(ProviderGone):
                     await pc.want(opened.sid, "chunk", 0)
             nursery.cancel_scope.cancel()
+
+
+async def test_bad_envelope_first_then_an_honest_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider that answers first sends a bad envelope; the honest one
+    is found a moment later. Session opening used to give up after the first
+    round ("no provider could serve it"); it now bans the liar and waits for
+    the next provider, within the download's time bound."""
+    from p2pshare.protocol.xfer import ServerConnection
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(6 * CS))
+    root, key = _add(tmp_path / "honest", src)
+    import shutil
+
+    shutil.copytree(tmp_path / "honest", tmp_path / "liar")
+    (tmp_path / "liar" / "identity.key").unlink(missing_ok=True)
+    liars: set[bytes] = set()
+    accept = ServerConnection.accept
+
+    def lying_accept(self, sid, envelope, have=None):
+        if self.local_peer in liars:
+            envelope = envelope[:-1] + bytes([envelope[-1] ^ 1])
+        return accept(self, sid, envelope, have)
+
+    monkeypatch.setattr(ServerConnection, "accept", lying_accept)
+    out = tmp_path / "out"
+    with trio.fail_after(60):
+        async with (
+            open_node(Home(tmp_path / "honest"), listen=LOOPBACK) as honest,
+            open_node(Home(tmp_path / "liar"), listen=LOOPBACK) as liar,
+            open_node(Home(tmp_path / "dl"), listen=LOOPBACK) as dl,
+        ):
+            liars.add(liar.host.peer_id_bytes)
+            dial = dl.dial
+
+            async def honest_comes_later(peer, nursery):
+                if peer == honest.addrs()[0]:
+                    await trio.sleep(1.0)
+                return await dial(peer, nursery)
+
+            monkeypatch.setattr(dl, "dial", honest_comes_later)
+            link = ShareLink(
+                root_id=root, key=key, peers=(liar.addrs()[0], honest.addrs()[0])
+            )
+            await dl.get(link, out, timeout_s=20, use_dht=False)
+    assert (out / "f.bin").read_bytes() == src.read_bytes()
