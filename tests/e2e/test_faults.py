@@ -289,13 +289,22 @@ def _add_copy_disk_full(swarm: Swarm, home: Path, pid: int) -> None:
 def test_add_client_killed_mid_call(swarm: Swarm) -> None:
     big = swarm.path("bigdir")
     big.mkdir()
-    for i in range(24):
+    for i in range(48):
         (big / f"{i}.bin").write_bytes(os.urandom(1 << 20))
     ok(swarm.b, "gc")  # what earlier tests left: only this add counts below
+    before = len(_block_files(swarm.b))
     adder = Proc(swarm.b, "add", "--copy", big)
     tmp = swarm.b / "blocks" / "tmp"
+
+    def adding() -> bool:  # blocks being written (or, rarely, all done)
+        return (
+            any(tmp.iterdir())
+            or len(_block_files(swarm.b)) > before
+            or adder.popen.poll() is not None
+        )
+
     with running(adder):
-        assert wait_for(lambda: any(tmp.iterdir()), 30)  # the node is adding
+        assert wait_for(adding, 30)
         adder.kill()
     # the node finishes the add it started (the work is not the client's)
     names = lambda: [i["name"] for i in json.loads(ok(swarm.b, "ls", "--json"))]  # noqa: E731
