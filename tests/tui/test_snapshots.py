@@ -42,12 +42,25 @@ def _app() -> P2PShareApp:
     )
 
 
+async def _settled(pilot: Pilot[object], table: DataTable[object]) -> None:
+    """Wait until the (visible) ``table``'s column widths follow its rows:
+    Textual sizes columns on a later refresh, and under load a snapshot
+    taken right after the rows arrived showed them cut to their labels."""
+
+    def sized() -> bool:
+        return any(c.content_width > len(str(c.label)) for c in table.columns.values())
+
+    await wait_for(pilot, sized, 5, "column widths")
+    await pilot.pause()
+
+
 async def _connected(pilot: Pilot[object]) -> None:
     app = pilot.app
     assert isinstance(app, P2PShareApp)
     await wait_for(pilot, lambda: app.connected, 5, "the fake node")
     await wait_for(pilot, lambda: len(app.shares.providers) == 2, 5, "providers")
     await wait_for(pilot, lambda: len(app.downloads.downloads) == 3, 5, "downloads")
+    await _settled(pilot, app.query_one("#shares-table", DataTable))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -76,7 +89,7 @@ def test_downloads(snap_compare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[object]) -> None:
         await _connected(pilot)
         await pilot.press("3")
-        await pilot.pause()
+        await _settled(pilot, pilot.app.query_one("#downloads-table", DataTable))
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
@@ -91,11 +104,9 @@ def test_network(snap_compare, size: tuple[int, int]) -> None:
         wave = [(1 + math.sin(i / 4)) * 200_000 for i in range(HISTORY)]
         app.network.push_rates(wave, [w / 10 for w in wave])
         app.sample_node()
-        await wait_for(
-            pilot,
-            lambda: app.network.query_one("#peers-table", DataTable).row_count == 2,
-        )
-        await pilot.pause()
+        table = app.network.query_one("#peers-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await _settled(pilot, table)
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
@@ -118,13 +129,9 @@ def test_seeds(snap_compare, size: tuple[int, int]) -> None:
         app = pilot.app
         assert isinstance(app, P2PShareApp)
         await pilot.press("5")
-        await wait_for(
-            pilot,
-            lambda: app.seeds.query_one("#vouchers-table", DataTable).row_count == 1,
-            5,
-            "voucher balances",
-        )
-        await pilot.pause()
+        table = app.seeds.query_one("#vouchers-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, 5, "voucher balances")
+        await _settled(pilot, table)
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
