@@ -110,7 +110,7 @@ def failure_of(exc: BaseException) -> P2PShareError:
 
 @dataclass
 class Failure:
-    """The last failures, for ``status`` (bounded)."""
+    """One of the last failures, for ``status`` (the ten most recent)."""
 
     kind: str
     what: str

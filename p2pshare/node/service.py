@@ -320,6 +320,10 @@ class Node:
             "download_rate": round(self.rates.download, 1),
             "bytes_sent": self.server.stats.bytes_sent,
             "jobs_failed": self.jobs.failures,
+            "recent_failures": [
+                {"job": f.kind, "what": f.what, "code": f.code}
+                for f in self.jobs.recent
+            ],
             "uptime_s": round(time.time() - self.started_at, 1),
             "version": __version__,
             "seeds": await self.db(self._seeds_known),

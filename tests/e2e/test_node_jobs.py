@@ -61,6 +61,11 @@ def test_failed_download_leaves_the_node_up_and_exit_codes_honest(
     failed = json.loads(ok(b, "downloads", "--json"))
     assert failed[0]["state"] == "failed"
     assert failed[0]["error_code"] == "no_providers"
+    st = json.loads(ok(b, "status", "--json"))
+    assert st["jobs_failed"] == 1
+    assert st["recent_failures"] == [
+        {"job": "download", "what": "1", "code": "no_providers"}
+    ]
 
     out = tmp_path / "out"
     res = p2pshare(b, "get", link, "-o", out)
