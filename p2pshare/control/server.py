@@ -73,8 +73,8 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 32
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
-INSPECT_TIMEOUT_S = 30.0
-MAX_TIMEOUT_S = 1e6  # to find a provider for a link being browsed
+INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
+MAX_TIMEOUT_S = 1e6  # a get's --timeout, as the CLI bounds it
 
 
 def peer_uid(sock: Any) -> int:

@@ -33,6 +33,7 @@ from p2pshare import __version__
 from p2pshare.config import Home
 from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
+from p2pshare.format.links import MAX_PEERS
 from p2pshare.groups import single_error
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
@@ -48,6 +49,7 @@ from p2pshare.node.replicate import renew_loop
 from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.store import GetResult, LocalStore
+from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
 from p2pshare.store.restore import (
     LocalSource,
@@ -62,7 +64,7 @@ log = logging.getLogger(__name__)
 
 XFER_PROTOCOL = "/p2pshare/xfer/1"
 DIAL_TIMEOUT_S = 15.0
-MAX_LINK_PEERS = 8  # format.links.MAX_PEERS
+MAX_LINK_PEERS = MAX_PEERS  # what a link may carry
 
 
 _WILDCARD = re.compile(r"^/ip4/0\.0\.0\.0/|^/ip6/::/")
@@ -247,8 +249,6 @@ class Node:
     async def gc(self) -> dict[str, int]:
         """Remove blocks, temp files and partial shares nothing needs
         (``store/gc.py``); waits for adds and fetches in flight."""
-        from p2pshare.store.gc import collect
-
         report = await trio.to_thread.run_sync(collect, self.store)
         return report.to_wire()
 
@@ -501,8 +501,6 @@ class Node:
 def _collect_at_start(store: LocalStore) -> None:
     """What a crash or a failed job left behind goes before serving starts;
     another process using the home only postpones it."""
-    from p2pshare.store.gc import collect
-
     try:
         collect(store, wait_s=0)
     except P2PShareError as exc:
