@@ -166,13 +166,20 @@ CREATE TABLE IF NOT EXISTS secrets (
 """
 
 
-# What a share's root is recorded in (constants; hence noqa: S608 where used).
+# Every table that records a share by its root (constants: hence noqa: S608).
 _SHARE_TABLES = (
     ("share_blocks", "root"),
     ("children", "parent"),
     ("fingerprints", "root"),
     ("shares", "root"),
 )
+
+
+def _forget_share(db: sqlite3.Connection, root: bytes) -> None:
+    """Delete every row of share ``root`` (inside the caller's transaction)."""
+    for table, column in _SHARE_TABLES:
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (root,))  # noqa: S608
+
 
 # Constant column list; queries interpolate only this (hence noqa: S608).
 _SHARE_COLS = (
@@ -447,10 +454,7 @@ class Catalog:
                         "SELECT block FROM share_blocks WHERE root = ?", (r,)
                     )
                 )
-                db.execute("DELETE FROM share_blocks WHERE root = ?", (r,))
-                db.execute("DELETE FROM children WHERE parent = ?", (r,))
-                db.execute("DELETE FROM fingerprints WHERE root = ?", (r,))
-                db.execute("DELETE FROM shares WHERE root = ?", (r,))
+                _forget_share(db, r)
             return sorted(b for b in candidates if not self.is_block_kept(b))
 
     @_locked
@@ -508,8 +512,7 @@ class Catalog:
                 )
             ]
             for r in gone:
-                for table, column in _SHARE_TABLES:
-                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (r,))  # noqa: S608
+                _forget_share(db, r)
             return len(gone)
 
     @_locked
@@ -815,8 +818,7 @@ class Catalog:
                     "SELECT block FROM share_blocks WHERE root = ?", (root,)
                 )
             ]
-            db.execute("DELETE FROM share_blocks WHERE root = ?", (root,))
-            db.execute("DELETE FROM shares WHERE root = ?", (root,))
+            _forget_share(db, root)
             return sorted(b for b in set(blocks) if not self.is_block_kept(b))
 
     @_locked
