@@ -458,6 +458,14 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
     help="Seconds to wait for a first provider.",
 )
 @click.option(
+    "--stall-timeout",
+    "stall_s",
+    type=Seconds(),
+    default=60.0,
+    show_default=True,
+    help="End the download when no provider sent verified data for this long.",
+)
+@click.option(
     "--stats-json",
     "stats_json",
     type=click.Path(path_type=Path),
@@ -474,6 +482,7 @@ def get(
     bootstrap: tuple[str, ...],
     listen: tuple[str, ...],
     timeout_s: float,
+    stall_s: float,
     stats_json: Path | None,
 ) -> None:
     """Download the file or folder of LINK into the output directory.
@@ -490,7 +499,9 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths)
         return
     home = home_of(ctx)
-    via = _get_via_node(home, link_text, out_dir, paths, timeout_s, bootstrap)
+    via = _get_via_node(
+        home, link_text, out_dir, paths, bootstrap, timeout_s=timeout_s, stall_s=stall_s
+    )
     if via is not NO_NODE:
         return
     stats: list[Any] = []
@@ -503,6 +514,7 @@ def get(
                 progress=bar.advance,
                 on_total=bar.total,
                 timeout_s=timeout_s,
+                stall_s=stall_s,
                 paths=paths,
             )
         stats.append(n.last_download)
@@ -547,8 +559,10 @@ def _get_via_node(
     link_text: str,
     out_dir: Path,
     paths: tuple[str, ...],
-    timeout_s: float,
     bootstrap: tuple[str, ...],
+    *,
+    timeout_s: float,
+    stall_s: float,
 ) -> Any:
     """``get`` through the home's node: the same options, the same exit codes
     as without one (0 only once the file is complete at its final path).
@@ -567,6 +581,7 @@ def _get_via_node(
                 out_dir=absolute(out_dir),
                 paths=list(paths),
                 timeout=timeout_s,
+                stall_timeout=stall_s,
                 bootstrap=list(bootstrap),
             )
             started.update(d)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from p2pshare.cli.app import cli, home_of
+from p2pshare.cli.app import Seconds, cli, home_of
 from p2pshare.cli.net import (
     _BOOTSTRAP,
     _JSON,
@@ -182,6 +182,15 @@ def _progress_cb(
     is_flag=True,
     help="Accept pins from anyone (default: vouchers only).",
 )
+@click.option(
+    "--stall-timeout",
+    "stall_s",
+    type=Seconds(),
+    default=60.0,
+    show_default=True,
+    help="Fail a replica fetch when its owner sent no verified data for this long"
+    " (its blocks are deleted and its reserved bytes freed).",
+)
 @click.pass_context
 def seed(
     ctx: click.Context,
@@ -191,6 +200,7 @@ def seed(
     region: str,
     max_storage: str | None,
     open_admission: bool,
+    stall_s: float,
 ) -> None:
     """Run a headless seed: keep encrypted replicas for others, serve them.
 
@@ -205,6 +215,7 @@ def seed(
         region=region,
         max_storage=parse_size(max_storage) if max_storage else None,
         admission="open" if open_admission else "voucher",
+        fetch_stall_s=stall_s,
     )
 
     run_node(

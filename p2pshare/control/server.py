@@ -59,6 +59,7 @@ from p2pshare.errors import (
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
+from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import parse_peer_addr
 
 if TYPE_CHECKING:
@@ -299,13 +300,8 @@ class _Connection:
         paths = req.params.get("paths") or []
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise UsageError("get: parameter 'paths' must be a list of strings")
-        timeout = req.params.get("timeout", DEFAULT_TIMEOUT_S)
-        if (
-            not isinstance(timeout, int | float)
-            or isinstance(timeout, bool)
-            or not 0 <= timeout <= MAX_TIMEOUT_S
-        ):
-            raise UsageError("get: parameter 'timeout' must be 0..1e6 seconds")
+        timeout = _seconds(req, "timeout", DEFAULT_TIMEOUT_S)
+        stall = _seconds(req, "stall_timeout", STALL_TIMEOUT_S)
         bootstrap = _strings(req, "bootstrap")
         for addr in bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
@@ -316,7 +312,7 @@ class _Connection:
                 lambda: self.node.host.bootstrap(bootstrap),
             )
         started = self.node.downloads.start(
-            link, Path(out_dir), paths, timeout_s=float(timeout)
+            link, Path(out_dir), paths, timeout_s=timeout, stall_s=stall
         )
         return started.to_wire()
 
@@ -408,6 +404,18 @@ def _strings(req: Request, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise UsageError(f"{req.method}: parameter {name!r} must be a list of strings")
     return value
+
+
+def _seconds(req: Request, name: str, default: float) -> float:
+    """An optional duration parameter: a finite number of seconds, 0..1e6."""
+    value = req.params.get(name, default)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 <= value <= MAX_TIMEOUT_S
+    ):
+        raise UsageError(f"{req.method}: parameter {name!r} must be 0..1e6 seconds")
+    return float(value)
 
 
 def _param(req: Request, name: str, typ: type) -> Any:

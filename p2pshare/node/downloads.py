@@ -32,6 +32,7 @@ import trio
 from p2pshare.errors import NotFoundError, UsageError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node.events import EventBus
+from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.jobs import Supervisor
 from p2pshare.store.partial import partial_name
 from p2pshare.store.restore import parse_selection
@@ -54,6 +55,7 @@ class Download:
     out_dir: Path
     paths: tuple[str, ...] = ()  # only these entries of a folder (empty: all)
     timeout_s: float = DEFAULT_TIMEOUT_S  # to find a first provider
+    stall_s: float = STALL_TIMEOUT_S  # no verified byte from anyone: ends
     name: str | None = None  # the share's name, once its meta is open
     state: str = "active"
     done_bytes: int = 0
@@ -118,6 +120,7 @@ class DownloadManager:
         paths: Sequence[str] = (),
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        stall_s: float = STALL_TIMEOUT_S,
     ) -> Download:
         if link.key is None:
             raise UsageError("link: it carries no key (the part after '#')")
@@ -132,6 +135,7 @@ class DownloadManager:
             out_dir=out_dir,
             paths=tuple(paths),
             timeout_s=timeout_s,
+            stall_s=stall_s,
         )
         self._all[d.id] = d
         self._spawn(d)
@@ -168,6 +172,7 @@ class DownloadManager:
                         paths=d.paths,
                         on_name=on_name,
                         timeout_s=d.timeout_s,
+                        stall_s=d.stall_s,
                     )
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)

@@ -52,6 +52,7 @@ from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.folder import MAX_LISTING_BYTES
 from p2pshare.groups import single_error
 from p2pshare.node.fill import (
+    STALL_TIMEOUT_S,
     DownloadStats,
     Fill,
     NetShare,
@@ -87,12 +88,15 @@ class NetworkSource:
         *,
         announce: Callable[[bytes], Any] | None = None,
         give_up_s: float = 60.0,
+        stall_s: float = STALL_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.swarm = swarm
         # with every provider gone for a lasting reason (it said so), how
         # long to wait for another before the download fails with it
         self.give_up_s = give_up_s
+        # no verified byte from any provider this long: they are out
+        self.stall_s = stall_s
         self.local = LocalSource(store)
         self.announce = announce
         self.stats = DownloadStats()
@@ -165,13 +169,15 @@ class NetworkSource:
         # end while the swarm may still find others: keep trying new
         # providers for as long as finding a first one may take
         deadline = trio.current_time() + self.give_up_s
+        since = self.swarm.rounds
         while not sessions:
             if errors and all(isinstance(e, AccessDenied) for e in errors):
                 break  # the key (or grant) is wrong: others refuse it too
             live = [pc for pc in self.swarm.live() if pc.name not in tried]
             if not live:
-                if not self.swarm.searching:
+                if self.swarm.exhausted(since):
                     break  # discovery is over: nobody else will come
+                self.swarm.search_now()
                 with trio.move_on_at(deadline):
                     await self.swarm.changed.wait()
                 if trio.current_time() >= deadline:
@@ -179,6 +185,7 @@ class NetworkSource:
                 continue
             tried.update(pc.name for pc in live)
             await self._open_round(root, access, live, sessions, envelope, errors)
+            since = self.swarm.rounds
         if not sessions:
             if errors and all(isinstance(e, AccessDenied) for e in errors):
                 what = "key" if isinstance(access, SigningKey) else "grant"
@@ -187,7 +194,7 @@ class NetworkSource:
                 )
             raise NoProviders(
                 f"share {cid[:16]}…: no provider could serve it"
-                f" ({len(tried)} tried: {_summary(errors)})"
+                f" ({self.swarm.failure_summary()})"
             )
         env_bytes, env = envelope[0]
         ids = await self._index_ids(root, env, sessions)
@@ -223,7 +230,9 @@ class NetworkSource:
                 )
                 got_one.set()
             except IntegrityError as exc:
-                await self.swarm.ban(pc, f"sent a bad envelope ({exc})")
+                await self.swarm.ban(
+                    pc, f"sent a bad envelope ({exc})", why="banned (bad envelope)"
+                )
                 errors.append(exc)
             except (
                 AccessDenied,
@@ -231,6 +240,7 @@ class NetworkSource:
                 ProviderGone,
                 trio.TooSlowError,
             ) as exc:
+                self.swarm.mark(pc, _why(exc))
                 errors.append(exc)
             finally:
                 remaining -= 1
@@ -278,7 +288,9 @@ class NetworkSource:
                 continue
             if ok(data):
                 return data
-            await self.swarm.ban(sess.pc, f"sent a bad {kind} block {index}")
+            await self.swarm.ban(
+                sess.pc, f"sent a bad {kind} block {index}", why=f"banned (bad {kind})"
+            )
             sessions.pop(name, None)
         raise NoProviders(f"{kind} {index}: no provider could serve it")
 
@@ -364,20 +376,15 @@ class NetworkSource:
         await fill.run()
 
 
-def _summary(errors: list[Exception]) -> str:
-    """How providers failed, for one error line: "1 bad envelope, 2 gone"."""
+def _why(exc: Exception) -> str:
+    """A provider's failure to open a share, for ``Swarm.failure_summary``."""
     kinds: tuple[tuple[type[Exception], str], ...] = (
-        (IntegrityError, "bad envelope"),
         (AccessDenied, "refused the key"),
         (NotFoundError, "do not serve it"),
         (ProviderGone, "gone"),
         (trio.TooSlowError, "too slow"),
     )
-    counts: dict[str, int] = {}
-    for exc in errors:
-        what = next((name for cls, name in kinds if isinstance(exc, cls)), "failed")
-        counts[what] = counts.get(what, 0) + 1
-    return ", ".join(f"{n} {what}" for what, n in counts.items()) or "none answered"
+    return next((name for cls, name in kinds if isinstance(exc, cls)), "failed")
 
 
 def _matches(chunk_id: bytes, data: bytes) -> bool:

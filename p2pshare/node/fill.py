@@ -12,6 +12,15 @@ writer task which, in a worker thread, checks the chunk against its id
 unverified ever reaches the disk. A provider whose chunk fails the check is
 banned (logged at WARNING) and its requests go to the others. Duplicates
 (endgame) are cancelled as soon as one copy verified.
+
+Every fill has an end. A provider is out of this download once it is
+banned, gone, said it cannot serve the share (``missing`` with a code, such
+as ``removed``), answered ``missing`` for every chunk still needed, or sent
+no verified byte for ``stall_s`` while the download waited on it. When
+nobody left can help, the swarm gets one more discovery round; the fill
+ends with a typed error naming why each provider failed as soon as that
+round brings nobody, and at the latest after ``give_up_s`` (before the
+first verified chunk: ``--timeout``) or ``stall_s`` (after it).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from p2pshare.errors import (
     P2PShareError,
     SourceChangedError,
     TransferError,
+    TransferTimeout,
 )
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
 from p2pshare.format.chunks import ID_BYTES
@@ -51,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_INFLIGHT",
     "STALL_S",
+    "STALL_TIMEOUT_S",
     "DownloadStats",
     "Fill",
     "NetShare",
@@ -63,7 +74,9 @@ log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 32  # chunks requested at once over all providers: bounds memory
 WRITE_QUEUE = 8  # chunks waiting for the disk
-STALL_S = 15.0
+STALL_S = 15.0  # one request unanswered this long is asked elsewhere
+STALL_TIMEOUT_S = 60.0  # no verified byte from anyone this long: providers out
+STALLED = "stalled"
 
 Progress = Callable[[int], None]
 
@@ -187,7 +200,9 @@ class Fill:
         self.reqs: dict[tuple[str, int], int] = {}
         self.wake = trio.Event()
         self.adopting: set[str] = set()
+        self.adopted: set[str] = set()  # tried: joined or refused
         self.unable: dict[str, str] = {}  # provider → why it cannot serve
+        self.last_progress = trio.current_time()
         self._written: set[int] = set()
         for name, sess in share.sessions.items():
             self.sched.add_peer(name, sess.have)
@@ -224,12 +239,16 @@ class Fill:
         send: trio.MemorySendChannel[tuple[str, int, bytes]],
     ) -> None:
         idle_since: float | None = None
+        idle_round = 0
+        swarm = self.source.swarm
         while not self.sched.done:
             self.wake = trio.Event()
             now = trio.current_time()
             for name, i in self.sched.stalled(now):
                 log.info("provider %s: chunk %d stalled, asking elsewhere", name, i)
                 await self._cancel(name, i)
+            if now - self.last_progress > self.source.stall_s:
+                await self._drop_stalled()
             self._adopt_new(nursery)
             for name in list(self.sched.live_peers):
                 sess = self.share.sessions.get(name)
@@ -244,20 +263,43 @@ class Fill:
                         break
                     self.reqs[(name, i)] = req
                     nursery.start_soon(self._await_block, name, i, waiter, send)
-            if not self.sched.can_progress():
-                # nobody we know can help; discovery goes on, but only for
-                # as long as finding a first provider may take (--timeout)
-                idle_since = idle_since or now
-                searching = self.source.swarm.searching
-                if (not searching and now - idle_since > 1) or (
-                    now - idle_since > self.source.give_up_s
-                ):
-                    raise self._nobody_can()
-            else:
+            if self.sched.can_progress() or self.adopting:
                 idle_since = None
+            elif idle_since is None:
+                # nobody we know can help: one more discovery round, then end
+                idle_since, idle_round = now, swarm.rounds
+                swarm.search_now()
+            else:
+                bound = (
+                    self.source.give_up_s
+                    if self.source.stats.first_chunk_at is None
+                    else self.source.stall_s
+                )
+                if swarm.exhausted(idle_round) or now - idle_since > bound:
+                    raise self._nobody_can()
             deadline = self.sched.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else now + 1.0):
+            wake_at = now + 1.0 if deadline is None else min(deadline, now + 1.0)
+            with trio.move_on_at(wake_at):
                 await self._wait_wake()
+
+    async def _drop_stalled(self) -> None:
+        """No verified byte from anyone for ``stall_s``: every provider
+        the download waits on is out of it."""
+        for name in self.sched.useful_peers():
+            sess = self.share.sessions.get(name)
+            for i in self.sched.ban(name):
+                await self._cancel(name, i)
+            if sess is not None:
+                self.source.swarm.unable[sess.pc.remote_peer] = STALLED
+                self.source.swarm.mark(
+                    sess.pc, f"stalled (no data for {self.source.stall_s:g} s)"
+                )
+            log.warning(
+                "provider %s: no verified data for %g s, dropped",
+                name,
+                self.source.stall_s,
+            )
+        self.last_progress = trio.current_time()
 
     async def _wait_wake(self) -> None:
         swarm_changed = self.source.swarm.changed
@@ -272,17 +314,28 @@ class Fill:
 
     def _adopt_new(self, nursery: trio.Nursery) -> None:
         for pc in self.source.swarm.live():
-            if pc.name not in self.share.sessions and pc.name not in self.adopting:
+            if pc.name not in self.share.sessions and pc.name not in self.adopted:
                 self.adopting.add(pc.name)
+                self.adopted.add(pc.name)
                 nursery.start_soon(self._adopt, pc)
 
     async def _adopt(self, pc: ProviderConn) -> None:
         try:
+            await self._adopt_one(pc)
+        finally:
+            self.adopting.discard(pc.name)
+            self._poke()
+
+    async def _adopt_one(self, pc: ProviderConn) -> None:
+        try:
             opened = await pc.open(self.share.root, self.access)
-        except (P2PShareError, trio.TooSlowError):
+        except (P2PShareError, trio.TooSlowError) as exc:
+            self.source.swarm.mark(pc, f"refused ({getattr(exc, 'code', 'timeout')})")
             return
         if opened.envelope != self.share.envelope_bytes:
-            await self.source.swarm.ban(pc, "sent a different envelope")
+            await self.source.swarm.ban(
+                pc, "sent a different envelope", why="banned (bad envelope)"
+            )
             return
         self.share.sessions[pc.name] = Session(
             pc, opened.sid, have_set(opened.have, self.share.envelope.count)
@@ -327,6 +380,7 @@ class Fill:
         sess = self.share.sessions.get(name)
         if sess is not None:
             self.source.swarm.unable[sess.pc.remote_peer] = code
+            self.source.swarm.mark(sess.pc, _UNABLE.get(code, f"cannot serve ({code})"))
         if name not in self.unable:
             log.warning(
                 "provider %s cannot serve %s: %s",
@@ -345,11 +399,14 @@ class Fill:
                 f"share {cid}…: the shared file changed since its link was made"
                 f" ({n} provider(s) said so); ask the sharer for a new link"
             )
-        why = f"; {n} cannot serve it ({', '.join(sorted(codes))})" if codes else ""
-        return NoProviders(
-            f"share {cid}…: every provider left, was banned or lacks the"
-            f" missing chunks{why}; none found in {self.source.give_up_s:g} s"
-        )
+        swarm = self.source.swarm
+        why = swarm.failure_summary()
+        if swarm.providers and all(
+            swarm.unable.get(pc.remote_peer) == STALLED
+            for pc in swarm.providers.values()
+        ):
+            return TransferTimeout(f"share {cid}…: {why}")
+        return NoProviders(f"share {cid}…: {why}")
 
     async def _writer(
         self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]
@@ -371,10 +428,12 @@ class Fill:
                         sess.pc,
                         f"sent chunk {i} of {root_to_cid(self.share.root)[:16]}"
                         " that fails verification",
+                        why="banned (bad chunk)",
                     )
                 self._poke()
                 continue
             self._written.add(i)
+            self.last_progress = trio.current_time()
             if self.source.stats.first_chunk_at is None:
                 self.source.stats.first_chunk_at = trio.current_time()
                 if self.source.announce is not None:
@@ -385,3 +444,10 @@ class Fill:
                 await self._cancel(other, i)
             self.progress(self.sink.amount(i))
             self._poke()
+
+
+# what a provider's ``missing`` code says, for the download's error line
+_UNABLE = {
+    "source_changed": "have a changed source file",
+    "removed": "removed the share",
+}

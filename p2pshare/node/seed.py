@@ -41,7 +41,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -61,7 +62,7 @@ from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
 from p2pshare.format.grant import Grant
 from p2pshare.format.voucher import Voucher
-from p2pshare.node.fill import Fill, NetShare
+from p2pshare.node.fill import STALL_TIMEOUT_S, Fill, NetShare
 from p2pshare.node.streams import LibP2PStream
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import PinRow, ShareRow
@@ -91,10 +92,15 @@ MAX_HINTS_KEPT = 8
 # Bounds on what one peer can make a seed do (open seeds with no storage
 # limit included): the bytes one pin may reserve before the envelope gives
 # the real size, the pins a peer may have fetching at once, and the fetches
-# the seed runs at once (the others wait their turn, still "fetching").
+# the seed runs at once (the others wait their turn, still "fetching"), and
+# of those the ones a single owner may run: 8 owners that stall cannot hold
+# every slot for long (a fetch with no verified byte for ``fetch_stall_s``
+# fails, its blocks deleted and its reserved bytes credited back), and one
+# owner with many pins cannot hold them at all.
 MAX_PIN_BYTES = 1 << 50
 MAX_FETCHING_PER_PEER = 64
 MAX_CONCURRENT_FETCHES = 8
+MAX_FETCHES_PER_OWNER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +109,7 @@ class SeedPolicy:
     max_storage: int | None = None  # ciphertext bytes; None: no limit
     admission: Literal["open", "voucher"] = "voucher"
     gc_interval_s: float = GC_INTERVAL_S
+    fetch_stall_s: float = STALL_TIMEOUT_S  # no verified byte: the fetch fails
 
 
 def replica_bytes(env: Envelope, envelope_bytes: int) -> int:
@@ -163,6 +170,7 @@ class SeedService:
     _fetch_slots: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
     )
+    _owner_slots: dict[bytes, trio.CapacityLimiter] = field(default_factory=dict)
 
     # -- lifecycle --------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -170,7 +178,7 @@ class SeedService:
         pins = await self._db(self.node.store.catalog.pins)
         for p in pins:
             if p.state == "fetching":
-                self._start_fetch(p.root, ())
+                self._start_fetch(p.root, p.owner, ())
         task_status.started()
         while True:
             try:
@@ -314,7 +322,7 @@ class SeedService:
             log.info(
                 "pin %s: accepted (%s, lease %d s)", cid, _mib(req.size), req.lease_s
             )
-            self._start_fetch(req.root, req.hints)
+            self._start_fetch(req.root, peer, req.hints)
         else:
             log.info("pin %s: lease renewed", cid)
         return await self.status(req.root)
@@ -423,20 +431,37 @@ class SeedService:
         return pinproto.Unpinned(root=req.root)
 
     # -- fetching a replica -------------------------------------------------------
-    def _start_fetch(self, root: bytes, hints: Sequence[str]) -> None:
+    def _start_fetch(self, root: bytes, owner: bytes, hints: Sequence[str]) -> None:
         f = _Fetching(tuple(hints)[:MAX_HINTS_KEPT])
         self.fetching[root] = f
         self.node.jobs.spawn(
-            "pin", root_to_cid(root)[:16], lambda: self._fetch(root, f)
+            "pin", root_to_cid(root)[:16], lambda: self._fetch(root, owner, f)
         )
 
-    async def _fetch(self, root: bytes, f: _Fetching) -> None:
+    @asynccontextmanager
+    async def _slot(self, owner: bytes) -> AsyncIterator[None]:
+        """One of the seed's fetch slots, within the owner's share of them
+        (first come, first served)."""
+        mine = self._owner_slots.get(owner)
+        if mine is None:
+            mine = self._owner_slots[owner] = trio.CapacityLimiter(
+                MAX_FETCHES_PER_OWNER
+            )
+        try:
+            async with mine, self._fetch_slots:
+                yield
+        finally:
+            stats = mine.statistics()
+            if not stats.borrowed_tokens and not stats.tasks_waiting:
+                self._owner_slots.pop(owner, None)
+
+    async def _fetch(self, root: bytes, owner: bytes, f: _Fetching) -> None:
         cid = root_to_cid(root)[:16]
         catalog = self.node.store.catalog
         with trio.CancelScope() as scope:
             f.scope = scope
             try:
-                async with self._fetch_slots:
+                async with self._slot(owner):
                     await self._fetch_into_store(root, f)
             except Exception as exc:  # a job root: the failure is this pin's
                 error = self.node.jobs.record("pin", cid, exc)
@@ -456,7 +481,9 @@ class SeedService:
         if pin is None:
             return
         link = ShareLink(root_id=root, key=None, peers=f.hints)
-        async with self.node.source(link, timeout_s=FETCH_TIMEOUT_S) as source:
+        async with self.node.source(
+            link, timeout_s=FETCH_TIMEOUT_S, stall_s=self.policy.fetch_stall_s
+        ) as source:
             share = await source.open_sessions(root, pin.grant)
             env = share.envelope
             Grant.from_bytes(pin.grant).verify(

@@ -40,6 +40,7 @@ from p2pshare.node.compat import short_peer_id
 from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
+from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.ports import check_free, remember_port, sticky
@@ -260,6 +261,7 @@ class Node:
                 self.store.blocks.delete(bid)
 
         await trio.to_thread.run_sync(rm, limiter=self.store_limiter)
+        await self.server.forget_removed()
         if self.announcer is not None:
             self.announcer.withdraw(root)
         self.bus.publish("share.removed", root=root_to_cid(root))
@@ -390,7 +392,12 @@ class Node:
     # -- downloads ------------------------------------------------------------------
     @asynccontextmanager
     async def source(
-        self, link: ShareLink, *, timeout_s: float, use_dht: bool = True
+        self,
+        link: ShareLink,
+        *,
+        timeout_s: float,
+        use_dht: bool = True,
+        stall_s: float = STALL_TIMEOUT_S,
     ) -> AsyncIterator[NetworkSource]:
         """Providers of ``link`` (hints and DHT in parallel) as a source;
         waits for the first one.
@@ -423,6 +430,7 @@ class Node:
                         swarm,
                         announce=self.announce_soon,
                         give_up_s=timeout_s,
+                        stall_s=stall_s,
                     )
                     source.stats.started_at = started
                     yield source
@@ -442,18 +450,26 @@ class Node:
         use_dht: bool = True,
         paths: Sequence[str] = (),
         on_name: Callable[[str], None] = lambda _name: None,
+        stall_s: float = STALL_TIMEOUT_S,
     ) -> GetResult:
         """Download ``link`` into ``out_dir`` from every provider found;
         with ``paths``, only those files and folders of a folder share.
 
+        ``timeout_s`` bounds the wait for a first provider; ``stall_s`` ends
+        the download when no provider sent a verified byte for that long.
+
         Raises:
-            NoProviders: nobody serving it was found within ``timeout_s``.
+            NoProviders: nobody serving it was found within ``timeout_s``,
+                or every provider failed (the message says how).
+            TransferTimeout: every provider stalled.
             UsageError: a bad path in ``paths``; NotFoundError: one that is
                 not in the folder.
             AccessDenied, IntegrityError, …: as ``get_share``.
         """
         select = parse_selection(paths) if paths else None
-        async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as source:
+        async with self.source(
+            link, timeout_s=timeout_s, use_dht=use_dht, stall_s=stall_s
+        ) as source:
             result = await trio.to_thread.run_sync(
                 lambda: get_share(
                     self.store,

@@ -6,11 +6,19 @@ is connected), so a download starts with whichever answers first and later
 providers join it. A banned peer (it sent data that failed verification)
 is never dialled again for this download. ``changed`` is replaced by a new
 event after every change, so waiters wake on any news.
+
+Discovery has an end. Each DHT lookup is one *round* bounded by
+``DHT_ROUND_S``; a download that nobody it knows can help any more asks for
+one more round at once (:meth:`Swarm.search_now`) and, once that round and
+every dial it started are over with nobody new, :meth:`Swarm.exhausted`
+says so: the download ends with :meth:`Swarm.failure_summary`, one line on
+why each provider failed. Providers found in time still join.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +28,12 @@ import trio
 from p2pshare.errors import P2PShareError
 from p2pshare.node.provider import ProviderConn
 
-__all__ = ["DHT_RETRY_S", "Swarm", "wait_first"]
+__all__ = ["DHT_RETRY_S", "DHT_ROUND_S", "Swarm", "wait_first"]
 
 log = logging.getLogger(__name__)
 
 DHT_RETRY_S = 5.0
+DHT_ROUND_S = 20.0  # one provider lookup, at most
 
 
 @dataclass(eq=False)
@@ -43,16 +52,38 @@ class Swarm:
     banned: set[bytes] = field(default_factory=set)
     # peers that said they cannot serve this share at all, and why
     unable: dict[bytes, str] = field(default_factory=dict)
+    # why a provider can no longer help this download ("banned (bad chunk)")
+    outcome: dict[bytes, str] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
-    searching: int = 0
+    dialing: int = 0  # dials under way
+    in_round: bool = False  # a DHT lookup is under way
+    rounds: int = 0  # DHT lookups completed
+    _search_now: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def searching(self) -> bool:
+        """Whether discovery may still bring a provider (a dial or a lookup
+        is under way, or lookups repeat)."""
+        return bool(self.dialing) or self.in_round or self.find is not None
+
+    def search_now(self) -> None:
+        """Start the next DHT round now instead of after the usual pause."""
+        self._search_now.set()
+
+    def exhausted(self, since_round: int) -> bool:
+        """No dial is under way and, with a DHT, a whole lookup finished
+        after round ``since_round`` (see :meth:`search_now`): discovery
+        found nobody new in that time."""
+        if self.dialing or self.in_round:
+            return False
+        return self.find is None or self.rounds > since_round
 
     async def run(self, nursery: trio.Nursery) -> None:
         """Start discovery in ``nursery`` (hints and DHT in parallel)."""
         for hint in self.hints:
-            self.searching += 1
+            self.dialing += 1
             nursery.start_soon(self._dial, hint, nursery)
         if self.find is not None:
-            self.searching += 1
             nursery.start_soon(self._search, nursery)
 
     def _bump(self) -> None:
@@ -72,31 +103,34 @@ class Swarm:
         except Exception as exc:  # libp2p raises many types for a failed dial
             log.info("provider candidate unreachable: %s: %s", type(exc).__name__, exc)
         finally:
-            self.searching -= 1
+            self.dialing -= 1
             self._bump()
 
     async def _search(self, nursery: trio.Nursery) -> None:
         assert self.find is not None
         seen: set[bytes] = set()
-        try:
-            while True:
-                try:
+        while True:
+            self.in_round = True
+            found: list[Any] = []
+            try:
+                with trio.move_on_after(DHT_ROUND_S):
                     found = await self.find()
-                except Exception as exc:  # a DHT query failing is not fatal
-                    log.info("DHT lookup failed: %s", type(exc).__name__)
-                    found = []
-                for peer, peer_bytes in found:
-                    if peer_bytes in seen or peer_bytes in self.banned:
-                        continue
-                    seen.add(peer_bytes)
-                    self.searching += 1
-                    nursery.start_soon(self._dial, peer, nursery)
-                if found:
-                    self._bump()
-                await trio.sleep(DHT_RETRY_S if not self.live() else 4 * DHT_RETRY_S)
-        finally:
-            self.searching -= 1
+            except Exception as exc:  # a DHT query failing is not fatal
+                log.info("DHT lookup failed: %s", type(exc).__name__)
+            for peer, peer_bytes in found:
+                if peer_bytes in seen or peer_bytes in self.banned:
+                    continue
+                seen.add(peer_bytes)
+                self.dialing += 1
+                nursery.start_soon(self._dial, peer, nursery)
+            self.in_round = False
+            self.rounds += 1
             self._bump()
+            self._search_now = trio.Event()
+            with trio.move_on_after(
+                DHT_RETRY_S if not self.live() else 4 * DHT_RETRY_S
+            ):
+                await self._search_now.wait()
 
     def live(self) -> list[ProviderConn]:
         return [
@@ -112,10 +146,34 @@ class Swarm:
         while not self.live():
             await self.changed.wait()
 
-    async def ban(self, pc: ProviderConn, reason: str) -> None:
+    async def ban(
+        self, pc: ProviderConn, reason: str, *, why: str = "banned (bad data)"
+    ) -> None:
+        """Never use ``pc``'s peer again in this download; ``why`` is the
+        short form for :meth:`failure_summary`."""
         self.banned.add(pc.remote_peer)
+        self.outcome.setdefault(pc.remote_peer, why)
         log.warning("provider %s banned: %s", pc.name, reason)
         await pc.aclose()
+
+    def mark(self, pc: ProviderConn, why: str) -> None:
+        """``pc`` cannot help (``why``, for :meth:`failure_summary`)."""
+        self.outcome.setdefault(pc.remote_peer, why)
+
+    def failure_summary(self) -> str:
+        """Why every provider failed, for one error line: "all 2 providers
+        failed: 1 banned (bad chunk), 1 removed the share"."""
+        counts: Counter[str] = Counter()
+        for pc in self.providers.values():
+            why = self.outcome.get(pc.remote_peer)
+            if why is None:
+                why = "gone" if pc.dead else "lack the chunks still needed"
+            counts[why] += 1
+        n = sum(counts.values())
+        if not n:
+            return "no provider was reachable"
+        head = "the only provider failed" if n == 1 else f"all {n} providers failed"
+        return f"{head}: " + ", ".join(f"{k} {why}" for why, k in counts.items())
 
 
 async def wait_first(*events: trio.Event) -> None:

@@ -95,6 +95,26 @@ class ShareServer:
         self.limiter = limiter or trio.CapacityLimiter(4)
         self.upload = upload or RateLimiter(None)
         self.stats = ServeStats()
+        self.sessions: set[_Session] = set()
+
+    async def forget_removed(self) -> None:
+        """Stop serving shares removed from the store: every later want on
+        a session that opened one is answered ``missing`` with the code
+        ``removed``, so a downloader knows at once not to wait for it."""
+        open_ = [
+            (s, sid, share) for s in self.sessions for sid, share in s.shares.items()
+        ]
+        if not open_:
+            return
+
+        def removed() -> set[bytes]:
+            roots = {share.root for _s, _sid, share in open_}
+            return {r for r in roots if not self.store.catalog.has_share(r)}
+
+        gone = await trio.to_thread.run_sync(removed, limiter=self.limiter)
+        for session, sid, share in open_:
+            if share.root in gone:
+                session.removed.add(sid)
 
     async def handle(self, stream: LibP2PStream) -> None:
         """Serve one inbound stream until it ends. Never raises ``P2PShareError``."""
@@ -105,8 +125,9 @@ class ShareServer:
             await stream.aclose()
             return
         self.stats.per_peer_streams[peer] += 1
+        session = _Session(self, stream, peer)
+        self.sessions.add(session)
         try:
-            session = _Session(self, stream, peer)
             await session.run()
         except RemoteProtocolError as exc:
             self.stats.protocol_errors += 1
@@ -114,6 +135,7 @@ class ShareServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("peer %s: stream closed", short)
         finally:
+            self.sessions.discard(session)
             self.stats.per_peer_streams[peer] -= 1
             if self.stats.per_peer_streams[peer] <= 0:
                 del self.stats.per_peer_streams[peer]
@@ -135,6 +157,7 @@ class _Session:
         self.shares: dict[int, OpenShare] = {}
         self.cancelled: set[int] = set()
         self.unable: set[int] = set()  # sids whose share we cannot serve
+        self.removed: set[int] = set()  # sids whose share was removed here
         self.bad_proofs = 0
         send, recv = trio.open_memory_channel[BlockWanted](self.conn.max_outstanding)
         self.wants_in = send
@@ -247,6 +270,13 @@ class _Session:
                 self.cancelled.discard(want.req)
                 continue
             share = self.shares[want.sid]
+            if want.sid in self.removed:
+                async with self.lock:
+                    if want.req not in self.cancelled:
+                        await self.stream.send_all(
+                            self.conn.send_missing(want.req, "removed")
+                        )
+                continue
             try:
                 data = await trio.to_thread.run_sync(
                     _read, share, want.kind, want.index, limiter=self.server.limiter

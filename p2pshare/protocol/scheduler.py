@@ -142,6 +142,15 @@ class Scheduler:
             return bool(self._missing) and bool(live)
         return any(s.holds(i) for s in live for i in self._missing)
 
+    def useful_peers(self) -> list[str]:
+        """Live peers that hold a chunk still missing (the ones a stalled
+        download is waiting on)."""
+        return [
+            name
+            for name, s in self._peers.items()
+            if not s.banned and (s.inflight or any(s.holds(i) for i in self._missing))
+        ]
+
     def assign(self, peer: str, now: float) -> list[int]:
         """Chunks to request from ``peer`` now (possibly none)."""
         stats = self._peers.get(peer)

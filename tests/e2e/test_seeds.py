@@ -129,6 +129,51 @@ def test_status_shows_seed_and_replicas(tmp_path: Path) -> None:
             p2pshare(tmp_path / "owner", "stop")
 
 
+def test_owner_node_killed_mid_replication(tmp_path: Path) -> None:
+    """The owner's node dies while a seed fetches from it: `share --replicas`
+    says the node went away (exit 7, one line, no traceback), and the seed
+    fails the pin after its stall bound, deleting what it fetched."""
+    import sqlite3
+
+    from tests.helpers.daemon import pid_of
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(4 << 20))
+    s0, a0 = _seed(tmp_path / "s0", "eu-west", "--stall-timeout", "2")
+    owner = tmp_path / "owner"
+    with running(s0):
+        res = p2pshare(
+            owner, "node", "--background", "--listen", LOOPBACK,
+            "--max-upload-rate", "512K",
+        )  # fmt: skip
+        assert res.code == 0, res.err
+        try:
+            cli = Proc(owner, "share", "--replicas", "1", "--seed", a0, src)
+            with running(cli):
+                deadline = time.monotonic() + 60
+                while "replica on" not in cli.err and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert "replica on" in cli.err, cli.err
+                os.kill(pid_of(owner), signal.SIGKILL)
+                assert cli.popen.wait(30) == 7, cli.err
+            assert "Traceback" not in cli.err
+            assert "node" in cli.err.splitlines()[-1], cli.err
+            db = sqlite3.connect(tmp_path / "s0" / "p2pshare.db")
+            deadline = time.monotonic() + 30
+            states: list[str] = []
+            while time.monotonic() < deadline:
+                states = [r[0] for r in db.execute("SELECT state FROM pins")]
+                if states == ["failed"]:
+                    break
+                time.sleep(0.2)
+            assert states == ["failed"], states
+            kept = db.execute("SELECT count(*) FROM share_blocks").fetchone()[0]
+            db.close()
+            assert kept == 0
+        finally:
+            p2pshare(owner, "stop")
+
+
 def test_interrupted_share_replicas_goes_on_in_the_node(tmp_path: Path) -> None:
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(4 << 20))

@@ -140,3 +140,19 @@ def test_can_progress_only_while_a_live_peer_can_help() -> None:
     assert sched.can_progress()  # a request in flight
     sched.remove_peer("other")
     assert not sched.can_progress()
+
+
+def test_useful_peers_are_the_ones_a_stalled_download_waits_on() -> None:
+    from p2pshare.protocol.scheduler import Scheduler as S
+
+    sched = S([0, 1, 2], 1 << 20)
+    sched.add_peer("full", None)
+    sched.add_peer("lacks", frozenset({0, 1, 2}))
+    sched.add_peer("liar", None)
+    sched.ban("liar")
+    while asked := sched.assign("lacks", 0.0):
+        for i in asked:
+            sched.failed("lacks", i)  # it answers `missing` for everything
+    assert sched.useful_peers() == ["full"]
+    sched.completed("full", 0, 1, 1.0)
+    assert sched.useful_peers() == ["full"]
