@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 
@@ -26,8 +27,17 @@ def _env() -> dict[str, str]:
 class Proc:
     """A running CLI process whose stderr is collected in the background."""
 
-    def __init__(self, home: Path, *args: str | Path, debug: bool = False) -> None:
-        cmd = [sys.executable, "-m", "p2pshare", "--home", str(home)]
+    def __init__(
+        self,
+        home: Path,
+        *args: str | Path,
+        debug: bool = False,
+        module: str = "p2pshare",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``python -m <module> --home HOME ARGS``; ``module`` may be a
+        wrapper that runs the CLI patched (``tests.helpers.hostile``)."""
+        cmd = [sys.executable, "-m", module, "--home", str(home)]
         if debug:
             cmd.append("--debug")
         self.popen = subprocess.Popen(
@@ -35,7 +45,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env={**_env(), **(env or {})},
         )
         self.err_lines: list[str] = []
         self._t = threading.Thread(target=self._drain, daemon=True)
@@ -101,9 +111,18 @@ def running(*procs: Proc) -> Iterator[None]:
 
 
 def share(
-    home: Path, *paths: Path, extra: tuple[str, ...] = (), debug: bool = False
+    home: Path,
+    *paths: Path,
+    extra: tuple[str, ...] = (),
+    debug: bool = False,
+    hostile: str | None = None,
 ) -> tuple[Proc, list[str]]:
-    proc = Proc(home, "share", "--listen", LOOPBACK, *extra, *paths, debug=debug)
+    """``share PATHS``; with ``hostile``, a provider that misbehaves that
+    way (see ``tests.helpers.hostile``)."""
+    kw: dict[str, Any] = {}
+    if hostile is not None:
+        kw = {"module": "tests.helpers.hostile", "env": {"P2PSHARE_HOSTILE": hostile}}
+    proc = Proc(home, "share", "--listen", LOOPBACK, *extra, *paths, debug=debug, **kw)
     return proc, proc.read_lines(len(paths))
 
 
