@@ -39,11 +39,11 @@ def install(mode: str) -> None:
             pass  # takes every want, never answers one
 
     if mode == "liar":
-        xfer_server._read = lying_read  # type: ignore[assignment]
+        xfer_server._read = lying_read
     elif mode == "missing":
-        xfer_server._read = missing_read  # type: ignore[assignment]
+        xfer_server._read = missing_read
     elif mode == "stall":
-        xfer_server._Session._send_wanted = stalling_send  # type: ignore[method-assign]
+        xfer_server._Session._send_wanted = stalling_send  # type: ignore[method-assign,assignment]
     else:
         raise SystemExit(f"P2PSHARE_HOSTILE: unknown mode {mode!r}")
 

@@ -370,7 +370,7 @@ async def _pin(seed: Node, owner: Node, root: bytes, key: bytes) -> None:
 
 
 async def _pin_state(seed: Node, root: bytes) -> str:
-    status = await seed.seed.status(root)  # type: ignore[union-attr]
+    status = await seed.seed.status(root)
     return str(status.state)
 
 
@@ -414,7 +414,7 @@ async def test_eight_stalling_owners_cannot_starve_an_open_seed(
                 root, key = shares[name]
                 await _pin(seed, o, root, key)
             # every slot is taken by a staller before the honest owner asks
-            slots = seed.seed._fetch_slots  # type: ignore[union-attr]
+            slots = seed.seed._fetch_slots
             while slots.borrowed_tokens < len(stallers):  # noqa: ASYNC110
                 await trio.sleep(0.05)
             root, key = shares["honest"]
