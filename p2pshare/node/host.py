@@ -389,7 +389,9 @@ async def open_host(
         transports=compat.tcp_transports(),
         listen_addrs=listen_addrs,
         addrs_factory=compat.advertised_addrs,
+        negotiate_timeout=compat.NEGOTIATE_TIMEOUT_S,
     )
+    compat.cap_inbound_streams()
     mode = DHTMode.SERVER if dht_mode == "server" else DHTMode.CLIENT
     dht = KadDHT(host, mode)
     if mode is DHTMode.SERVER:

@@ -38,11 +38,14 @@ close_network     ``host.run()`` exit leaks sockets, and so does cancelling
                   the host under a shield for this)
 configure_libp2p_ libp2p's logger has no handler and does not propagate;
 logging           "Failed to read DHT message" floods the log (P8)
+cap_inbound_      nothing caps inbound streams per connection or peer: raw
+streams           SYNs cost a node without bound (S1)
 ================  ==========================================================
 
-(A1-A3 and N1 are not in the notes: see :func:`advertised_addrs`,
-:func:`disable_auto_connector`, :func:`unbound_listen_addrs` and the
-"Cancellation-safe stream I/O" section of ``stream_io.py``.)
+(A1-A3, N1 and S1 are not in the notes: see :func:`advertised_addrs`,
+:func:`disable_auto_connector`, :func:`unbound_listen_addrs`, the
+"Cancellation-safe stream I/O" section of ``stream_io.py`` and
+``inbound.py``.)
 
 The helpers live in submodules by concern, each with the pitfall notes for
 what it holds; import them from this package, which re-exports them all:
@@ -57,7 +60,8 @@ what it holds; import them from this package, which re-exports them all:
   P11, P17);
 * ``lifecycle``: detached library operations and closing the network (N1,
   P9);
-* ``logs``: routing libp2p's log records (P8).
+* ``logs``: routing libp2p's log records (P8);
+* ``inbound``: caps on inbound streams per connection and peer (S1).
 
 This package is the leaf of ``p2pshare.node``: it imports nothing else from
 the node package (its submodules import only each other), so ``streams.py``,
@@ -80,6 +84,13 @@ from p2pshare.node.compat.handlers import (
     reset_quietly,
     safe_handler,
     short_peer_id,
+)
+from p2pshare.node.compat.inbound import (
+    MAX_INBOUND_PER_CONN,
+    MAX_INBOUND_PER_PEER,
+    NEGOTIATE_TIMEOUT_S,
+    cap_inbound_streams,
+    inbound_stats,
 )
 from p2pshare.node.compat.lifecycle import (
     NETWORK_CLOSE_TIMEOUT_S,
@@ -110,16 +121,21 @@ __all__ = [
     "DHT_MAX_STREAMS_PER_PEER",
     "DHT_STREAM_IDLE_S",
     "DHT_STREAM_LIFETIME_S",
+    "MAX_INBOUND_PER_CONN",
+    "MAX_INBOUND_PER_PEER",
+    "NEGOTIATE_TIMEOUT_S",
     "NETWORK_CLOSE_TIMEOUT_S",
     "SEND_CREDIT_WAIT_S",
     "SHIELDED_IO_LIMIT_S",
     "STREAM_RESET_TIMEOUT_S",
     "StreamHandler",
     "advertised_addrs",
+    "cap_inbound_streams",
     "close_network",
     "configure_libp2p_logging",
     "disable_auto_connector",
     "harden_dht_server",
+    "inbound_stats",
     "muxer_options",
     "reset_quietly",
     "run_detached",
