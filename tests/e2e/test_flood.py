@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -62,7 +63,7 @@ async def _flood(addr: str, home: Path, syns: int) -> None:
     ) as attacker:
         peer = await attacker.connect(addr)
         (conn,) = attacker.host.get_network().get_connections(peer)[:1]
-        muxed = conn.muxed_conn  # type: ignore[attr-defined]
+        muxed: Any = conn.muxed_conn
         write = muxed._write_frame
 
         async def no_pongs(data: bytes) -> None:
