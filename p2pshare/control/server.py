@@ -11,7 +11,11 @@ requests are handled concurrently (a slow ``get`` start never blocks a
 frame gets a connection-level error and the connection closed; the node
 and its other clients are not affected. Request frames are bounded by the
 codec (1 MiB) and a client may have at most ``MAX_INFLIGHT`` requests
-running.
+running. At most ``MAX_CLIENTS`` connections are served at once (a new one
+beyond that is closed at once); one that has not said hello within
+``HELLO_TIMEOUT_S``, or has nothing running (no request, no subscription)
+and sends nothing for ``IDLE_TIMEOUT_S``, is closed, so idle connections
+cannot hold the slots.
 
 Methods (params → result; errors carry the stable codes of
 ``p2pshare.errors``):
@@ -72,6 +76,9 @@ __all__ = ["ControlServer", "check_peer_uid", "peer_uid"]
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 32
+MAX_CLIENTS = 64
+HELLO_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 300.0
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
 INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
@@ -139,6 +146,11 @@ class ControlServer:
             log.warning("control: refused a connection from uid %d", uid)
             await stream.aclose()
             return
+        if self.clients >= MAX_CLIENTS:
+            self.refused += 1
+            log.warning("control: %d clients connected, refusing another", MAX_CLIENTS)
+            await stream.aclose()
+            return
         self.clients += 1
         try:
             await _Connection(self, stream).run()
@@ -169,7 +181,16 @@ class _Connection:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                data = await self.stream.receive_some(READ_BYTES)
+                ready = self.wire.state is State.READY
+                with trio.move_on_after(
+                    IDLE_TIMEOUT_S if ready else HELLO_TIMEOUT_S
+                ) as waited:
+                    data = await self.stream.receive_some(READ_BYTES)
+                if waited.cancelled_caught:
+                    if ready and self.inflight:
+                        continue  # a request or subscription runs: not idle
+                    log.info("control: closing an idle connection")
+                    break
                 try:
                     self.wire.receive_data(data)
                     events = list(self.wire.events())

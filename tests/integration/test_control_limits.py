@@ -1,0 +1,56 @@
+"""The control socket's connection limits (issue 13): idle connections that
+never say hello are closed, connections beyond the cap are refused at once,
+and a real client is served again as soon as the idle ones are gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2pshare.config import Home
+from p2pshare.control import server as srv
+from p2pshare.control.client import open_client
+from p2pshare.node.service import open_node
+
+pytestmark = pytest.mark.integration
+
+
+async def _closed_by_server(sock: trio.SocketStream) -> bool:
+    """True once the server closed ``sock`` (EOF or reset)."""
+    try:
+        return await sock.receive_some(100) == b""
+    except trio.BrokenResourceError:
+        return True
+
+
+async def test_idle_control_connections_cannot_hold_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(srv, "MAX_CLIENTS", 4)
+    monkeypatch.setattr(srv, "HELLO_TIMEOUT_S", 1.0)
+    home = Home(tmp_path / "n")
+    path = home.path / "control.sock"
+    with trio.fail_after(30):
+        async with (
+            open_node(home, listen=["/ip4/127.0.0.1/tcp/0"]) as node,
+            trio.open_nursery() as nursery,
+        ):
+            server = srv.ControlServer(node, path, stop=lambda: None)
+            await nursery.start(server.serve)
+            idle = [await trio.open_unix_socket(str(path)) for _ in range(4)]
+            while server.clients < 4:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+            extra = await trio.open_unix_socket(str(path))
+            assert await _closed_by_server(extra)  # over the cap: closed at once
+            assert server.clients == 4
+            # none said hello: each is closed after HELLO_TIMEOUT_S
+            for sock in idle:
+                assert await _closed_by_server(sock)
+                await sock.aclose()
+            await extra.aclose()
+            async with open_client(home) as client:
+                status = await client.call("status")
+                assert status["peer_id"] == node.peer_id
+            nursery.cancel_scope.cancel()
