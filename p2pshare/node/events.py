@@ -53,6 +53,9 @@ class _Subscriber:
         self.wake.set()
 
 
+_LOGGED = frozenset({"id", "root", "state", "code", "error_code", "job", "what"})
+
+
 class EventBus:
     """Publish/subscribe within one trio run."""
 
@@ -61,7 +64,8 @@ class EventBus:
 
     def publish(self, kind: str, **data: Any) -> None:
         event = NodeEvent(kind=kind, data=data)
-        log.debug("event %s %s", kind, {k: v for k, v in data.items() if k != "name"})
+        # ids and states only: names, paths and error texts stay out of logs
+        log.debug("event %s %s", kind, {k: v for k, v in data.items() if k in _LOGGED})
         for sub in self._subs:
             sub.put(event)
 

@@ -56,10 +56,14 @@ from typing import Any, TypeVar
 import trio
 
 from p2pshare.errors import (
+    AccessDenied,
+    IntegrityError,
     InternalError,
     NodeLost,
     P2PShareError,
+    ProtocolError,
     StoreError,
+    TransferError,
     TransferTimeout,
 )
 from p2pshare.groups import leaves
@@ -76,6 +80,20 @@ _DISK_ERRNOS = {
     errno.EDQUOT: "disk quota exceeded",
     errno.EFBIG: "file too large (file size limit)",
 }
+
+
+# errors whose messages name only shares, peers and counts; the others (a
+# store or usage error) may name the user's own paths and files
+_MESSAGES_LOGGED = (TransferError, ProtocolError, AccessDenied, IntegrityError)
+
+
+def loggable(error: P2PShareError) -> str:
+    """What the log may say of ``error``: its message when that cannot hold
+    a local path or file name, else only its code (the user still sees the
+    message where the job reports: `get`, `downloads`, the TUI)."""
+    if isinstance(error, _MESSAGES_LOGGED):
+        return str(error)
+    return error.code
 
 
 def _must_propagate(exc: BaseException) -> bool:
@@ -211,8 +229,9 @@ class Supervisor:
         if isinstance(error, InternalError):
             log.error("%s %s failed: %s", kind, what, error, exc_info=exc)
         else:
-            log.warning("%s %s failed: %s", kind, what, error)
-            log.debug("%s %s: traceback", kind, what, exc_info=exc)
+            log.warning("%s %s failed: %s", kind, what, loggable(error))
+            if isinstance(error, _MESSAGES_LOGGED):  # else it names paths too
+                log.debug("%s %s: traceback", kind, what, exc_info=exc)
         self.bus.publish(
             "job.failed", job=kind, what=what, code=error.code, error=str(error)
         )

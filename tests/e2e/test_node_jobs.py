@@ -21,7 +21,7 @@ import pytest
 from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.daemon import pid_of, slow_get, start, wait_for
-from tests.helpers.procs import running
+from tests.helpers.procs import LOOPBACK, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -331,3 +331,26 @@ def test_same_exit_codes_with_and_without_a_node(tmp_path: Path, homes) -> None:
     for args, want in cases:
         assert (without[args], with_node[args]) == (want, want), args
     _alive(a, pid)
+
+
+def test_the_node_log_names_no_file_and_no_path(tmp_path: Path, homes) -> None:
+    """A --debug node's log carries download ids, never the names of what
+    is shared or the paths it lands in, also when a download fails."""
+    secret = f"secret-{os.urandom(4).hex()}"
+    a, b = homes("a"), homes("b")
+    start(a)
+    res = p2pshare(b, "--debug", "node", "--background", "--listen", LOOPBACK)
+    assert res.code == 0, res.err
+    src = tmp_path / f"{secret}-name.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    link = ok(a, "add", src).strip()
+    out = tmp_path / f"{secret}-out"
+    assert p2pshare(b, "get", link, "-o", out).code == 0
+    # the same again: the output exists, a store error naming the path
+    res = p2pshare(b, "get", link, "-o", out)
+    assert res.code == 6, res.err
+    assert secret in res.err  # the user is told where
+    log = (b / "logs" / "node.log").read_text()
+    assert "download 2 failed: output_exists" in log, log[-2000:]
+    assert "event download.done" in log  # the debug lines are there...
+    assert secret not in log  # ...without a name or a path
