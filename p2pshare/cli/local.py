@@ -28,6 +28,7 @@ from p2pshare.cli.seeds import (
     replicate_via_node,
 )
 from p2pshare.format import DEFAULT_CHUNK_SIZE, ShareLink, parse_root_or_link
+from p2pshare.format.names import display_name
 
 __all__ = ["add", "gc", "link", "ls_", "rm"]
 
@@ -118,13 +119,13 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
     if not items:
         click.echo("no shares (add some with `p2pshare add PATH`)", err=True)
         return
-    width = max(4, *(len(i["name"] or "?") for i in items))
+    names = [display_name(i["name"]) if i["name"] is not None else "?" for i in items]
+    width = max(4, *(len(n) for n in names))
     click.echo(
         f"{'NAME':<{width}}  {'KIND':<6}  {'SIZE':>10}  {'MODE':<4}  {'REPL':>4}  ROOT"
     )
-    for i in items:
+    for i, name in zip(items, names, strict=True):
         size = _human(i["size"]) if i["size"] is not None else "?"
-        name = i["name"] if i["name"] is not None else "?"
         problem = f"  ! {i['error']}" if i["error"] else ""
         click.echo(
             f"{name:<{width}}  {i['kind'] or '?':<6}  {size:>10}  {i['mode']:<4}  "

@@ -22,6 +22,7 @@ from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node, with_client
 from p2pshare.errors import AccessDenied, NodeNotRunning
 from p2pshare.format import ShareLink, parse_link
+from p2pshare.format.names import display_name
 
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
@@ -393,7 +394,7 @@ def _show_downloads(items: list[dict[str, Any]]) -> None:
         extra = f"  ({d['error']})" if d["error"] else ""
         click.echo(
             f"{d['id']:>3}  {d['state']:<9}  {pct:>7}  {rate:>11}  {peers:>5}"
-            f"  {where}{extra}"
+            f"  {display_name(where)}{extra}"
         )
 
 
@@ -466,6 +467,15 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
     help="End the download when no provider sent verified data for this long.",
 )
 @click.option(
+    "--max-entries",
+    "max_entries",
+    type=click.IntRange(1, 10_000_000),
+    default=100_000,
+    show_default=True,
+    help="Refuse a folder holding more files and folders than this in all"
+    " (checked before anything is written).",
+)
+@click.option(
     "--stats-json",
     "stats_json",
     type=click.Path(path_type=Path),
@@ -483,6 +493,7 @@ def get(
     listen: tuple[str, ...],
     timeout_s: float,
     stall_s: float,
+    max_entries: int,
     stats_json: Path | None,
 ) -> None:
     """Download the file or folder of LINK into the output directory.
@@ -496,11 +507,18 @@ def get(
     if parsed.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
     if offline:
-        _get_offline(ctx, parsed, out_dir, paths)
+        _get_offline(ctx, parsed, out_dir, paths, max_entries)
         return
     home = home_of(ctx)
     via = _get_via_node(
-        home, link_text, out_dir, paths, bootstrap, timeout_s=timeout_s, stall_s=stall_s
+        home,
+        link_text,
+        out_dir,
+        paths,
+        bootstrap,
+        timeout_s=timeout_s,
+        stall_s=stall_s,
+        max_entries=max_entries,
     )
     if via is not NO_NODE:
         return
@@ -515,6 +533,7 @@ def get(
                 on_total=bar.total,
                 timeout_s=timeout_s,
                 stall_s=stall_s,
+                max_entries=max_entries,
                 paths=paths,
             )
         stats.append(n.last_download)
@@ -563,6 +582,7 @@ def _get_via_node(
     *,
     timeout_s: float,
     stall_s: float,
+    max_entries: int,
 ) -> Any:
     """``get`` through the home's node: the same options, the same exit codes
     as without one (0 only once the file is complete at its final path).
@@ -582,6 +602,7 @@ def _get_via_node(
                 paths=list(paths),
                 timeout=timeout_s,
                 stall_timeout=stall_s,
+                max_entries=max_entries,
                 bootstrap=list(bootstrap),
             )
             started.update(d)
@@ -629,12 +650,19 @@ def _get_via_node(
         raise TransferError(f"download {ident}: {final['state']} in the node{hint}")
     if not final["path"] or not Path(final["path"]).exists():
         raise TransferError(f"download {ident}: done, but its file is not there")
-    click.echo(f"{final['path']}: done, {_human(int(final['done']))}", err=True)
+    click.echo(
+        f"{display_name(final['path'])}: done, {_human(int(final['done']))}",
+        err=True,
+    )
     return final
 
 
 def _get_offline(
-    ctx: click.Context, parsed: ShareLink, out_dir: Path, paths: tuple[str, ...]
+    ctx: click.Context,
+    parsed: ShareLink,
+    out_dir: Path,
+    paths: tuple[str, ...],
+    max_entries: int,
 ) -> None:
     import contextlib
 
@@ -655,6 +683,7 @@ def _get_offline(
             progress=bar.advance,
             on_total=bar.total,
             select=select,
+            max_entries=max_entries,
         )
     _report(result)
 
@@ -667,7 +696,7 @@ def _report(result: Any) -> None:
             err=True,
         )
     click.echo(
-        f"{result.path}: {_human(result.size)},"
+        f"{display_name(str(result.path))}: {_human(result.size)},"
         f" {result.chunks_total - result.chunks_resumed} chunks fetched,"
         f" {result.chunks_resumed} resumed",
         err=True,

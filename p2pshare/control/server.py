@@ -65,6 +65,7 @@ from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import parse_peer_addr
+from p2pshare.store.restore import MAX_ENTRIES
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -83,6 +84,7 @@ MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
 INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
 MAX_TIMEOUT_S = 1e6  # a get's --timeout, as the CLI bounds it
+MAX_ENTRIES_LIMIT = 10_000_000  # a get's --max-entries, as the CLI bounds it
 
 
 def peer_uid(sock: Any) -> int:
@@ -323,6 +325,13 @@ class _Connection:
             raise UsageError("get: parameter 'paths' must be a list of strings")
         timeout = _seconds(req, "timeout", DEFAULT_TIMEOUT_S)
         stall = _seconds(req, "stall_timeout", STALL_TIMEOUT_S)
+        max_entries = req.params.get("max_entries", MAX_ENTRIES)
+        if (
+            not isinstance(max_entries, int)
+            or isinstance(max_entries, bool)
+            or not 1 <= max_entries <= MAX_ENTRIES_LIMIT
+        ):
+            raise UsageError("get: parameter 'max_entries' must be 1..10000000")
         bootstrap = _strings(req, "bootstrap")
         for addr in bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
@@ -333,7 +342,12 @@ class _Connection:
                 lambda: self.node.host.bootstrap(bootstrap),
             )
         started = self.node.downloads.start(
-            link, Path(out_dir), paths, timeout_s=timeout, stall_s=stall
+            link,
+            Path(out_dir),
+            paths,
+            timeout_s=timeout,
+            stall_s=stall,
+            max_entries=max_entries,
         )
         return started.to_wire()
 

@@ -16,9 +16,11 @@ still cannot write outside the output directory.
 
 from __future__ import annotations
 
+import unicodedata
+
 from p2pshare.errors import FolderListingError
 
-__all__ = ["MAX_NAME_BYTES", "check_name"]
+__all__ = ["MAX_NAME_BYTES", "check_name", "display_name"]
 
 MAX_NAME_BYTES = 255
 
@@ -48,3 +50,23 @@ def check_name(name: object, *, what: str = "name") -> str:
     if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name):
         raise FolderListingError(f"{what}: contains a control character")
     return name
+
+
+# invisible or reordering characters: bidi overrides and isolates (U+202A-E,
+# U+2066-9), zero-width ones (U+200B-D, U+FEFF), line/paragraph separators,
+# private-use and unassigned code points
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def display_name(text: str) -> str:
+    """``text`` (a name or path from a share) made safe to show: every
+    character that is invisible or reorders the text around it is shown
+    escaped (``\\u202e``), so ``"invoice\\u202efdp.exe"`` cannot pass for
+    ``invoice.pdf``. Checked names may hold them (they are legitimate in
+    some scripts), so every listing shows names through this."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c
+        for c in text
+    )

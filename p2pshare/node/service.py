@@ -53,6 +53,7 @@ from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
 from p2pshare.store.restore import (
+    MAX_ENTRIES,
     LocalSource,
     describe_tree,
     get_share,
@@ -451,6 +452,7 @@ class Node:
         paths: Sequence[str] = (),
         on_name: Callable[[str], None] = lambda _name: None,
         stall_s: float = STALL_TIMEOUT_S,
+        max_entries: int = MAX_ENTRIES,
     ) -> GetResult:
         """Download ``link`` into ``out_dir`` from every provider found;
         with ``paths``, only those files and folders of a folder share.
@@ -480,6 +482,7 @@ class Node:
                     on_total=on_total,
                     select=select,
                     on_name=on_name,
+                    max_entries=max_entries,
                 )
             )
             self.last_download = source.stats

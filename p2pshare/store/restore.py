@@ -60,6 +60,7 @@ from p2pshare.store.pipeline import ordered_map
 from p2pshare.store.reader import OpenShare, open_share
 
 __all__ = [
+    "MAX_ENTRIES",
     "GetResult",
     "describe_tree",
     "get_offline",
@@ -71,6 +72,10 @@ __all__ = [
 Progress = Callable[[int], None]
 
 MAX_DEPTH = 64  # folders nested deeper than this are refused (hostile trees)
+# files and folders one download may create: a tiny share can name the same
+# member folder many times over (1 000 entries of a 1 000-entry folder are
+# a million files); the whole tree is counted before anything is written
+MAX_ENTRIES = 100_000
 MAX_TREE_ENTRIES = 50_000  # entries describe_tree returns (bounds a control reply)
 MAX_TREE_TEXT = 8 << 20  # bytes of paths and names it returns (same reason)
 
@@ -309,9 +314,10 @@ def get_offline(
     progress: Progress = _no_progress,
     on_total: Progress = _no_progress,
     select: Selection | None = None,
+    max_entries: int = MAX_ENTRIES,
 ) -> GetResult:
     """Rebuild the share of ``link`` from this home into ``out_dir``
-    (``on_total`` and ``select`` as in :func:`get_share`).
+    (``on_total``, ``select`` and ``max_entries`` as in :func:`get_share`).
 
     Raises:
         AccessDenied: the link has no key, or the wrong one.
@@ -330,6 +336,7 @@ def get_offline(
             progress=progress,
             on_total=on_total,
             select=select,
+            max_entries=max_entries,
         )
     except NotFoundError as exc:
         if str(exc).startswith("share:"):
@@ -350,6 +357,7 @@ def get_share(
     on_total: Progress = _no_progress,
     select: Selection | None = None,
     on_name: Callable[[str], None] = lambda _name: None,
+    max_entries: int = MAX_ENTRIES,
 ) -> GetResult:
     """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
 
@@ -360,7 +368,9 @@ def get_share(
     folders; the result is the folder with only those inside.
     Same errors as :func:`get_offline`, plus whatever ``source`` raises, and
     ``NotFoundError`` for a selected path that is not in the folder.
-    ``on_name`` is told the share's name once its meta is open.
+    ``on_name`` is told the share's name once its meta is open. A folder
+    whose tree holds more than ``max_entries`` files and folders in all is
+    refused (``FolderListingError``) before anything is written.
     """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
@@ -379,7 +389,7 @@ def get_share(
         if dest.exists() or dest.is_symlink():
             raise OutputExistsError(f"{dest}: already exists")
         result = GetResult(path=dest, kind=meta.kind, size=meta.size)
-        job = _Job(store, source, result, progress, on_total)
+        job = _Job(store, source, result, progress, on_total, max_entries)
         if meta.kind == "file":
             if select:
                 raise UsageError("paths: this share is a file, not a folder")
@@ -401,8 +411,11 @@ class _Job:
         result: GetResult,
         progress: Progress,
         on_total: Progress = _no_progress,
+        max_entries: int = MAX_ENTRIES,
     ) -> None:
         self.store = store
+        self.max_entries = max_entries
+        self.entries = 0  # entries created or checked by this job so far
         self.source = source
         self.result = result
         self.progress = progress
@@ -457,6 +470,8 @@ class _Job:
         top = dest.with_name(partial_name(share.root))
         if select:
             self._check_selection(share, keys, meta, select)
+        else:
+            self._count(share, keys, meta, 0, {})
         try:
             found: set[tuple[str, ...]] = set()
             self._folder_into(share, keys, meta, top, top, select, found)
@@ -466,6 +481,48 @@ class _Job:
         except (FormatError, AccessDenied):
             self._discard_tree(top)
             raise
+
+    def _count(
+        self,
+        share: Opened,
+        keys: FileKeys,
+        meta: Meta,
+        depth: int,
+        seen: dict[bytes, int],
+    ) -> int:
+        """Entries in the tree of ``share``, counted before anything is
+        written; each distinct folder is read once (``seen``: its count), so
+        a folder named many times costs one listing, not one per name.
+
+        Raises:
+            FolderListingError: deeper than ``MAX_DEPTH`` or more than
+                ``max_entries`` entries in all.
+        """
+        if depth >= MAX_DEPTH:
+            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
+        total = 0
+        for entry in self._entries(share, keys, meta, keep=True):
+            total += 1
+            if entry.kind == "folder":
+                if entry.root not in seen:
+                    child, ckeys, cmeta = self.source.open(entry.root, entry.key)
+                    try:
+                        if cmeta.kind != "folder":
+                            raise FormatError(
+                                f"{entry.name}: listing entry does not match its share"
+                            )
+                        seen[entry.root] = self._count(
+                            child, ckeys, cmeta, depth + 1, seen
+                        )
+                    finally:
+                        child.close()
+                total += seen[entry.root]
+            if total > self.max_entries:
+                raise FolderListingError(
+                    f"folder: more than {self.max_entries} files and folders in all"
+                    " (a folder named many times over?); --max-entries raises it"
+                )
+        return total
 
     def _check_selection(
         self, share: Opened, keys: FileKeys, meta: Meta, select: Selection
@@ -511,6 +568,12 @@ class _Job:
         if here == top and select is None:
             self.on_total(sum(e.size for e in entries))
         for entry in entries:
+            self.entries += 1
+            if self.entries > self.max_entries:  # a selection, or a changed tree
+                raise FolderListingError(
+                    f"folder: more than {self.max_entries} files and folders in all;"
+                    " --max-entries raises it"
+                )
             target = here / entry.name
             # Defence in depth: names were validated, but check the path too.
             if target.parent != here or not target.resolve().is_relative_to(

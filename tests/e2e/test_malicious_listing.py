@@ -136,3 +136,70 @@ def test_good_listing_from_the_same_helpers_works(tmp_path: Path) -> None:
     assert res.code == 0, res.err
     assert (out / "evil" / "a.txt").read_bytes() == b"pwned"
     assert (out / "evil" / "b.txt").read_bytes() == b"pwned"
+
+
+def _folder(
+    home: Path, entries: list[dict[str, object]], name: str
+) -> tuple[bytes, bytes]:
+    with LocalStore(Home(home)) as store:
+        listing = canonical.pack({"v": 1, "entries": entries})
+        added = add_bytes(store, listing, name=name, kind="folder", mtime_ns=0)
+        return added.root, added.key
+
+
+def _repeated(home: Path, outer: int, inner: int) -> str:
+    """A folder of ``outer`` entries that all name one folder of ``inner``
+    entries that all name one 5-byte file: a few KiB that expand to
+    ``outer * (inner + 1)`` files and folders."""
+    member = _member(home)
+    files = [_entry(f"f{i}", member) for i in range(inner)]
+    sub = _folder(home, files, "sub")
+    dirs = [_entry(f"d{i}", sub, kind="folder", size=5 * inner) for i in range(outer)]
+    return _folder_link(home, dirs)
+
+
+def test_a_folder_named_many_times_over_is_refused_before_writing(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    link = _repeated(home, 400, 400)  # 160 400 entries, default cap 100 000
+    out = tmp_path / "out"
+    res = p2pshare(home, "get", "--offline", link, "-o", out)
+    assert res.code == 4, res.err
+    assert "more than 100000 files and folders" in res.err
+    assert not out.exists() or not any(out.rglob("*"))  # nothing written
+
+
+def test_max_entries_is_configurable(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    link = _repeated(home, 5, 5)  # 30 entries
+    res = p2pshare(
+        home, "get", "--offline", link, "-o", tmp_path / "a", "--max-entries", "29"
+    )
+    assert res.code == 4, res.err
+    assert not any((tmp_path / "a").rglob("*"))
+    res = p2pshare(
+        home, "get", "--offline", link, "-o", tmp_path / "b", "--max-entries", "30"
+    )
+    assert res.code == 0, res.err
+    assert len(list((tmp_path / "b" / "evil").rglob("f*"))) == 25
+
+
+def test_invisible_and_reordering_characters_are_shown_escaped(tmp_path: Path) -> None:
+    """Such names are legal (some scripts need them) but every listing shows
+    them escaped: "invoice\\u202efdp.exe" cannot pass for "invoiceexe.pdf"."""
+    home = tmp_path / "home"
+    member = _member(home)
+    tricky = "invoice\u202efdp.exe"
+    with LocalStore(Home(home)) as store:
+        listing = canonical.pack({"v": 1, "entries": [_entry("x", member)]})
+        added = add_bytes(store, listing, name=tricky, kind="folder", mtime_ns=0)
+    link = str(ShareLink(root_id=added.root, key=added.key))
+    res = p2pshare(home, "ls")
+    assert res.code == 0, res.err
+    assert "invoice\\u202efdp.exe" in res.out
+    assert "\u202e" not in res.out
+    res = p2pshare(home, "get", "--offline", link, "-o", tmp_path / "out")
+    assert res.code == 0, res.err
+    assert (tmp_path / "out" / tricky / "x").read_bytes() == b"pwned"
+    assert "\u202e" not in res.err and "invoice\\u202efdp.exe" in res.err

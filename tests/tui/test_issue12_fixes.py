@@ -120,3 +120,13 @@ async def test_demo_quit_offers_no_keep(tmp_path: Path) -> None:
         await pilot.press("s")
         await wait_for(pilot, lambda: not app.is_running, 5, "the app to exit")
     assert ("stop", None) in app.backend.calls  # type: ignore[attr-defined]
+
+
+def test_names_with_invisible_characters_are_shown_escaped() -> None:
+    """The browse tree and the downloads table show a name from a share
+    through display_name (issue 13)."""
+    from tui.widgets.browse import TreeEntry, _label
+
+    label = _label(TreeEntry("a", "invoice\u202efdp.exe", "file", 5))
+    assert "invoice\\u202efdp.exe" in label.plain
+    assert "\u202e" not in label.plain

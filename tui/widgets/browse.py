@@ -19,6 +19,7 @@ from textual.widgets.tree import TreeNode
 
 from p2pshare.errors import LinkError
 from p2pshare.format.links import parse_link
+from p2pshare.format.names import display_name
 from tui.backend import NodeBackend
 from tui.fmt import human_size
 from tui.widgets.pane import Pane
@@ -168,7 +169,9 @@ class BrowsePane(Pane):
         tree.root.expand()
         kind = "folder" if root_entry.kind == "folder" else "file"
         count = sum(1 for n in self.nodes.values() if n.data and n.data.kind == "file")
-        summary = f"{kind} {root_entry.name} · {human_size(root_entry.size)}"
+        summary = (
+            f"{kind} {display_name(root_entry.name)} · {human_size(root_entry.size)}"
+        )
         if kind == "folder":
             summary += f" · {count} files · space selects, A selects all"
         self.query_one("#share-summary", Static).update(Text(summary))
@@ -272,7 +275,7 @@ def _flatten(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _label(entry: TreeEntry) -> Text:
     mark = "[x] " if entry.selected else "[ ] "
     text = Text(mark, style="bold" if entry.selected else "dim")
-    name = entry.name or "(share)"
+    name = display_name(entry.name) if entry.name else "(share)"
     if entry.kind == "folder":
         name += "/"
     text.append(name, style="bold" if entry.kind == "folder" else "")

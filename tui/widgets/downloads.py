@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
+from p2pshare.format.names import display_name
 from tui.backend import NodeBackend
 from tui.fmt import human_eta, human_rate, human_size, short_id
 from tui.widgets.pane import Pane
@@ -85,9 +86,9 @@ class DownloadsPane(Pane):
             return self.names[did]
         d = self.downloads.get(did, {})
         if d.get("name"):
-            return str(d["name"])
+            return display_name(str(d["name"]))
         if d.get("path"):
-            return Path(str(d["path"])).name
+            return display_name(Path(str(d["path"])).name)
         return short_id(d.get("root"))
 
     def _cells(self, did: int, d: dict[str, Any]) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
+from p2pshare.format.names import display_name
 from tui.backend import NodeBackend
 from tui.fmt import human_size, human_time
 from tui.screens.modals import AddPathModal, ConfirmModal, DetailsModal, LinkModal
@@ -74,7 +75,7 @@ class SharesPane(Pane):
         table.clear()
         self.shares = {str(s["root"]): s for s in shares}
         for root, share in self.shares.items():
-            name = str(share.get("name") or root)
+            name = display_name(str(share.get("name") or root))
             if share.get("error"):
                 name = f"{name} (!)"
             table.add_row(
@@ -138,7 +139,7 @@ class SharesPane(Pane):
         if root is None:
             self.notify("No share selected", severity="warning")
             return
-        name = self.shares.get(root, {}).get("name") or root
+        name = display_name(str(self.shares.get(root, {}).get("name") or root))
         question = f"Remove {name!s} from this node? The files on disk stay."
 
         def answered(yes: bool | None) -> None:

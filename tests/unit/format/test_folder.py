@@ -287,3 +287,24 @@ def test_listing_errors_are_format_errors():
     assert isinstance(info.value, FolderListingError)
     assert info.value.code == "bad_listing"
     assert info.value.exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("plain.txt", "plain.txt"),
+        ("café ☕.txt", "café ☕.txt"),
+        ("invoice\u202efdp.exe", "invoice\\u202efdp.exe"),  # right-to-left override
+        ("a\u200bb", "a\\u200bb"),  # zero-width space
+        ("x\u2066y\u2069", "x\\u2066y\\u2069"),  # isolates
+        ("bom\ufeff", "bom\\ufeff"),
+        ("line\u2028sep", "line\\u2028sep"),
+    ],
+)
+def test_display_name_escapes_invisible_and_reordering_characters(
+    name: str, shown: str
+) -> None:
+    from p2pshare.format.names import display_name
+
+    assert check_name(name) == name  # legal in a listing...
+    assert display_name(name) == shown  # ...but never shown raw
