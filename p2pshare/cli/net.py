@@ -476,6 +476,14 @@ _download_action("cancel", "Cancel a download and delete its partial data.")
     " (checked before anything is written).",
 )
 @click.option(
+    "--max-depth",
+    "max_depth",
+    type=click.IntRange(1, 1000),
+    default=64,
+    show_default=True,
+    help="Refuse a folder nested deeper than this.",
+)
+@click.option(
     "--stats-json",
     "stats_json",
     type=click.Path(path_type=Path),
@@ -494,6 +502,7 @@ def get(
     timeout_s: float,
     stall_s: float,
     max_entries: int,
+    max_depth: int,
     stats_json: Path | None,
 ) -> None:
     """Download the file or folder of LINK into the output directory.
@@ -506,8 +515,9 @@ def get(
     parsed = parse_link(link_text)
     if parsed.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
+    limits = {"entries": max_entries, "depth": max_depth}
     if offline:
-        _get_offline(ctx, parsed, out_dir, paths, max_entries)
+        _get_offline(ctx, parsed, out_dir, paths, limits)
         return
     home = home_of(ctx)
     via = _get_via_node(
@@ -518,10 +528,12 @@ def get(
         bootstrap,
         timeout_s=timeout_s,
         stall_s=stall_s,
-        max_entries=max_entries,
+        limits=limits,
     )
     if via is not NO_NODE:
         return
+    from p2pshare.store.restore import FolderLimits
+
     stats: list[Any] = []
 
     async def body(n: Node) -> Any:
@@ -533,7 +545,7 @@ def get(
                 on_total=bar.total,
                 timeout_s=timeout_s,
                 stall_s=stall_s,
-                max_entries=max_entries,
+                limits=FolderLimits(**limits),
                 paths=paths,
             )
         stats.append(n.last_download)
@@ -582,7 +594,7 @@ def _get_via_node(
     *,
     timeout_s: float,
     stall_s: float,
-    max_entries: int,
+    limits: dict[str, int],
 ) -> Any:
     """``get`` through the home's node: the same options, the same exit codes
     as without one (0 only once the file is complete at its final path).
@@ -602,7 +614,8 @@ def _get_via_node(
                 paths=list(paths),
                 timeout=timeout_s,
                 stall_timeout=stall_s,
-                max_entries=max_entries,
+                max_entries=limits["entries"],
+                max_depth=limits["depth"],
                 bootstrap=list(bootstrap),
             )
             started.update(d)
@@ -662,13 +675,13 @@ def _get_offline(
     parsed: ShareLink,
     out_dir: Path,
     paths: tuple[str, ...],
-    max_entries: int,
+    limits: dict[str, int],
 ) -> None:
     import contextlib
 
     from p2pshare.cli.app import _open_store
     from p2pshare.errors import P2PShareError
-    from p2pshare.store.restore import get_offline, parse_selection
+    from p2pshare.store.restore import FolderLimits, get_offline, parse_selection
 
     store = _open_store(ctx)
     select = parse_selection(paths) if paths else None
@@ -683,7 +696,7 @@ def _get_offline(
             progress=bar.advance,
             on_total=bar.total,
             select=select,
-            max_entries=max_entries,
+            limits=FolderLimits(**limits),
         )
     _report(result)
 

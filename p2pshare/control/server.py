@@ -65,7 +65,7 @@ from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import parse_peer_addr
-from p2pshare.store.restore import MAX_ENTRIES
+from p2pshare.store.restore import FolderLimits
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -85,6 +85,7 @@ READ_BYTES = 65536
 INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
 MAX_TIMEOUT_S = 1e6  # a get's --timeout, as the CLI bounds it
 MAX_ENTRIES_LIMIT = 10_000_000  # a get's --max-entries, as the CLI bounds it
+MAX_DEPTH_LIMIT = 1000  # a get's --max-depth, as the CLI bounds it
 
 
 def peer_uid(sock: Any) -> int:
@@ -325,13 +326,11 @@ class _Connection:
             raise UsageError("get: parameter 'paths' must be a list of strings")
         timeout = _seconds(req, "timeout", DEFAULT_TIMEOUT_S)
         stall = _seconds(req, "stall_timeout", STALL_TIMEOUT_S)
-        max_entries = req.params.get("max_entries", MAX_ENTRIES)
-        if (
-            not isinstance(max_entries, int)
-            or isinstance(max_entries, bool)
-            or not 1 <= max_entries <= MAX_ENTRIES_LIMIT
-        ):
-            raise UsageError("get: parameter 'max_entries' must be 1..10000000")
+        default = FolderLimits()
+        limits = FolderLimits(
+            entries=_count(req, "max_entries", default.entries, MAX_ENTRIES_LIMIT),
+            depth=_count(req, "max_depth", default.depth, MAX_DEPTH_LIMIT),
+        )
         bootstrap = _strings(req, "bootstrap")
         for addr in bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
@@ -347,7 +346,7 @@ class _Connection:
             paths,
             timeout_s=timeout,
             stall_s=stall,
-            max_entries=max_entries,
+            limits=limits,
         )
         return started.to_wire()
 
@@ -451,6 +450,14 @@ def _seconds(req: Request, name: str, default: float) -> float:
     ):
         raise UsageError(f"{req.method}: parameter {name!r} must be 0..1e6 seconds")
     return float(value)
+
+
+def _count(req: Request, name: str, default: int, limit: int) -> int:
+    """An optional count parameter: an integer from 1 to ``limit``."""
+    value = req.params.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise UsageError(f"{req.method}: parameter {name!r} must be 1..{limit}")
+    return value
 
 
 def _param(req: Request, name: str, typ: type) -> Any:

@@ -35,7 +35,7 @@ from p2pshare.node.events import EventBus
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.jobs import Supervisor
 from p2pshare.store.partial import partial_name
-from p2pshare.store.restore import MAX_ENTRIES, parse_selection
+from p2pshare.store.restore import DEFAULT_LIMITS, FolderLimits, parse_selection
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
@@ -56,7 +56,7 @@ class Download:
     paths: tuple[str, ...] = ()  # only these entries of a folder (empty: all)
     timeout_s: float = DEFAULT_TIMEOUT_S  # to find a first provider
     stall_s: float = STALL_TIMEOUT_S  # no verified byte from anyone: ends
-    max_entries: int = MAX_ENTRIES  # files and folders a folder may hold
+    limits: FolderLimits = DEFAULT_LIMITS  # what a folder may expand to
     name: str | None = None  # the share's name, once its meta is open
     state: str = "active"
     done_bytes: int = 0
@@ -122,7 +122,7 @@ class DownloadManager:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         stall_s: float = STALL_TIMEOUT_S,
-        max_entries: int = MAX_ENTRIES,
+        limits: FolderLimits = DEFAULT_LIMITS,
     ) -> Download:
         if link.key is None:
             raise UsageError("link: it carries no key (the part after '#')")
@@ -138,7 +138,7 @@ class DownloadManager:
             paths=tuple(paths),
             timeout_s=timeout_s,
             stall_s=stall_s,
-            max_entries=max_entries,
+            limits=limits,
         )
         self._all[d.id] = d
         self._spawn(d)
@@ -176,7 +176,7 @@ class DownloadManager:
                         on_name=on_name,
                         timeout_s=d.timeout_s,
                         stall_s=d.stall_s,
-                        max_entries=d.max_entries,
+                        limits=d.limits,
                     )
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)

@@ -160,7 +160,6 @@ class NetworkSource:
             NoProviders: no provider could serve it.
         """
         cid = root_to_cid(root)
-        await self.swarm.wait_for_provider()
         sessions: dict[str, Session] = {}
         envelope: list[tuple[bytes, Envelope]] = []
         errors: list[Exception] = []

@@ -53,7 +53,8 @@ from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
 from p2pshare.store.restore import (
-    MAX_ENTRIES,
+    DEFAULT_LIMITS,
+    FolderLimits,
     LocalSource,
     describe_tree,
     get_share,
@@ -399,9 +400,11 @@ class Node:
         timeout_s: float,
         use_dht: bool = True,
         stall_s: float = STALL_TIMEOUT_S,
+        held: bool = False,
     ) -> AsyncIterator[NetworkSource]:
         """Providers of ``link`` (hints and DHT in parallel) as a source;
-        waits for the first one.
+        waits for the first one, unless the share is ``held`` here already
+        (then only members it lacks come from providers).
 
         Raises:
             NoProviders: nobody serving it was found within ``timeout_s``.
@@ -419,13 +422,14 @@ class Node:
                     )
                     self.swarms[root] = swarm
                     await swarm.run(nursery)
-                    with trio.move_on_after(timeout_s) as scope:
-                        await swarm.wait_for_provider()
-                    if scope.cancelled_caught:
-                        raise NoProviders(
-                            f"share {root_to_cid(root)[:16]}…: no provider found within"
-                            f" {timeout_s:g} s"
-                        )
+                    if not held:  # a share held here needs no provider to start
+                        with trio.move_on_after(timeout_s) as scope:
+                            await swarm.wait_for_provider()
+                        if scope.cancelled_caught:
+                            raise NoProviders(
+                                f"share {root_to_cid(root)[:16]}…: no provider found"
+                                f" within {timeout_s:g} s"
+                            )
                     source = NetworkSource(
                         self.store,
                         swarm,
@@ -452,7 +456,7 @@ class Node:
         paths: Sequence[str] = (),
         on_name: Callable[[str], None] = lambda _name: None,
         stall_s: float = STALL_TIMEOUT_S,
-        max_entries: int = MAX_ENTRIES,
+        limits: FolderLimits = DEFAULT_LIMITS,
     ) -> GetResult:
         """Download ``link`` into ``out_dir`` from every provider found;
         with ``paths``, only those files and folders of a folder share.
@@ -469,8 +473,13 @@ class Node:
             AccessDenied, IntegrityError, …: as ``get_share``.
         """
         select = parse_selection(paths) if paths else None
+        row = await trio.to_thread.run_sync(self._local_row, link.root_id)
         async with self.source(
-            link, timeout_s=timeout_s, use_dht=use_dht, stall_s=stall_s
+            link,
+            timeout_s=timeout_s,
+            use_dht=use_dht,
+            stall_s=stall_s,
+            held=row is not None and row.storage in ("ref", "copy"),
         ) as source:
             result = await trio.to_thread.run_sync(
                 lambda: get_share(
@@ -482,7 +491,7 @@ class Node:
                     on_total=on_total,
                     select=select,
                     on_name=on_name,
-                    max_entries=max_entries,
+                    limits=limits,
                 )
             )
             self.last_download = source.stats

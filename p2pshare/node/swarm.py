@@ -60,12 +60,6 @@ class Swarm:
     rounds: int = 0  # DHT lookups completed
     _search_now: trio.Event = field(default_factory=trio.Event)
 
-    @property
-    def searching(self) -> bool:
-        """Whether discovery may still bring a provider (a dial or a lookup
-        is under way, or lookups repeat)."""
-        return bool(self.dialing) or self.in_round or self.find is not None
-
     def search_now(self) -> None:
         """Start the next DHT round now instead of after the usual pause."""
         self._search_now.set()

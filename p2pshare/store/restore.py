@@ -60,7 +60,9 @@ from p2pshare.store.pipeline import ordered_map
 from p2pshare.store.reader import OpenShare, open_share
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MAX_ENTRIES",
+    "FolderLimits",
     "GetResult",
     "describe_tree",
     "get_offline",
@@ -76,6 +78,20 @@ MAX_DEPTH = 64  # folders nested deeper than this are refused (hostile trees)
 # member folder many times over (1 000 entries of a 1 000-entry folder are
 # a million files); the whole tree is counted before anything is written
 MAX_ENTRIES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class FolderLimits:
+    """What a folder share may expand to on disk (``get --max-entries``,
+    ``--max-depth``): files and folders in all, and levels of nesting."""
+
+    entries: int = MAX_ENTRIES
+    depth: int = MAX_DEPTH
+
+
+DEFAULT_LIMITS = FolderLimits()
+
+
 MAX_TREE_ENTRIES = 50_000  # entries describe_tree returns (bounds a control reply)
 MAX_TREE_TEXT = 8 << 20  # bytes of paths and names it returns (same reason)
 
@@ -314,10 +330,10 @@ def get_offline(
     progress: Progress = _no_progress,
     on_total: Progress = _no_progress,
     select: Selection | None = None,
-    max_entries: int = MAX_ENTRIES,
+    limits: FolderLimits = DEFAULT_LIMITS,
 ) -> GetResult:
     """Rebuild the share of ``link`` from this home into ``out_dir``
-    (``on_total``, ``select`` and ``max_entries`` as in :func:`get_share`).
+    (``on_total``, ``select`` and ``limits`` as in :func:`get_share`).
 
     Raises:
         AccessDenied: the link has no key, or the wrong one.
@@ -336,7 +352,7 @@ def get_offline(
             progress=progress,
             on_total=on_total,
             select=select,
-            max_entries=max_entries,
+            limits=limits,
         )
     except NotFoundError as exc:
         if str(exc).startswith("share:"):
@@ -357,7 +373,7 @@ def get_share(
     on_total: Progress = _no_progress,
     select: Selection | None = None,
     on_name: Callable[[str], None] = lambda _name: None,
-    max_entries: int = MAX_ENTRIES,
+    limits: FolderLimits = DEFAULT_LIMITS,
 ) -> GetResult:
     """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
 
@@ -369,8 +385,9 @@ def get_share(
     Same errors as :func:`get_offline`, plus whatever ``source`` raises, and
     ``NotFoundError`` for a selected path that is not in the folder.
     ``on_name`` is told the share's name once its meta is open. A folder
-    whose tree holds more than ``max_entries`` files and folders in all is
-    refused (``FolderListingError``) before anything is written.
+    whose tree holds more than ``limits.entries`` files and folders in all,
+    or nests deeper than ``limits.depth``, is refused
+    (``FolderListingError``) before anything is written.
     """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
@@ -389,7 +406,7 @@ def get_share(
         if dest.exists() or dest.is_symlink():
             raise OutputExistsError(f"{dest}: already exists")
         result = GetResult(path=dest, kind=meta.kind, size=meta.size)
-        job = _Job(store, source, result, progress, on_total, max_entries)
+        job = _Job(store, source, result, progress, on_total, limits)
         if meta.kind == "file":
             if select:
                 raise UsageError("paths: this share is a file, not a folder")
@@ -411,10 +428,10 @@ class _Job:
         result: GetResult,
         progress: Progress,
         on_total: Progress = _no_progress,
-        max_entries: int = MAX_ENTRIES,
+        limits: FolderLimits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
-        self.max_entries = max_entries
+        self.limits = limits
         self.entries = 0  # entries created or checked by this job so far
         self.source = source
         self.result = result
@@ -495,11 +512,10 @@ class _Job:
         a folder named many times costs one listing, not one per name.
 
         Raises:
-            FolderListingError: deeper than ``MAX_DEPTH`` or more than
-                ``max_entries`` entries in all.
+            FolderListingError: deeper than ``limits.depth`` or more than
+                ``limits.entries`` entries in all.
         """
-        if depth >= MAX_DEPTH:
-            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
+        self._check_depth(depth)
         total = 0
         for entry in self._entries(share, keys, meta, keep=True):
             total += 1
@@ -517,12 +533,22 @@ class _Job:
                     finally:
                         child.close()
                 total += seen[entry.root]
-            if total > self.max_entries:
-                raise FolderListingError(
-                    f"folder: more than {self.max_entries} files and folders in all"
-                    " (a folder named many times over?); --max-entries raises it"
-                )
+            self._check_entries(total)
         return total
+
+    def _check_depth(self, depth: int) -> None:
+        if depth >= self.limits.depth:
+            raise FolderListingError(
+                f"folder: nested deeper than {self.limits.depth} levels;"
+                " --max-depth raises it"
+            )
+
+    def _check_entries(self, n: int) -> None:
+        if n > self.limits.entries:
+            raise FolderListingError(
+                f"folder: more than {self.limits.entries} files and folders in all"
+                " (a folder named many times over?); --max-entries raises it"
+            )
 
     def _check_selection(
         self, share: Opened, keys: FileKeys, meta: Meta, select: Selection
@@ -560,20 +586,14 @@ class _Job:
         """Rebuild one folder level; ``select`` (paths relative to ``top``)
         limits it to those entries and the folders leading to them; None
         means everything below ``here``."""
-        depth = len(here.relative_to(top).parts)
-        if depth >= MAX_DEPTH:
-            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
+        self._check_depth(len(here.relative_to(top).parts))
         _mkdir_exclusive_ok(here)
         entries = self._entries(share, keys, meta)
         if here == top and select is None:
             self.on_total(sum(e.size for e in entries))
         for entry in entries:
             self.entries += 1
-            if self.entries > self.max_entries:  # a selection, or a changed tree
-                raise FolderListingError(
-                    f"folder: more than {self.max_entries} files and folders in all;"
-                    " --max-entries raises it"
-                )
+            self._check_entries(self.entries)  # a selection, or a changed tree
             target = here / entry.name
             # Defence in depth: names were validated, but check the path too.
             if target.parent != here or not target.resolve().is_relative_to(

@@ -17,6 +17,7 @@ from p2pshare.format import ShareLink, canonical
 from p2pshare.store import LocalStore
 from p2pshare.store.adder import add_bytes
 from tests.helpers.cli import p2pshare
+from tests.helpers.daemon import start
 
 pytestmark = pytest.mark.slow
 
@@ -170,19 +171,32 @@ def test_a_folder_named_many_times_over_is_refused_before_writing(
     assert not out.exists() or not any(out.rglob("*"))  # nothing written
 
 
-def test_max_entries_is_configurable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["offline", "node"])
+def test_max_entries_and_depth_are_configurable(tmp_path: Path, how: str) -> None:
+    """The same limits offline and through a running node (where the control
+    API carries them)."""
     home = tmp_path / "home"
-    link = _repeated(home, 5, 5)  # 30 entries
-    res = p2pshare(
-        home, "get", "--offline", link, "-o", tmp_path / "a", "--max-entries", "29"
-    )
-    assert res.code == 4, res.err
-    assert not any((tmp_path / "a").rglob("*"))
-    res = p2pshare(
-        home, "get", "--offline", link, "-o", tmp_path / "b", "--max-entries", "30"
-    )
-    assert res.code == 0, res.err
-    assert len(list((tmp_path / "b" / "evil").rglob("f*"))) == 25
+    link = _repeated(home, 5, 5)  # 30 entries, 2 levels
+    offline = ("--offline",) if how == "offline" else ()
+    if how == "node":
+        start(home)
+    try:
+        for flags, code in [
+            (("--max-entries", "29"), 4),
+            (("--max-depth", "1"), 4),
+            (("--max-entries", "30", "--max-depth", "2"), 0),
+        ]:
+            out = tmp_path / f"out-{'-'.join(flags)}"
+            res = p2pshare(home, "get", *offline, link, "-o", out, *flags)
+            assert res.code == code, (flags, res.err)
+            if code:
+                assert "--max-" in res.err
+                assert not out.exists() or not any(out.rglob("*"))
+            else:
+                assert len(list((out / "evil").rglob("f*"))) == 25
+    finally:
+        if how == "node":
+            p2pshare(home, "stop")
 
 
 def test_invisible_and_reordering_characters_are_shown_escaped(tmp_path: Path) -> None:
