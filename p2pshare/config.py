@@ -18,9 +18,12 @@ import platformdirs
 
 from p2pshare.errors import ConfigError
 
-__all__ = ["HOME_ENV", "Config", "Home", "load_config", "resolve_home"]
+__all__ = ["HOME_ENV", "MDNS_ENV", "Config", "Home", "load_config", "resolve_home"]
 
 HOME_ENV = "P2PSHARE_HOME"
+MDNS_ENV = "P2PSHARE_MDNS"
+_TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
+_NETWORK = frozenset({"mdns"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +76,18 @@ class Config:
 
     replicas = 2                      # default for share/add --replicas
     seeds = ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW…"]  # tried first
+    bootstrap = ["/dns4/seed.example.org/tcp/4001/p2p/12D3KooW…"]  # DHT entry
+
+    [network]
+    mdns = false                      # find nodes on the LAN (default: on)
+
+    ``$P2PSHARE_MDNS`` (``0`` or ``1``) overrides ``[network] mdns``.
     """
 
     replicas: int = 0
     seeds: tuple[str, ...] = ()
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = True
 
 
 def load_config(home: Home) -> Config:
@@ -90,24 +101,53 @@ def load_config(home: Home) -> Config:
     try:
         raw = home.config.read_bytes()
     except FileNotFoundError:
-        return Config()
+        raw = b""
     except OSError as exc:
         raise ConfigError(f"{home.config}: cannot read ({exc.strerror})") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{home.config}: not valid TOML ({exc})") from exc
-    unknown = set(data) - {"replicas", "seeds"}
-    if unknown:
-        raise ConfigError(f"{home.config}: unknown setting {sorted(unknown)[0]!r}")
+    where = str(home.config)
+    _no_unknown(where, data, _TOP_LEVEL, "")
+    network = data.get("network", {})
+    if not isinstance(network, dict):
+        raise ConfigError(f"{where}: [network] must be a table")
+    _no_unknown(where, network, _NETWORK, "network.")
     replicas = data.get("replicas", 0)
     if (
         isinstance(replicas, bool)
         or not isinstance(replicas, int)
         or not 0 <= replicas <= 16
     ):
-        raise ConfigError(f"{home.config}: replicas must be an integer from 0 to 16")
-    seeds = data.get("seeds", [])
-    if not isinstance(seeds, list) or not all(isinstance(x, str) for x in seeds):
-        raise ConfigError(f"{home.config}: seeds must be a list of multiaddr strings")
-    return Config(replicas=replicas, seeds=tuple(seeds))
+        raise ConfigError(f"{where}: replicas must be an integer from 0 to 16")
+    mdns = network.get("mdns", True)
+    if not isinstance(mdns, bool):
+        raise ConfigError(f"{where}: network.mdns must be true or false")
+    override = os.environ.get(MDNS_ENV)
+    if override is not None:
+        if override not in ("0", "1"):
+            raise ConfigError(f"${MDNS_ENV} must be 0 or 1, not {override!r}")
+        mdns = override == "1"
+    return Config(
+        replicas=replicas,
+        seeds=_addr_list(where, data, "seeds"),
+        bootstrap=_addr_list(where, data, "bootstrap"),
+        mdns=mdns,
+    )
+
+
+def _no_unknown(
+    where: str, table: dict[str, object], known: frozenset[str], prefix: str
+) -> None:
+    unknown = set(table) - known
+    if unknown:
+        first = prefix + sorted(unknown)[0]
+        raise ConfigError(f"{where}: unknown setting {first!r}")
+
+
+def _addr_list(where: str, data: dict[str, object], name: str) -> tuple[str, ...]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{where}: {name} must be a list of multiaddr strings")
+    return tuple(value)

@@ -43,6 +43,9 @@ from typing import Any
 
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
+# Benchmark nodes run on loopback: they must not announce themselves on the LAN.
+os.environ.setdefault("P2PSHARE_MDNS", "0")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 KiB = 1 << 10

@@ -83,6 +83,9 @@ from bench import (
     write_random_file,
 )
 
+# Benchmark nodes run on loopback: they must not announce themselves on the LAN.
+os.environ.setdefault("P2PSHARE_MDNS", "0")
+
 ROOT = Path(__file__).resolve().parent.parent
 THIS = Path(__file__).resolve()
 RAW_STREAM = THIS.parent / "bench_raw_stream.py"

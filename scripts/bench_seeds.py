@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# Benchmark nodes run on loopback: they must not announce themselves on the LAN.
+os.environ.setdefault("P2PSHARE_MDNS", "0")
+
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 MiB = 1 << 20
 

@@ -2,7 +2,11 @@
 
 Policy: tests never touch the user's real home (``P2PSHARE_HOME`` is pointed
 at a temporary directory for every test), never sleep to wait for
-something, and use only loopback for the network. Coroutine tests are
+something, and use only loopback for the network (or network namespaces
+they make and remove). LAN discovery (mDNS) is off in every node a test
+starts, in this process and in the processes it spawns, unless the test
+turns it on: nodes of unrelated tests on one machine must not find each
+other. Coroutine tests are
 marked for trio here (``trio_mode`` stays off so that a future asyncio-based
 TUI suite can coexist).
 """
@@ -10,9 +14,12 @@ TUI suite can coexist).
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ["P2PSHARE_MDNS"] = "0"  # see the policy above
 
 TUI_TESTS = Path(__file__).parent / "tui"  # asyncio (Textual): never marked trio
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import trio
 
 from p2pshare import __version__
-from p2pshare.config import Home
+from p2pshare.config import Home, load_config
 from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.format.links import MAX_PEERS
@@ -43,6 +43,7 @@ from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.jobs import Supervisor
+from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
@@ -111,6 +112,7 @@ class Node:
     started_at: float = field(default_factory=time.time)
     downloads: Any = None  # DownloadManager, set by open_node
     seed: Any = None  # SeedService when this node is a seed
+    lan: LanDiscovery | None = None  # mDNS, unless turned off
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
@@ -166,6 +168,16 @@ class Node:
         if self.downloads is None:
             return 0
         return sum(d.done_bytes for d in self.downloads.list())
+
+    def lan_candidates(self) -> list[tuple[Any, bytes]]:
+        if self.lan is None:
+            return []
+        return [(i, i.peer_id.to_bytes()) for i in self.lan.candidates()]
+
+    def _lan_peer(self, info: Any) -> None:
+        """A LAN peer appeared: every download under way asks it too."""
+        for swarm in list(self.swarms.values()):
+            swarm.offer([(info, info.peer_id.to_bytes())])
 
     def active_providers(self, root: bytes) -> int:
         swarm = self.swarms.get(root)
@@ -332,6 +344,7 @@ class Node:
             "version": __version__,
             "seeds": await self.db(self._seeds_known),
             "seed": await self.seed.describe() if self.seed is not None else None,
+            "lan": self.lan.describe() if self.lan is not None else {"mdns": False},
         }
 
     def _seeds_known(self) -> list[dict[str, Any]]:
@@ -422,6 +435,7 @@ class Node:
                     )
                     self.swarms[root] = swarm
                     await swarm.run(nursery)
+                    swarm.offer(self.lan_candidates())
                     if not held:  # a share held here needs no provider to start
                         with trio.move_on_after(timeout_s) as scope:
                             await swarm.wait_for_provider()
@@ -553,6 +567,8 @@ async def open_node(
     """
     check_free(listen)
     asked = list(listen)
+    config = load_config(home)
+    joined = [*bootstrap, *(a for a in config.bootstrap if a not in bootstrap)]
     store = LocalStore(home)
     try:
         await trio.to_thread.run_sync(_collect_at_start, store)
@@ -560,7 +576,7 @@ async def open_node(
             open_host(
                 home_dir=home.path,
                 listen=sticky(home.path, asked),
-                bootstrap=list(bootstrap),
+                bootstrap=joined,
                 dht_mode=dht_mode,
             ) as nh,
             trio.open_nursery() as nursery,
@@ -583,6 +599,9 @@ async def open_node(
             node.announcer = await nursery.start(
                 dhtmod.serve_announcer, nh.dht, node.roots_to_announce
             )
+            if config.mdns:
+                node.lan = LanDiscovery(nh.peer_id, nh.addrs, node._lan_peer)
+                await nursery.start(node.lan.run)
             try:
                 yield node
             finally:

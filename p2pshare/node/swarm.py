@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,8 @@ class Swarm:
     in_round: bool = False  # a DHT lookup is under way
     rounds: int = 0  # DHT lookups completed
     _search_now: trio.Event = field(default_factory=trio.Event)
+    _seen: set[bytes] = field(default_factory=set)  # candidates dialled once
+    _nursery: trio.Nursery | None = None
 
     def search_now(self) -> None:
         """Start the next DHT round now instead of after the usual pause."""
@@ -74,6 +76,7 @@ class Swarm:
 
     async def run(self, nursery: trio.Nursery) -> None:
         """Start discovery in ``nursery`` (hints and DHT in parallel)."""
+        self._nursery = nursery
         for hint in self.hints:
             self.dialing += 1
             nursery.start_soon(self._dial, hint, nursery)
@@ -102,7 +105,6 @@ class Swarm:
 
     async def _search(self, nursery: trio.Nursery) -> None:
         assert self.find is not None
-        seen: set[bytes] = set()
         while True:
             self.in_round = True
             found: list[Any] = []
@@ -111,12 +113,7 @@ class Swarm:
                     found = await self.find()
             except Exception as exc:  # a DHT query failing is not fatal
                 log.info("DHT lookup failed: %s", type(exc).__name__)
-            for peer, peer_bytes in found:
-                if peer_bytes in seen or peer_bytes in self.banned:
-                    continue
-                seen.add(peer_bytes)
-                self.dialing += 1
-                nursery.start_soon(self._dial, peer, nursery)
+            self.offer(found)
             self.in_round = False
             self.rounds += 1
             self._bump()
@@ -125,6 +122,17 @@ class Swarm:
                 DHT_RETRY_S if not self.live() else 4 * DHT_RETRY_S
             ):
                 await self._search_now.wait()
+
+    def offer(self, found: Iterable[tuple[Any, bytes]]) -> None:
+        """Dial candidates ``(peer, peer id bytes)`` from any discovery (the
+        DHT, the LAN) not tried yet in this download; after :meth:`run`."""
+        assert self._nursery is not None, "offer() before run()"
+        for peer, peer_bytes in found:
+            if peer_bytes in self._seen or peer_bytes in self.banned:
+                continue
+            self._seen.add(peer_bytes)
+            self.dialing += 1
+            self._nursery.start_soon(self._dial, peer, self._nursery)
 
     def live(self) -> list[ProviderConn]:
         return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,22 @@ class Result:
     err: str
 
 
-def p2pshare(home: Path, *args: str | Path, timeout: float = 120) -> Result:
-    env = {k: v for k, v in os.environ.items() if k != "P2PSHARE_HOME"}
+def p2pshare(
+    home: Path,
+    *args: str | Path,
+    timeout: float = 120,
+    prefix: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Result:
+    """``p2pshare --home HOME ARGS``; ``prefix`` runs it through another
+    command (``ip netns exec NS``); ``env`` adds to the environment."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "P2PSHARE_HOME"},
+        **(env or {}),
+    }
+    cmd = [sys.executable, "-m", "p2pshare", "--home", str(home), *map(str, args)]
     proc = subprocess.run(
-        [sys.executable, "-m", "p2pshare", "--home", str(home), *map(str, args)],
+        [*prefix, *cmd],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,12 @@ class Proc:
         debug: bool = False,
         module: str = "p2pshare",
         env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
         """``python -m <module> --home HOME ARGS``; ``module`` may be a
-        wrapper that runs the CLI patched (``tests.helpers.hostile``)."""
-        cmd = [sys.executable, "-m", module, "--home", str(home)]
+        wrapper that runs the CLI patched (``tests.helpers.hostile``);
+        ``prefix`` runs it through another command (``ip netns exec NS``)."""
+        cmd = [*prefix, sys.executable, "-m", module, "--home", str(home)]
         if debug:
             cmd.append("--debug")
         self.popen = subprocess.Popen(

@@ -130,3 +130,28 @@ def test_names_with_invisible_characters_are_shown_escaped() -> None:
     label = _label(TreeEntry("a", "invoice\u202efdp.exe", "file", 5))
     assert "invoice\\u202efdp.exe" in label.plain
     assert "\u202e" not in label.plain
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("lan", "shown"),
+    [
+        ({"mdns": True, "peers": 2}, "mDNS on · 2 peers found"),
+        ({"mdns": False}, "mDNS off"),
+    ],
+)
+async def test_the_network_tab_says_whether_the_lan_is_searched(
+    tmp_path: Path, lan: dict[str, Any], shown: str
+) -> None:
+    from textual.widgets import Static
+
+    from tui.widgets.network import NetworkPane
+
+    app = _app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        pane = app.query_one(NetworkPane)
+        pane.show_status({"peer_id": "12D3KooW", "addrs": [], "lan": lan})
+        await pilot.pause()
+        text = str(app.query_one("#node-info", Static).render())
+        assert shown in text

@@ -58,6 +58,13 @@ class NetworkPane(Pane):
             f"{status.get('connected_peers', 0)} connected · "
             f"{status.get('shares', 0)} shares\n"
         )
+        lan = status.get("lan")
+        if isinstance(lan, dict):  # nodes before LAN discovery do not say
+            info.append("LAN      ", style="bold")
+            if lan.get("mdns"):
+                info.append(f"mDNS on · {lan.get('peers', 0)} peers found\n")
+            else:
+                info.append("mDNS off\n")
         info.append("listen   ", style="bold")
         info.append("\n         ".join(str(a) for a in addrs) or "-")
         self.query_one("#node-info", Static).update(info)
