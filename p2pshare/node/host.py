@@ -96,6 +96,9 @@ SHUTDOWN_TIMEOUT_S: Final = compat.NETWORK_CLOSE_TIMEOUT_S + 5.0
 OPEN_STREAM_LIMIT_S: Final = 15.0
 
 _LISTEN_IP_PROTOCOLS: Final = ("ip4", "ip6")
+# How often the routing table drops peers that switched to DHT client mode
+# (a node that learns it is behind a NAT does; identify tells us at once).
+PRUNE_EVERY_S: Final = 5.0
 # How long addresses learned from a hint or a DHT record stay in the
 # peerstore: long enough to reconnect during a download.
 PEER_ADDR_TTL_S: Final = 600
@@ -157,11 +160,25 @@ class NodeHost:
         peer_id_bytes: the same, as bytes.
     """
 
-    def __init__(self, host: IHost, dht: KadDHT) -> None:
+    def __init__(
+        self, host: IHost, dht: KadDHT, verified: list[Multiaddr] | None = None
+    ) -> None:
         self.host = host
         self.dht = dht
         self.peer_id: ID = host.get_id()
         self.peer_id_bytes: bytes = self.peer_id.to_bytes()
+        # public addresses others dialled us back on (a forwarded port):
+        # advertised with the listen addresses (``open_host``'s factory)
+        self.verified = verified if verified is not None else []
+
+    def set_verified_addrs(self, addrs: Sequence[str]) -> bool:
+        """Advertise these public addresses (``/ip4/…/tcp/…``, checked by a
+        dial-back) beside the listen addresses; True if that changed."""
+        new = [Multiaddr(a) for a in addrs]
+        if [str(a) for a in new] == [str(a) for a in self.verified]:
+            return False
+        self.verified[:] = new
+        return True
 
     def __repr__(self) -> str:
         return f"<NodeHost {compat.short_peer_id(self.peer_id)}>"
@@ -382,22 +399,25 @@ async def open_host(
     key_pair = await trio.to_thread.run_sync(
         load_or_create_identity, home_dir / IDENTITY_FILE
     )
+    verified: list[Multiaddr] = []
     host = new_host(
         key_pair=key_pair,
         sec_opt=compat.security_options(key_pair),
         muxer_opt=compat.muxer_options(),
         transports=compat.tcp_transports(),
         listen_addrs=listen_addrs,
-        addrs_factory=compat.advertised_addrs,
+        addrs_factory=lambda found: compat.advertised_addrs([*verified, *found]),
         negotiate_timeout=compat.NEGOTIATE_TIMEOUT_S,
     )
     compat.cap_inbound_streams()
+    compat.parallel_dials(host)
     mode = DHTMode.SERVER if dht_mode == "server" else DHTMode.CLIENT
     dht = KadDHT(host, mode)
     if mode is DHTMode.SERVER:
         compat.harden_dht_server(host, dht)
+    compat.servers_only_routing(host, dht)
     compat.disable_auto_connector(host)
-    node = NodeHost(host, dht)
+    node = NodeHost(host, dht, verified)
 
     stop = trio.Event()
     with _unwrap_single_exception():
@@ -452,6 +472,7 @@ async def _run_host(
                         trio.open_nursery() as background,
                     ):
                         compat.set_background_nursery(host, background)
+                        background.start_soon(_prune_routing_table, host, dht)
                         try:
                             task_status.started()
                             await stop.wait()
@@ -471,6 +492,16 @@ async def _run_host(
             f"listen address {', '.join(failed)}: cannot listen "
             "(port in use, or not an address of this machine)"
         )
+
+
+async def _prune_routing_table(host: IHost, dht: KadDHT) -> None:
+    """Every :data:`PRUNE_EVERY_S`, drop routing-table peers that turned
+    DHT client (``compat.prune_routing_table``)."""
+    while True:
+        await trio.sleep(PRUNE_EVERY_S)
+        removed = compat.prune_routing_table(host, dht)
+        if removed:
+            logger.info("DHT: %d peer(s) left the routing table (now clients)", removed)
 
 
 @contextlib.contextmanager

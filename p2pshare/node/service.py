@@ -17,6 +17,7 @@ come from the link's hints and the DHT in parallel.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -35,6 +36,7 @@ from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.format.links import MAX_PEERS
 from p2pshare.groups import single_error
+from p2pshare.node import compat
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
 from p2pshare.node.downloads import DownloadManager
@@ -47,9 +49,11 @@ from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
+from p2pshare.node.reach import Reachability, ReachServer
 from p2pshare.node.replicate import renew_loop
 from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
 from p2pshare.node.xfer_server import ShareServer
+from p2pshare.protocol.reach import REACH_PROTOCOL
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
@@ -76,14 +80,28 @@ _LOOPBACK = re.compile(r"^/ip4/127\.|^/ip6/::1/")
 
 
 def link_hints(own: Sequence[str], seeds: Sequence[str] = ()) -> tuple[str, ...]:
-    """The peer hints of a link: this node's addresses, never a wildcard
-    and loopback only when nothing else listens, then one address of each
-    seed keeping a replica; :data:`MAX_LINK_PEERS` in all, at least one of
-    ours when we have any."""
+    """The peer hints of a link: this node's addresses, public ones first,
+    then private ones (they work on the same LAN), never a wildcard, and
+    loopback only when nothing else listens; then one address of each seed
+    keeping a replica; :data:`MAX_LINK_PEERS` in all, at least one of ours
+    when we have any."""
     dialable = [a for a in own if not _WILDCARD.search(a)]
     outside = [a for a in dialable if not _LOOPBACK.search(a)] or dialable
+    outside.sort(key=_hint_rank)  # stable: the node's order within a rank
     seeds = list(seeds)[: MAX_LINK_PEERS - min(1, len(outside))]
     return tuple(outside[: MAX_LINK_PEERS - len(seeds)] + seeds)
+
+
+def _hint_rank(addr: str) -> int:
+    """0 for a public IP or a DNS name, 1 for a private one, 2 loopback."""
+    parts = addr.split("/")
+    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+        return 0
+    try:
+        ip = ipaddress.ip_address(parts[2])
+    except ValueError:
+        return 1
+    return 2 if ip.is_loopback else 0 if ip.is_global else 1
 
 
 @dataclass
@@ -113,6 +131,7 @@ class Node:
     downloads: Any = None  # DownloadManager, set by open_node
     seed: Any = None  # SeedService when this node is a seed
     lan: LanDiscovery | None = None  # mDNS, unless turned off
+    reach: Reachability | None = None  # checked by nodes that serve (DHT server)
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
@@ -168,6 +187,23 @@ class Node:
         if self.downloads is None:
             return 0
         return sum(d.done_bytes for d in self.downloads.list())
+
+    async def reachability_changed(self, reach: Reachability) -> None:
+        """Behind a NAT a node is a DHT client (nobody could dial it as a
+        server); it serves the DHT again once seeds can dial it. A seed
+        stays a server and says it is unreachable."""
+        if self.seed is not None:
+            if reach.state == "private":
+                log.warning("this seed cannot be dialled from outside: %s", reach.why)
+            return
+        if reach.state in ("public", "private"):
+            server = reach.state == "public"
+            if await compat.set_dht_mode(self.host.host, self.host.dht, server):
+                log.info(
+                    "DHT %s mode: this node is %s",
+                    "server" if server else "client",
+                    reach.state,
+                )
 
     def lan_candidates(self) -> list[tuple[Any, bytes]]:
         if self.lan is None:
@@ -345,6 +381,11 @@ class Node:
             "seeds": await self.db(self._seeds_known),
             "seed": await self.seed.describe() if self.seed is not None else None,
             "lan": self.lan.describe() if self.lan is not None else {"mdns": False},
+            "reachability": (
+                self.reach.describe()
+                if self.reach is not None
+                else {"state": "unknown", "why": "not checked (not serving)"}
+            ),
         }
 
     def _seeds_known(self) -> list[dict[str, Any]]:
@@ -594,11 +635,19 @@ async def open_node(
             if seed is not None:
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)
+                nh.set_handler(REACH_PROTOCOL, ReachServer(nh).handle)
                 await nursery.start(node.seed.run)
             await nursery.start(node.serve_rates)
             node.announcer = await nursery.start(
                 dhtmod.serve_announcer, nh.dht, node.roots_to_announce
             )
+            if dht_mode == "server" or seed is not None:
+                node.reach = Reachability(
+                    nh,
+                    ask=[*joined, *config.seeds],
+                    on_change=node.reachability_changed,
+                )
+                await nursery.start(node.reach.run)
             if config.mdns:
                 node.lan = LanDiscovery(nh.peer_id, nh.addrs, node._lan_peer)
                 await nursery.start(node.lan.run)

@@ -145,3 +145,129 @@ def lan(topo: Topology, hosts: int, subnet: str = "10.77.0") -> list[str]:
         topo.run(ns, "ip", "route", "add", "224.0.0.0/4", "dev", dev)
         names.append(ns)
     return names
+
+
+# --------------------------------------------------------------------------
+# The Internet in miniature: a WAN, seeds on it, routers, laptops behind them
+# --------------------------------------------------------------------------
+
+# Public-looking addresses (libp2p and our hints treat private ranges as
+# local): 11.0.0.0/8 exists only inside these namespaces, which have no
+# link to the host, so nothing ever leaves the machine.
+WAN_SUBNET = "11.0.0"
+NAT_KINDS = ("cone", "symmetric", "firewall", "forward")
+FORWARDED_PORT = 4001  # what a "forward" router forwards to its laptop
+
+
+def wan(topo: Topology) -> str:
+    """The WAN: a namespace holding a bridge that seeds and routers join."""
+    ns = topo.ns("wan")
+    topo.bridge(ns)
+    return ns
+
+
+def on_wan(topo: Topology, wan_ns: str, role: str, host: int) -> tuple[str, str]:
+    """A machine with a public address ``11.0.0.<host>`` on the WAN;
+    returns (namespace, address)."""
+    ns, ip, _dev = _on_wan(topo, wan_ns, role, host)
+    return ns, ip
+
+
+def _on_wan(topo: Topology, wan_ns: str, role: str, host: int) -> tuple[str, str, str]:
+    ns = topo.ns(role)
+    ip = f"{WAN_SUBNET}.{host}"
+    dev = topo.wire(ns, f"{ip}/24", bridge_ns=wan_ns)
+    return ns, ip, dev
+
+
+def pair(topo: Topology, a: str, addr_a: str, b: str, addr_b: str) -> tuple[str, str]:
+    """A veth between ``a`` and ``b`` (a cable); returns the two device names."""
+    n = next(topo._veth)
+    dev_a, dev_b = f"{topo.tag[-6:]}a{n}", f"{topo.tag[-6:]}b{n}"
+    _ip("link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b,
+        "netns", b)  # fmt: skip
+    for ns, dev, addr in ((a, dev_a, addr_a), (b, dev_b, addr_b)):
+        topo.run(ns, "ip", "addr", "add", addr, "dev", dev)
+        topo.run(ns, "ip", "link", "set", dev, "up")
+    return dev_a, dev_b
+
+
+def nft(topo: Topology, ns: str, ruleset: str) -> None:
+    res = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+        input=ruleset,
+        capture_output=True,
+        text=True,
+        timeout=CMD_TIMEOUT_S,
+        check=False,
+    )
+    if res.returncode:
+        raise RuntimeError(f"nft in {ns}: {res.stderr.strip()}\n{ruleset}")
+
+
+def home_router(
+    topo: Topology, wan_ns: str, role: str, host: int, kind: str
+) -> tuple[str, str]:
+    """A home router on the WAN at ``11.0.0.<host>`` and one laptop behind
+    it; returns (laptop namespace, laptop address).
+
+    Every kind drops unsolicited packets from the WAN silently, as home
+    routers do (with RST instead, hole punching fails). ``cone``:
+    masquerade that keeps source ports (port-preserving, like most home
+    NATs); ``symmetric``: masquerade with fully random ports (carrier NATs);
+    ``firewall``: no NAT, the laptop has a public address of its own
+    (``11.<host>.0.2``, routed by the seeds through this router);
+    ``forward``: a cone NAT whose owner forwarded TCP port
+    :data:`FORWARDED_PORT` to the laptop (as by hand or by UPnP).
+    """
+    if kind not in NAT_KINDS:
+        raise ValueError(kind)
+    router, _ip, wan_dev = _on_wan(topo, wan_ns, f"{role}r", host)
+    laptop = topo.ns(role)
+    net = f"11.{host}.0" if kind == "firewall" else f"10.{host}.0"
+    router_lan, laptop_ip = f"{net}.1", f"{net}.2"
+    pair(topo, router, f"{router_lan}/24", laptop, f"{laptop_ip}/24")
+    topo.run(laptop, "ip", "route", "add", "default", "via", router_lan)
+    topo.run(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    masq = forwarded = ""
+    if kind == "forward":
+        forwarded = f'    iifname "{wan_dev}" ct status dnat accept\n'
+        masq = f"""
+table ip portmap {{
+  chain pre {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "{wan_dev}" tcp dport {FORWARDED_PORT} dnat to {laptop_ip}:{FORWARDED_PORT}
+  }}
+}}"""
+    if kind != "firewall":
+        random = " fully-random" if kind == "symmetric" else ""
+        masq += f"""
+table ip nat {{
+  chain post {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "{wan_dev}" masquerade{random}
+  }}
+}}"""
+    nft(
+        topo,
+        router,
+        masq
+        + f"""
+table inet fw {{
+  chain from_wan {{
+    type filter hook forward priority filter; policy accept;
+    iifname "{wan_dev}" ct state established,related accept
+{forwarded}    iifname "{wan_dev}" drop
+  }}
+  chain to_router {{
+    type filter hook input priority filter; policy accept;
+    iifname "{wan_dev}" ct state established,related accept
+    iifname "{wan_dev}" drop
+  }}
+}}""",
+    )
+    return laptop, laptop_ip
+
+
+def route_via(topo: Topology, ns: str, net: str, gateway: str) -> None:
+    topo.run(ns, "ip", "route", "add", net, "via", gateway)

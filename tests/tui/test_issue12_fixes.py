@@ -151,7 +151,11 @@ async def test_the_network_tab_says_whether_the_lan_is_searched(
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
         pane = app.query_one(NetworkPane)
-        pane.show_status({"peer_id": "12D3KooW", "addrs": [], "lan": lan})
+        reach = {"state": "private", "why": "the seed could not dial back"}
+        pane.show_status(
+            {"peer_id": "12D3KooW", "addrs": [], "lan": lan, "reachability": reach}
+        )
         await pilot.pause()
         text = str(app.query_one("#node-info", Static).render())
         assert shown in text
+        assert "private · the seed could not dial back" in text

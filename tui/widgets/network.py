@@ -65,6 +65,10 @@ class NetworkPane(Pane):
                 info.append(f"mDNS on · {lan.get('peers', 0)} peers found\n")
             else:
                 info.append("mDNS off\n")
+        reach = status.get("reachability")
+        if isinstance(reach, dict):
+            info.append("reach    ", style="bold")
+            info.append(f"{reach.get('state', 'unknown')} · {reach.get('why', '')}\n")
         info.append("listen   ", style="bold")
         info.append("\n         ".join(str(a) for a in addrs) or "-")
         self.query_one("#node-info", Static).update(info)

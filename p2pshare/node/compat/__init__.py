@@ -40,9 +40,11 @@ configure_libp2p_ libp2p's logger has no handler and does not propagate;
 logging           "Failed to read DHT message" floods the log (P8)
 cap_inbound_      nothing caps inbound streams per connection or peer: raw
 streams           SYNs cost a node without bound (S1)
+parallel_dials    one address per peer is dialled, retried, unbounded: a
+                  silent drop costs 10 s or more per dial (D1)
 ================  ==========================================================
 
-(A1-A3, N1 and S1 are not in the notes: see :func:`advertised_addrs`,
+(A1-A3, N1, S1 and D1 are not in the notes: see :func:`advertised_addrs`,
 :func:`disable_auto_connector`, :func:`unbound_listen_addrs`, the
 "Cancellation-safe stream I/O" section of ``stream_io.py`` and
 ``inbound.py``.)
@@ -61,7 +63,8 @@ what it holds; import them from this package, which re-exports them all:
 * ``lifecycle``: detached library operations and closing the network (N1,
   P9);
 * ``logs``: routing libp2p's log records (P8);
-* ``inbound``: caps on inbound streams per connection and peer (S1).
+* ``inbound``: caps on inbound streams per connection and peer (S1);
+* ``dialer``: parallel, bounded dials of every address (D1).
 
 This package is the leaf of ``p2pshare.node``: it imports nothing else from
 the node package (its submodules import only each other), so ``streams.py``,
@@ -74,9 +77,17 @@ from p2pshare.node.compat.dht import (
     DHT_STREAM_IDLE_S,
     DHT_STREAM_LIFETIME_S,
     harden_dht_server,
+    prune_routing_table,
+    servers_only_routing,
+    set_dht_mode,
     skip_library_republish,
     stop_providing,
     uncached_find_providers,
+)
+from p2pshare.node.compat.dialer import (
+    ADDR_DIAL_TIMEOUT_S,
+    parallel_dials,
+    rank_addrs,
 )
 from p2pshare.node.compat.handlers import (
     STREAM_RESET_TIMEOUT_S,
@@ -117,6 +128,7 @@ from p2pshare.node.compat.stream_io import (
 )
 
 __all__ = [
+    "ADDR_DIAL_TIMEOUT_S",
     "DHT_MAX_INBOUND_STREAMS",
     "DHT_MAX_STREAMS_PER_PEER",
     "DHT_STREAM_IDLE_S",
@@ -137,11 +149,16 @@ __all__ = [
     "harden_dht_server",
     "inbound_stats",
     "muxer_options",
+    "parallel_dials",
+    "prune_routing_table",
+    "rank_addrs",
     "reset_quietly",
     "run_detached",
     "safe_handler",
     "security_options",
+    "servers_only_routing",
     "set_background_nursery",
+    "set_dht_mode",
     "short_peer_id",
     "skip_library_republish",
     "stop_providing",

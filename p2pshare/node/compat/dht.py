@@ -38,6 +38,9 @@ __all__ = [
     "DHT_STREAM_IDLE_S",
     "DHT_STREAM_LIFETIME_S",
     "harden_dht_server",
+    "prune_routing_table",
+    "servers_only_routing",
+    "set_dht_mode",
     "skip_library_republish",
     "stop_providing",
     "uncached_find_providers",
@@ -174,6 +177,84 @@ async def uncached_find_providers(
     """
     fresh = ProviderStore(host=dht.host, peer_routing=dht.peer_routing)
     return await fresh.find_providers(key, count)
+
+
+# --------------------------------------------------------------------------
+# Routing table hygiene and mode switches (R1)
+# --------------------------------------------------------------------------
+
+
+def _protocols(host: IHost, peer_id: ID) -> list[str]:
+    """What identify said ``peer_id`` speaks (empty: not known yet)."""
+    try:
+        return list(host.get_peerstore().get_protocols(peer_id) or [])
+    except Exception:  # the peerstore knows nothing of it yet
+        return []
+
+
+def _serves_kad(host: IHost, peer_id: ID) -> bool:
+    return str(KAD_PROTOCOL_ID) in _protocols(host, peer_id)
+
+
+def servers_only_routing(host: IHost, dht: KadDHT) -> None:
+    """Keep DHT clients out of this node's routing table.
+
+    R1: 0.8.1 adds every peer that *sends* a KAD request to the routing
+    table (``add_peer(..., skip_server_mode_check=True)``: "they MUST
+    support KAD server mode"), but clients send requests too. A client
+    behind a NAT then sat in a seed's table, was handed out as a "closer
+    peer", and every lookup through the seed waited on dials that could
+    never succeed (a ``share`` took 21 s to print its link instead of
+    ~1 s). Here a peer enters the table from an inbound request only when
+    identify showed it serves KAD. Remove when: upstream checks the peer's
+    protocols on that path.
+    """
+    original = dht.add_peer
+
+    async def add_peer(peer_id: ID, *, skip_server_mode_check: bool = False) -> bool:
+        if skip_server_mode_check and not _serves_kad(host, peer_id):
+            return False
+        return await original(peer_id, skip_server_mode_check=False)
+
+    dht.add_peer = add_peer  # type: ignore[method-assign]
+
+
+def prune_routing_table(host: IHost, dht: KadDHT) -> int:
+    """Drop routing-table peers whose identify no longer lists KAD (they
+    switched to client mode); returns how many."""
+    table: Any = dht.routing_table
+    removed = 0
+    for peer in list(table.get_peer_ids()):
+        known = _protocols(host, peer)
+        if known and str(KAD_PROTOCOL_ID) not in known and table.remove_peer(peer):
+            removed += 1
+    return removed
+
+
+async def set_dht_mode(host: IHost, dht: KadDHT, server: bool) -> bool:
+    """Switch between DHT server and client mode; True if it changed.
+
+    A node behind a NAT must not be a DHT server: nobody can dial it, and
+    every lookup that meets it waits. ``switch_mode`` registers the
+    library's unhardened handler on the way to server mode, so the hardened
+    one is put back (P5); connected peers learn the change by an identify
+    push, so they drop us from their tables (:func:`prune_routing_table`).
+    """
+    from libp2p.kad_dht.kad_dht import DHTMode
+
+    want = DHTMode.SERVER if server else DHTMode.CLIENT
+    if dht.mode == want:
+        return False
+    await dht.switch_mode(want)
+    if server:
+        harden_dht_server(host, dht)
+    push: Any = getattr(host, "_push_identify_to_all_peers", None)
+    if push is not None:
+        try:
+            await push()
+        except Exception:
+            logger.debug("identify push after a DHT mode switch failed", exc_info=True)
+    return True
 
 
 def skip_library_republish(dht: KadDHT, key: bytes) -> None:

@@ -26,3 +26,14 @@ def test_at_most_eight_with_seeds_last_and_one_of_ours() -> None:
     assert hints[0] == own[0] and hints[1:] == tuple(seeds[:7])
     assert link_hints(own[:2], seeds[:2]) == (*own[:2], *seeds[:2])
     assert link_hints([], seeds) == tuple(seeds[:8])
+
+
+def test_public_addresses_come_first_then_private_ones() -> None:
+    """A node behind a NAT with a forwarded port: the address the seeds
+    dialled back goes first, the LAN address after it (it works on the LAN)."""
+    lan, lo = f"/ip4/10.1.0.2/tcp/4001{P}", f"/ip4/127.0.0.1/tcp/4001{P}"
+    public = f"/ip4/11.0.0.1/tcp/4001{P}"
+    v6 = f"/ip6/2001:db8::1/tcp/4001{P}"  # documentation range: not global
+    dns = f"/dns4/seed.example.org/tcp/4001{P}"
+    assert link_hints([lo, lan, public]) == (public, lan)
+    assert link_hints([lan, v6, dns, public]) == (dns, public, lan, v6)

@@ -1,0 +1,189 @@
+"""Reaching peers behind NATs, in network namespaces (``tests/helpers/netns.py``).
+
+The Internet in miniature: a WAN bridge with two seeds on public
+addresses, and three home routers on it, each with a laptop behind: a
+port-preserving NAT ("cone"), a NAT with fully random ports
+("symmetric"), and a firewall without NAT (the laptop has a public address
+but nothing unsolicited gets in). Every router drops unsolicited packets
+from the WAN silently. Nothing here has a link to the host's network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pshare.format import ShareLink
+from p2pshare.format.links import parse_link
+from tests.helpers.cli import p2pshare
+from tests.helpers.netns import Topology, home_router, on_wan, route_via, topology, wan
+from tests.helpers.procs import Proc, running
+
+PORT = 4001
+ANY = f"/ip4/0.0.0.0/tcp/{PORT}"
+
+
+@dataclass
+class Net:
+    topo: Topology
+    wan: str
+    seeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (ns, ip)
+    laptops: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[Net]:
+    with topology() as topo:
+        w = wan(topo)
+        n = Net(topo, w)
+        n.seeds["s1"] = on_wan(topo, w, "s1", 10)
+        n.seeds["s2"] = on_wan(topo, w, "s2", 11)
+        kinds = ("cone", "symmetric", "firewall", "forward")
+        for host, kind in enumerate(kinds, start=1):
+            n.laptops[kind] = home_router(topo, w, kind[:3], host, kind)
+            if kind == "firewall":  # its public subnet is routed via its router
+                for ns, _ip in n.seeds.values():
+                    route_via(topo, ns, f"11.{host}.0.0/24", f"11.0.0.{host}")
+        yield n
+
+
+def peer_id(line: str) -> str:
+    return line.rsplit("/p2p/", 1)[1]
+
+
+def status(home: Path) -> dict[str, Any]:
+    res = p2pshare(home, "status", "--json")
+    assert res.code == 0, res.err
+    return json.loads(res.out)  # type: ignore[no-any-return]
+
+
+def wait_known(home: Path, deadline_s: float = 45) -> dict[str, Any]:
+    """The node's reachability once it is no longer ``unknown``."""
+    end = time.monotonic() + deadline_s
+    while True:
+        reach = status(home)["reachability"]
+        if reach["state"] != "unknown" or time.monotonic() > end:
+            return reach  # type: ignore[no-any-return]
+        time.sleep(0.5)
+
+
+def test_reachability_is_right_for_the_seed_and_behind_each_nat(
+    net: Net, tmp_path: Path
+) -> None:
+    """4 of 4 (and the second seed): seeds public, every laptop private."""
+    topo = net.topo
+    homes = {
+        name: tmp_path / name
+        for name in [*net.seeds, "cone", "symmetric", "firewall", "forward"]
+    }
+    s1_ns, s1_ip = net.seeds["s1"]
+    s1 = Proc(homes["s1"], "seed", "--listen", ANY, prefix=topo.prefix(s1_ns))
+    procs = [s1]
+    with running(*procs):
+        s1_addr = f"/ip4/{s1_ip}/tcp/{PORT}/p2p/{peer_id(s1.read_lines(1)[0])}"
+        s2_ns, s2_ip = net.seeds["s2"]
+        s2 = Proc(homes["s2"], "seed", "--listen", ANY, "--bootstrap", s1_addr,
+                  prefix=topo.prefix(s2_ns))  # fmt: skip
+        procs.append(s2)
+        s2_addr = f"/ip4/{s2_ip}/tcp/{PORT}/p2p/{peer_id(s2.read_lines(1)[0])}"
+        for kind, (ns, _ip) in net.laptops.items():
+            proc = Proc(homes[kind], "node", "--listen", ANY, "--bootstrap", s1_addr,
+                        "--bootstrap", s2_addr, prefix=topo.prefix(ns))  # fmt: skip
+            procs.append(proc)
+            proc.read_lines(1)
+        with running(*procs[1:]):
+            found = {name: wait_known(home) for name, home in homes.items()}
+    states = {name: r["state"] for name, r in found.items()}
+    assert states == {
+        "s1": "public",
+        "s2": "public",
+        "cone": "private",
+        "symmetric": "private",
+        "firewall": "private",
+        "forward": "public",
+    }, found
+    # what the seeds saw: the routers' public addresses, the firewalled
+    # laptop's own one
+    assert found["cone"]["observed"] == "11.0.0.1", found["cone"]
+    assert found["symmetric"]["observed"] == "11.0.0.2", found["symmetric"]
+    assert found["firewall"]["observed"] == "11.3.0.2", found["firewall"]
+    assert "NAT or firewall" in found["cone"]["why"]
+    assert found["s2"]["observed"] == s2_ip
+    assert found["forward"]["observed"] == "11.0.0.4", found["forward"]
+
+
+def seed_addr(net: Net, proc: Proc, name: str) -> str:
+    ip = net.seeds[name][1]
+    return f"/ip4/{ip}/tcp/{PORT}/p2p/{peer_id(proc.read_lines(1)[0])}"
+
+
+def test_a_forwarded_port_goes_first_in_links_and_works_from_another_nat(
+    net: Net, tmp_path: Path
+) -> None:
+    """The laptop behind a router with a forwarded port learns from the seed
+    that it is reachable on the router's address, puts that first in its
+    links, and a laptop behind a symmetric NAT downloads with the link alone."""
+    topo = net.topo
+    s1 = Proc(tmp_path / "s1", "seed", "--listen", ANY,
+              prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
+    with running(s1):
+        boot = seed_addr(net, s1, "s1")
+        src = tmp_path / "report.bin"
+        src.write_bytes(os.urandom(2 << 20))
+        fwd_ns, _ip = net.laptops["forward"]
+        owner = Proc(tmp_path / "fwd", "node", "--listen", ANY, "--bootstrap", boot,
+                     prefix=topo.prefix(fwd_ns))  # fmt: skip
+        with running(owner):
+            owner.read_lines(1)
+            assert wait_known(tmp_path / "fwd")["state"] == "public"
+            res = p2pshare(tmp_path / "fwd", "add", src)
+            assert res.code == 0, res.err
+            link = parse_link(res.out.strip())
+            assert link.peers[0].startswith("/ip4/11.0.0.4/tcp/4001/p2p/"), link.peers
+            out = tmp_path / "out"
+            sym_ns, _ip = net.laptops["symmetric"]
+            res = p2pshare(
+                tmp_path / "getter", "get", str(link), "-o", out, "--timeout", "20",
+                "--listen", ANY, prefix=topo.prefix(sym_ns), timeout=60,
+            )  # fmt: skip
+            assert res.code == 0, res.err
+            assert (out / "report.bin").read_bytes() == src.read_bytes()
+
+
+def test_get_timeout_is_a_hard_deadline_when_a_hint_drops_packets(
+    net: Net, tmp_path: Path
+) -> None:
+    """A hint whose address silently drops every packet (a NAT's public
+    address with no port forwarded) cannot hold `get` past --timeout."""
+    ns, _ip = net.laptops["cone"]
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"x" * 1000)
+    res = p2pshare(tmp_path / "owner", "add", src)
+    assert res.code == 0, res.err
+    bare = parse_link(res.out.strip())
+    someone = "12D3KooWJxyw6Aa56nug9ziqWFWv2EBqdSMHerJJ4bAK1wbcaSeb"
+    dropped = ShareLink(
+        root_id=bare.root_id,
+        key=bare.key,
+        peers=(f"/ip4/11.0.0.2/tcp/4001/p2p/{someone}",),  # the symmetric router
+    )
+    started = time.monotonic()
+    res = p2pshare(
+        tmp_path / "getter", "get", str(dropped), "-o", tmp_path / "out",
+        "--timeout", "5", "--listen", ANY, prefix=topo_prefix(net, ns), timeout=30,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert res.code == 3, (res.code, res.err)
+    assert "no provider" in res.err
+    print(f"get --timeout 5 with a dropping hint returned after {took:.1f} s")
+
+
+def topo_prefix(net: Net, ns: str) -> tuple[str, ...]:
+    return tuple(net.topo.prefix(ns))

@@ -1,0 +1,107 @@
+"""The reachability check and DHT routing hygiene, on loopback.
+
+Across real NATs this is ``tests/e2e/test_nat.py``; here: a fresh dial-back
+reaches a listening node and not a port nobody listens on, a node asks a
+second time only after the first check ended, hostile requests cost the
+server nothing, and DHT clients stay out of routing tables.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+import trio.testing
+from libp2p.kad_dht.kad_dht import DHTMode
+
+from p2pshare.node import compat
+from p2pshare.node.dht import find_providers
+from p2pshare.node.reach import Reachability, ReachServer
+from p2pshare.protocol.reach import REACH_PROTOCOL
+from tests.helpers.nodes import open_test_nodes
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_fresh_dial_back_tells_listening_from_not(tmp_path):
+    with trio.fail_after(60):
+        async with open_test_nodes(2, tmp_path) as (seed, node):
+            server = ReachServer(seed)
+            seed.set_handler(REACH_PROTOCOL, server.handle)
+            reach = Reachability(node, ask=[seed.addrs()[0]])
+            await reach.check()
+            assert reach.state == "public", reach.why
+            assert reach.observed == "127.0.0.1"
+            assert reach.port == int(node.addrs()[0].split("/")[4])
+            # the dial-back was a new connection: closed, the old one stays
+            assert node.peer_id in seed.connected_peers()
+            # nothing listens there: refused (a NAT would drop: no_answer)
+            closed = await server.check(node.peer_id, "127.0.0.1", _free_port())
+            assert closed == "refused"
+            # something listens but is not that peer
+            other = await server.check(seed.peer_id, "127.0.0.1", reach.port)
+            assert other == "refused"
+            assert server.answered["dialed"] == 1
+
+
+async def test_no_seed_means_unknown_and_a_seed_without_the_protocol_too(tmp_path):
+    with trio.fail_after(60):
+        async with open_test_nodes(2, tmp_path) as (plain, node):
+            reach = Reachability(node, ask=[plain.addrs()[0]])
+            await reach.check()  # `plain` does not serve the protocol
+            assert (reach.state, reach.why) == ("unknown", "no seed answered")
+            alone = Reachability(plain)
+            for peer in plain.connected_peers():  # no one to ask at all
+                await plain.host.disconnect(peer)
+            await alone.check()
+            assert alone.state == "unknown"
+
+
+async def test_hostile_requests_cost_the_server_nothing(tmp_path):
+    with trio.fail_after(60):
+        async with open_test_nodes(2, tmp_path) as (seed, node):
+            server = ReachServer(seed)
+            seed.set_handler(REACH_PROTOCOL, server.handle)
+            for junk in (b"\xff\xff\xff\xff", b"\x00\x00\x00\x05abcde", b""):
+                stream = await node.open_stream(seed.peer_id, REACH_PROTOCOL)
+                async with stream:
+                    if junk:
+                        await stream.send_all(junk)
+                    await stream.send_eof()
+                    assert await stream.receive_some(100) == b""
+            assert sum(server.answered.values()) == 0
+            reach = Reachability(node, ask=[seed.addrs()[0]])
+            await reach.check()  # and it still answers
+            assert reach.state == "public"
+
+
+async def test_dht_clients_stay_out_of_routing_tables(tmp_path):
+    """R1: a client that queries a server is not added to its table; a node
+    that turns client is dropped from the tables of its peers."""
+    with trio.fail_after(60):
+        async with open_test_nodes(3, tmp_path, mode="client") as (server, c1, c2):
+            await find_providers(c1.dht, bytes(32))
+            await find_providers(c2.dht, bytes(32))
+            table = server.dht.routing_table.get_peer_ids()
+            assert c1.peer_id not in table and c2.peer_id not in table
+        async with open_test_nodes(2, tmp_path / "b") as (server, other):
+            with trio.fail_after(10):
+                while other.peer_id not in server.dht.routing_table.get_peer_ids():
+                    await find_providers(other.dht, bytes(32))
+            assert await compat.set_dht_mode(other.host, other.dht, server=False)
+            assert other.dht.mode == DHTMode.CLIENT
+            # both nodes run in this trio run: once every task is idle, the
+            # server has read the identify push
+            await trio.testing.wait_all_tasks_blocked(cushion=0.1)
+            assert compat.prune_routing_table(server.host, server.dht) == 1
+            assert other.peer_id not in server.dht.routing_table.get_peer_ids()
+            # and back: the hardened handler serves again
+            assert await compat.set_dht_mode(other.host, other.dht, server=True)
+            assert not await compat.set_dht_mode(other.host, other.dht, server=True)
