@@ -45,6 +45,7 @@ from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.jobs import Supervisor
+from p2pshare.node.known_peers import load_known, remember_known
 from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
@@ -609,7 +610,9 @@ async def open_node(
     check_free(listen)
     asked = list(listen)
     config = load_config(home)
-    joined = [*bootstrap, *(a for a in config.bootstrap if a not in bootstrap)]
+    joined = list(
+        dict.fromkeys([*bootstrap, *config.bootstrap, *load_known(home.path)])
+    )
     store = LocalStore(home)
     try:
         await trio.to_thread.run_sync(_collect_at_start, store)
@@ -654,6 +657,7 @@ async def open_node(
             try:
                 yield node
             finally:
+                remember_known(home.path, nh)
                 nursery.cancel_scope.cancel()
     except P2PShareError:
         raise

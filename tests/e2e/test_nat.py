@@ -187,3 +187,41 @@ def test_get_timeout_is_a_hard_deadline_when_a_hint_drops_packets(
 
 def topo_prefix(net: Net, ns: str) -> tuple[str, ...]:
     return tuple(net.topo.prefix(ns))
+
+
+def test_bootstrap_from_config_and_from_the_peers_of_the_last_run(
+    net: Net, tmp_path: Path
+) -> None:
+    """A home with `bootstrap` in config.toml joins through it; a home that
+    was given --bootstrap once joins again without it (known-peers)."""
+    topo = net.topo
+    s1 = Proc(tmp_path / "s1", "seed", "--listen", ANY,
+              prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
+    with running(s1):
+        boot = seed_addr(net, s1, "s1")
+        # configured: a laptop behind a NAT, no --bootstrap on the command line
+        laptop = tmp_path / "laptop"
+        laptop.mkdir(mode=0o700)
+        (laptop / "config.toml").write_text(f'bootstrap = ["{boot}"]\n')
+        node = Proc(laptop, "node", "--listen", ANY,
+                    prefix=topo.prefix(net.laptops["cone"][0]))  # fmt: skip
+        with running(node):
+            node.read_lines(1)
+            assert wait_known(laptop)["state"] == "private"
+        # remembered: the second seed, once with --bootstrap, then without
+        s2_ns = net.seeds["s2"][0]
+        home = tmp_path / "s2"
+        first = Proc(home, "seed", "--listen", ANY, "--bootstrap", boot,
+                     prefix=topo.prefix(s2_ns))  # fmt: skip
+        with running(first):
+            first.read_lines(1)
+            assert status(home)["connected_peers"] >= 1
+            assert first.stop() == 0
+        known = (home / "known-peers").read_text().split()
+        assert known == [boot], known
+        assert (home / "known-peers").stat().st_mode & 0o777 == 0o600
+        again = Proc(home, "seed", "--listen", ANY, prefix=topo.prefix(s2_ns))
+        with running(again):
+            again.read_lines(1)
+            st = status(home)
+            assert st["connected_peers"] >= 1 and st["dht_routing_table"] >= 1, st
