@@ -152,6 +152,7 @@ def share(
     async def body(node: Node) -> None:
         from p2pshare.format import parse_root_or_link
 
+        await node.links_ready()  # behind a NAT, links carry relay addresses
         items = [
             await node.add(p.absolute(), copy=copy, hints=True, new=new) for p in paths
         ]

@@ -191,6 +191,25 @@ def _progress_cb(
     help="Fail a replica fetch when its owner sent no verified data for this long"
     " (its blocks are deleted and its reserved bytes freed).",
 )
+@click.option(
+    "--open-relay",
+    "open_relay",
+    is_flag=True,
+    help="Relay bulk data for anyone (default: voucher holders only; others get"
+    " limited circuits, enough to connect directly).",
+)
+@click.option(
+    "--max-relay-rate",
+    "relay_rate",
+    metavar="RATE",
+    help="Cap what this seed relays in all, e.g. 20M (bytes per second).",
+)
+@click.option(
+    "--max-relay-peer-rate",
+    "relay_peer_rate",
+    metavar="RATE",
+    help="Cap what this seed relays for one peer, e.g. 5M (bytes per second).",
+)
 @click.pass_context
 def seed(
     ctx: click.Context,
@@ -201,6 +220,9 @@ def seed(
     max_storage: str | None,
     open_admission: bool,
     stall_s: float,
+    open_relay: bool,
+    relay_rate: str | None,
+    relay_peer_rate: str | None,
 ) -> None:
     """Run a headless seed: keep encrypted replicas for others, serve them.
 
@@ -216,6 +238,9 @@ def seed(
         max_storage=parse_size(max_storage) if max_storage else None,
         admission="open" if open_admission else "voucher",
         fetch_stall_s=stall_s,
+        open_relay=open_relay,
+        relay_rate=_parse_rate(relay_rate),
+        relay_peer_rate=_parse_rate(relay_peer_rate),
     )
 
     run_node(

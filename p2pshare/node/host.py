@@ -167,18 +167,38 @@ class NodeHost:
         self.dht = dht
         self.peer_id: ID = host.get_id()
         self.peer_id_bytes: bytes = self.peer_id.to_bytes()
-        # public addresses others dialled us back on (a forwarded port):
-        # advertised with the listen addresses (``open_host``'s factory)
+        # advertised beside the listen addresses (``open_host``'s factory):
+        # public addresses others dialled us back on (a forwarded port) and
+        # circuit addresses through the relays holding a reservation for us
         self.verified = verified if verified is not None else []
+        self._public: list[str] = []
+        self._circuits: list[str] = []
 
     def set_verified_addrs(self, addrs: Sequence[str]) -> bool:
         """Advertise these public addresses (``/ip4/…/tcp/…``, checked by a
         dial-back) beside the listen addresses; True if that changed."""
-        new = [Multiaddr(a) for a in addrs]
-        if [str(a) for a in new] == [str(a) for a in self.verified]:
+        return self._advertise(public=list(addrs))
+
+    def set_circuit_addrs(self, addrs: Sequence[str]) -> bool:
+        """Advertise these relay addresses (``…/p2p/<relay>/p2p-circuit``);
+        True if that changed."""
+        return self._advertise(circuits=list(addrs))
+
+    def _advertise(
+        self, *, public: list[str] | None = None, circuits: list[str] | None = None
+    ) -> bool:
+        before = (self._public, self._circuits)
+        self._public = self._public if public is None else public
+        self._circuits = self._circuits if circuits is None else circuits
+        if (self._public, self._circuits) == before:
             return False
-        self.verified[:] = new
+        self.verified[:] = [Multiaddr(a) for a in self._public]
         return True
+
+    def circuit_addrs(self) -> list[Multiaddr]:
+        """Our relay addresses, ``…/p2p/<relay>/p2p-circuit/p2p/<us>``."""
+        me = f"/p2p/{self.peer_id}"
+        return [Multiaddr(a + me) for a in self._circuits]
 
     def __repr__(self) -> str:
         return f"<NodeHost {compat.short_peer_id(self.peer_id)}>"
@@ -418,6 +438,7 @@ async def open_host(
     compat.servers_only_routing(host, dht)
     compat.disable_auto_connector(host)
     node = NodeHost(host, dht, verified)
+    compat.advertise_circuits(host, node.circuit_addrs)
 
     stop = trio.Event()
     with _unwrap_single_exception():

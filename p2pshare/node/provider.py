@@ -128,6 +128,7 @@ class ProviderConn:
             local_peer=local_peer, remote_peer=self.remote_peer
         )
         self.dead = False
+        self.relay_note: str | None = None  # why a limited relay cut it, if so
         self.closing = False  # a goodbye was built: no more requests
         self.bytes_received = 0
         self._lock = trio.Lock()

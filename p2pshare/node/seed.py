@@ -110,6 +110,9 @@ class SeedPolicy:
     admission: Literal["open", "voucher"] = "voucher"
     gc_interval_s: float = GC_INTERVAL_S
     fetch_stall_s: float = STALL_TIMEOUT_S  # no verified byte: the fetch fails
+    open_relay: bool = False  # relay bulk data for anyone, not only vouchers
+    relay_rate: float | None = None  # bytes/s relayed in all
+    relay_peer_rate: float | None = None  # bytes/s relayed for one peer
 
 
 def replica_bytes(env: Envelope, envelope_bytes: int) -> int:
@@ -353,6 +356,10 @@ class SeedService:
         log.info(
             "voucher %s…: redeemed (%s)", voucher.serial.hex()[:8], _mib(voucher.quota)
         )
+
+    async def relay_admits(self, peer: Any) -> bool:
+        """Bulk relaying is for voucher holders on this seed."""
+        return (await self.balance(peer.to_bytes())).vouchers > 0
 
     async def balance(self, peer: bytes) -> pinproto.Balance:
         quota, used, count, latest = await self._db(

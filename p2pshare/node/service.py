@@ -51,6 +51,15 @@ from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.reach import Reachability, ReachServer
+from p2pshare.node.relay import (
+    RelayClient,
+    RelayPolicy,
+    SeedRelay,
+    circuit_limit,
+    is_relayed,
+    wait_direct,
+)
+from p2pshare.node.relay import path as relay_path
 from p2pshare.node.replicate import renew_loop
 from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
 from p2pshare.node.xfer_server import ShareServer
@@ -73,6 +82,7 @@ log = logging.getLogger(__name__)
 
 XFER_PROTOCOL = "/p2pshare/xfer/1"
 DIAL_TIMEOUT_S = 15.0
+LINKS_READY_S = 15.0  # a link printed at start waits this long for relays
 MAX_LINK_PEERS = MAX_PEERS  # what a link may carry
 
 
@@ -133,6 +143,8 @@ class Node:
     seed: Any = None  # SeedService when this node is a seed
     lan: LanDiscovery | None = None  # mDNS, unless turned off
     reach: Reachability | None = None  # checked by nodes that serve (DHT server)
+    relay: RelayClient | None = None  # circuits, hole punching, reservations
+    seed_relay: SeedRelay | None = None  # a seed's relay service
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
@@ -191,8 +203,11 @@ class Node:
 
     async def reachability_changed(self, reach: Reachability) -> None:
         """Behind a NAT a node is a DHT client (nobody could dial it as a
-        server); it serves the DHT again once seeds can dial it. A seed
-        stays a server and says it is unreachable."""
+        server) and keeps relay reservations on seeds; it serves the DHT
+        again once seeds can dial it. A seed stays a server and says it is
+        unreachable."""
+        if self.relay is not None:
+            self.relay.wanted = reach.state == "private"
         if self.seed is not None:
             if reach.state == "private":
                 log.warning("this seed cannot be dialled from outside: %s", reach.why)
@@ -205,6 +220,35 @@ class Node:
                     "server" if server else "client",
                     reach.state,
                 )
+
+    async def links_ready(self, timeout_s: float = LINKS_READY_S) -> None:
+        """Wait (at most ``timeout_s``) until the links we print can carry
+        what a peer elsewhere needs: the reachability check answered and,
+        behind a NAT, a relay holds a reservation for us."""
+        if self.reach is None or not self.reach.ask:
+            return  # nobody to ask: nothing to wait for
+        with trio.move_on_after(timeout_s):
+            while self.reach.checked_at is None or (  # noqa: ASYNC110
+                self.reach.state == "private"
+                and self.relay is not None
+                and not self.relay.circuit_addrs()
+            ):
+                await trio.sleep(0.1)
+
+    def public_guess(self) -> list[str]:
+        """``/ip4/<address seeds saw>/tcp/<our listen port>`` when known."""
+        r = self.reach
+        if r is None or r.observed is None or r.port is None:
+            return []
+        family = "ip6" if ":" in r.observed else "ip4"
+        return [f"/{family}/{r.observed}/tcp/{r.port}"]
+
+    def relays_changed(self) -> None:
+        """Our reservations changed: advertise the circuit addresses."""
+        assert self.relay is not None
+        if self.host.set_circuit_addrs(self.relay.circuit_addrs()):
+            host = self.host.host
+            self.jobs.spawn("identify", "push", lambda: compat.push_identify(host))
 
     def lan_candidates(self) -> list[tuple[Any, bytes]]:
         if self.lan is None:
@@ -331,6 +375,7 @@ class Node:
                 {
                     "peer_id": str(peer_id),
                     "addrs": addrs[:8],
+                    "path": relay_path(host, peer_id),
                     "sent": self.server.stats.per_peer_sent[raw],
                     "received": self.received_by_peer[raw],
                     "upload_rate": round(rates.upload, 1),
@@ -382,6 +427,10 @@ class Node:
             "seeds": await self.db(self._seeds_known),
             "seed": await self.seed.describe() if self.seed is not None else None,
             "lan": self.lan.describe() if self.lan is not None else {"mdns": False},
+            "relay": self.relay.describe() if self.relay is not None else None,
+            "seed_relay": (
+                self.seed_relay.describe() if self.seed_relay is not None else None
+            ),
             "reachability": (
                 self.reach.describe()
                 if self.reach is not None
@@ -428,6 +477,20 @@ class Node:
                 peer_id = peer.peer_id
             if peer_id == self.host.peer_id:
                 return None
+            host = self.host.host
+            if is_relayed(host, peer_id):  # give hole punching a moment
+                if self.relay is not None and self.relay.dcutr is not None:
+                    punch = self.relay.dcutr.initiate_hole_punch
+                    self.jobs.spawn(
+                        "hole punch", short_peer_id(peer_id), lambda: punch(peer_id)
+                    )
+                direct = await wait_direct(host, peer_id)
+                log.info(
+                    "provider %s: %s",
+                    short_peer_id(peer_id),
+                    "direct after hole punching" if direct else "relayed",
+                )
+            relayed = is_relayed(host, peer_id)
             stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
         pc = ProviderConn(
             stream,
@@ -435,6 +498,13 @@ class Node:
             name=short_peer_id(peer_id),
             traffic=self.received_by_peer,
         )
+        limit = circuit_limit(self.host.host, peer_id) if relayed else None
+        if limit is not None and limit[1]:
+            relay, data, _duration = limit
+            pc.relay_note = (
+                f"cut by the relay limit of {short_peer_id(relay)} "
+                f"({data // 1024} KiB per circuit without a voucher there)"
+            )
         await nursery.start(pc.serve)
         if pc.dead:
             return None
@@ -591,6 +661,17 @@ def _collect_at_start(store: LocalStore) -> None:
         log.info("gc at start skipped: %s", exc)
 
 
+async def _run_service(
+    service: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a py-libp2p ``Service`` until cancelled."""
+    from libp2p.tools.anyio_service import background_trio_service
+
+    async with background_trio_service(service):
+        task_status.started()
+        await trio.sleep_forever()
+
+
 @asynccontextmanager
 async def open_node(
     home: Home,
@@ -639,7 +720,22 @@ async def open_node(
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)
                 nh.set_handler(REACH_PROTOCOL, ReachServer(nh).handle)
+                node.seed_relay = SeedRelay(
+                    nh.host,
+                    node.seed.relay_admits,
+                    RelayPolicy(seed.open_relay, seed.relay_rate, seed.relay_peer_rate),
+                )
+                await nursery.start(_run_service, node.seed_relay)
+            node.relay = RelayClient(
+                nh,
+                seeds=[*config.seeds, *joined],
+                stop=node.seed_relay,  # a seed answers STOP itself
+                on_change=node.relays_changed,
+                public_guess=node.public_guess,
+            )
+            if node.seed is not None:
                 await nursery.start(node.seed.run)
+            await nursery.start(node.relay.run)
             await nursery.start(node.serve_rates)
             node.announcer = await nursery.start(
                 dhtmod.serve_announcer, nh.dht, node.roots_to_announce

@@ -168,8 +168,10 @@ class Swarm:
         counts: Counter[str] = Counter()
         for pc in self.providers.values():
             why = self.outcome.get(pc.remote_peer)
-            if why is None:
-                why = "gone" if pc.dead else "lack the chunks still needed"
+            if why is None and pc.dead:
+                why = getattr(pc, "relay_note", None) or "gone"
+            elif why is None:
+                why = "lack the chunks still needed"
             counts[why] += 1
         n = sum(counts.values())
         if not n:

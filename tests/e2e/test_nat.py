@@ -45,13 +45,33 @@ def net() -> Iterator[Net]:
         n = Net(topo, w)
         n.seeds["s1"] = on_wan(topo, w, "s1", 10)
         n.seeds["s2"] = on_wan(topo, w, "s2", 11)
-        kinds = ("cone", "symmetric", "firewall", "forward")
+        kinds = ("cone", "symmetric", "firewall", "forward", "cone2")
         for host, kind in enumerate(kinds, start=1):
-            n.laptops[kind] = home_router(topo, w, kind[:3], host, kind)
+            n.laptops[kind] = home_router(
+                topo, w, kind[:3] + str(host), host, kind.rstrip("2")
+            )
             if kind == "firewall":  # its public subnet is routed via its router
                 for ns, _ip in n.seeds.values():
                     route_via(topo, ns, f"11.{host}.0.0/24", f"11.0.0.{host}")
         yield n
+
+
+_started: list[Proc] = []
+
+
+def spawn(home: Path, *args: str | Path, **kw: Any) -> Proc:
+    """A process that is killed when the test ends, whatever happens."""
+    proc = Proc(home, *args, **kw)
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _kill_what_the_test_started() -> Iterator[None]:
+    yield
+    with running(*_started):
+        pass
+    _started.clear()
 
 
 def peer_id(line: str) -> str:
@@ -79,22 +99,19 @@ def test_reachability_is_right_for_the_seed_and_behind_each_nat(
 ) -> None:
     """4 of 4 (and the second seed): seeds public, every laptop private."""
     topo = net.topo
-    homes = {
-        name: tmp_path / name
-        for name in [*net.seeds, "cone", "symmetric", "firewall", "forward"]
-    }
+    homes = {name: tmp_path / name for name in [*net.seeds, *net.laptops]}
     s1_ns, s1_ip = net.seeds["s1"]
-    s1 = Proc(homes["s1"], "seed", "--listen", ANY, prefix=topo.prefix(s1_ns))
+    s1 = spawn(homes["s1"], "seed", "--listen", ANY, prefix=topo.prefix(s1_ns))
     procs = [s1]
     with running(*procs):
         s1_addr = f"/ip4/{s1_ip}/tcp/{PORT}/p2p/{peer_id(s1.read_lines(1)[0])}"
         s2_ns, s2_ip = net.seeds["s2"]
-        s2 = Proc(homes["s2"], "seed", "--listen", ANY, "--bootstrap", s1_addr,
+        s2 = spawn(homes["s2"], "seed", "--listen", ANY, "--bootstrap", s1_addr,
                   prefix=topo.prefix(s2_ns))  # fmt: skip
         procs.append(s2)
         s2_addr = f"/ip4/{s2_ip}/tcp/{PORT}/p2p/{peer_id(s2.read_lines(1)[0])}"
         for kind, (ns, _ip) in net.laptops.items():
-            proc = Proc(homes[kind], "node", "--listen", ANY, "--bootstrap", s1_addr,
+            proc = spawn(homes[kind], "node", "--listen", ANY, "--bootstrap", s1_addr,
                         "--bootstrap", s2_addr, prefix=topo.prefix(ns))  # fmt: skip
             procs.append(proc)
             proc.read_lines(1)
@@ -108,6 +125,7 @@ def test_reachability_is_right_for_the_seed_and_behind_each_nat(
         "symmetric": "private",
         "firewall": "private",
         "forward": "public",
+        "cone2": "private",
     }, found
     # what the seeds saw: the routers' public addresses, the firewalled
     # laptop's own one
@@ -131,14 +149,14 @@ def test_a_forwarded_port_goes_first_in_links_and_works_from_another_nat(
     that it is reachable on the router's address, puts that first in its
     links, and a laptop behind a symmetric NAT downloads with the link alone."""
     topo = net.topo
-    s1 = Proc(tmp_path / "s1", "seed", "--listen", ANY,
+    s1 = spawn(tmp_path / "s1", "seed", "--listen", ANY,
               prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
     with running(s1):
         boot = seed_addr(net, s1, "s1")
         src = tmp_path / "report.bin"
         src.write_bytes(os.urandom(2 << 20))
         fwd_ns, _ip = net.laptops["forward"]
-        owner = Proc(tmp_path / "fwd", "node", "--listen", ANY, "--bootstrap", boot,
+        owner = spawn(tmp_path / "fwd", "node", "--listen", ANY, "--bootstrap", boot,
                      prefix=topo.prefix(fwd_ns))  # fmt: skip
         with running(owner):
             owner.read_lines(1)
@@ -195,7 +213,7 @@ def test_bootstrap_from_config_and_from_the_peers_of_the_last_run(
     """A home with `bootstrap` in config.toml joins through it; a home that
     was given --bootstrap once joins again without it (known-peers)."""
     topo = net.topo
-    s1 = Proc(tmp_path / "s1", "seed", "--listen", ANY,
+    s1 = spawn(tmp_path / "s1", "seed", "--listen", ANY,
               prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
     with running(s1):
         boot = seed_addr(net, s1, "s1")
@@ -203,7 +221,7 @@ def test_bootstrap_from_config_and_from_the_peers_of_the_last_run(
         laptop = tmp_path / "laptop"
         laptop.mkdir(mode=0o700)
         (laptop / "config.toml").write_text(f'bootstrap = ["{boot}"]\n')
-        node = Proc(laptop, "node", "--listen", ANY,
+        node = spawn(laptop, "node", "--listen", ANY,
                     prefix=topo.prefix(net.laptops["cone"][0]))  # fmt: skip
         with running(node):
             node.read_lines(1)
@@ -211,7 +229,7 @@ def test_bootstrap_from_config_and_from_the_peers_of_the_last_run(
         # remembered: the second seed, once with --bootstrap, then without
         s2_ns = net.seeds["s2"][0]
         home = tmp_path / "s2"
-        first = Proc(home, "seed", "--listen", ANY, "--bootstrap", boot,
+        first = spawn(home, "seed", "--listen", ANY, "--bootstrap", boot,
                      prefix=topo.prefix(s2_ns))  # fmt: skip
         with running(first):
             first.read_lines(1)
@@ -220,8 +238,155 @@ def test_bootstrap_from_config_and_from_the_peers_of_the_last_run(
         known = (home / "known-peers").read_text().split()
         assert known == [boot], known
         assert (home / "known-peers").stat().st_mode & 0o777 == 0o600
-        again = Proc(home, "seed", "--listen", ANY, prefix=topo.prefix(s2_ns))
+        again = spawn(home, "seed", "--listen", ANY, prefix=topo.prefix(s2_ns))
         with running(again):
             again.read_lines(1)
             st = status(home)
             assert st["connected_peers"] >= 1 and st["dht_routing_table"] >= 1, st
+
+
+def wait_relayed(home: Path, deadline_s: float = 40) -> list[str]:
+    """The node's circuit addresses once a relay holds a reservation."""
+    end = time.monotonic() + deadline_s
+    while True:
+        addrs = [a for a in status(home)["addrs"] if "/p2p-circuit" in a]
+        if addrs or time.monotonic() > end:
+            return addrs
+        time.sleep(0.5)
+
+
+def relay_share(
+    net: Net, tmp_path: Path, owner_kind: str, seed_args: tuple[str, ...] = ()
+) -> tuple[Proc, Proc, str, Path]:
+    """A seed, and a node behind ``owner_kind`` that holds a reservation on
+    it and adds a file; returns (seed, owner, link, file)."""
+    topo = net.topo
+    s1 = spawn(tmp_path / "s1", "seed", "--listen", ANY, *seed_args,
+              prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
+    boot = seed_addr(net, s1, "s1")
+    home = tmp_path / "owner"
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text(f'seeds = ["{boot}"]\n')
+    owner = spawn(home, "node", "--listen", ANY,
+                 prefix=topo.prefix(net.laptops[owner_kind][0]))  # fmt: skip
+    owner.read_lines(1)
+    assert wait_known(home)["state"] == "private"
+    assert wait_relayed(home), status(home)
+    src = tmp_path / "holiday.bin"
+    src.write_bytes(os.urandom(8 << 20))
+    res = p2pshare(home, "add", src)
+    assert res.code == 0, res.err
+    link = res.out.strip()
+    assert "p2p-circuit" in link, link
+    return s1, owner, link, src
+
+
+def test_cone_to_cone_goes_direct_and_the_relay_carries_almost_nothing(
+    net: Net, tmp_path: Path
+) -> None:
+    s1, owner, link, src = relay_share(net, tmp_path, "cone")
+    with running(s1, owner):
+        out = tmp_path / "out"
+        started = time.monotonic()
+        res = p2pshare(
+            tmp_path / "getter", "--debug", "get", link, "-o", out, "--timeout", "30",
+            "--listen", ANY, prefix=topo_prefix(net, net.laptops["cone2"][0]),
+            timeout=120,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        assert res.code == 0, res.err[-3000:]
+        assert (out / "holiday.bin").read_bytes() == src.read_bytes()
+        assert "direct after hole punching" in res.err, res.err[-3000:]
+        relayed = status(tmp_path / "s1")["seed_relay"]["relayed_bytes"]
+        print(f"cone->cone: {took:.1f} s, {relayed} bytes through the relay")
+        assert relayed < 1 << 20
+
+
+def test_symmetric_nat_is_relayed_for_a_voucher_holder_and_refused_without(
+    net: Net, tmp_path: Path
+) -> None:
+    s1, owner, link, src = relay_share(net, tmp_path, "cone")
+    with running(s1, owner):
+        getter_ns = net.laptops["symmetric"][0]
+        res = p2pshare(
+            tmp_path / "nobody", "get", link, "-o", tmp_path / "no", "--timeout", "20",
+            "--listen", ANY, prefix=topo_prefix(net, getter_ns), timeout=120,
+        )  # fmt: skip
+        assert res.code == 3, (res.code, res.err[-2000:])
+        assert "relay limit" in res.err, res.err[-2000:]
+        assert not (tmp_path / "no" / "holiday.bin").exists()
+        print("without a voucher:", res.err.strip().splitlines()[-1])
+        relay = status(tmp_path / "s1")["seed_relay"]  # the seed is still up
+        assert relay["circuits"]["limited"] >= 1, relay
+
+        # the owner redeems a voucher of that seed: its circuits carry bulk data
+        code = p2pshare(
+            tmp_path / "s1", "voucher", "issue", "--quota", "1G", "--expires", "1d"
+        )
+        assert code.code == 0, code.err
+        redeemed = p2pshare(tmp_path / "owner", "voucher", "redeem", code.out.strip())
+        assert redeemed.code == 0, redeemed.err
+        before = status(tmp_path / "s1")["seed_relay"]["relayed_bytes"]
+        out = tmp_path / "out"
+        started = time.monotonic()
+        res = p2pshare(
+            tmp_path / "holder", "--debug", "get", link, "-o", out, "--timeout", "20",
+            "--listen", ANY, prefix=topo_prefix(net, getter_ns), timeout=180,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        assert res.code == 0, res.err[-3000:]
+        assert (out / "holiday.bin").read_bytes() == src.read_bytes()
+        assert ": relayed" in res.err
+        relayed = status(tmp_path / "s1")["seed_relay"]["relayed_bytes"] - before
+        assert relayed > src.stat().st_size  # it all went through the seed
+        size = src.stat().st_size / 1e6
+        print(f"symmetric->cone relayed: {size:.1f} MB in {took:.1f} s "
+              f"({size / took:.1f} MB/s, process start included)")  # fmt: skip
+
+
+def test_after_a_seed_restart_the_reservation_comes_back_and_links_work(
+    net: Net, tmp_path: Path
+) -> None:
+    s1, owner, link, src = relay_share(net, tmp_path, "cone")
+    with running(s1, owner):
+        assert s1.stop() == 0
+        again = spawn(tmp_path / "s1", "seed", "--listen", ANY,
+                     prefix=topo_prefix(net, net.seeds["s1"][0]))  # fmt: skip
+        with running(again):
+            again.read_lines(1)
+            started = time.monotonic()
+            while status(tmp_path / "s1")["seed_relay"]["reservations"] < 1:
+                assert time.monotonic() - started < 30, "no reservation in 30 s"
+                time.sleep(0.5)
+            print(f"reservation back {time.monotonic() - started:.1f} s after restart")
+            out = tmp_path / "out"
+            res = p2pshare(
+                tmp_path / "getter", "get", link, "-o", out, "--timeout", "30",
+                "--listen", ANY, prefix=topo_prefix(net, net.laptops["cone2"][0]),
+                timeout=120,
+            )  # fmt: skip
+            assert res.code == 0, res.err[-3000:]
+            assert (out / "holiday.bin").read_bytes() == src.read_bytes()
+
+
+def test_a_background_node_gets_through_an_open_relay_and_peers_says_so(
+    net: Net, tmp_path: Path
+) -> None:
+    """No voucher, but the seed runs --open-relay: the symmetric NAT's node
+    downloads over the relay, and `peers` shows that path."""
+    s1, owner, link, src = relay_share(net, tmp_path, "cone", ("--open-relay",))
+    with running(s1, owner):
+        home = tmp_path / "getter"
+        sym = topo_prefix(net, net.laptops["symmetric"][0])
+        getter = spawn(home, "node", "--listen", ANY, prefix=sym)
+        getter.read_lines(1)
+        out = tmp_path / "out"
+        res = p2pshare(home, "get", link, "-o", out, "--timeout", "20", timeout=120)
+        assert res.code == 0, res.err[-3000:]
+        assert (out / "holiday.bin").read_bytes() == src.read_bytes()
+        owner_id = parse_link(link).peers[0].rsplit("/p2p/", 1)[1]
+        peers = json.loads(p2pshare(home, "peers", "--json").out)
+        (row,) = [p for p in peers if p["peer_id"] == owner_id]
+        assert row["path"].startswith("relayed via …"), row
+        relay = status(tmp_path / "s1")["seed_relay"]
+        assert relay["open_relay"] and relay["circuits"]["bulk"] >= 1, relay

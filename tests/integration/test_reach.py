@@ -105,3 +105,41 @@ async def test_dht_clients_stay_out_of_routing_tables(tmp_path):
             # and back: the hardened handler serves again
             assert await compat.set_dht_mode(other.host, other.dht, server=True)
             assert not await compat.set_dht_mode(other.host, other.dht, server=True)
+
+
+async def test_a_reservation_is_only_for_the_peer_that_asks(tmp_path):
+    """0.8.1 took the peer id from the RESERVE message: anyone could reserve
+    (and so receive the circuits) for another peer."""
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import PeerId as CircuitPeerId
+    from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
+    from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from p2pshare.node.relay import HOP_PROTOCOL, SeedRelay
+
+    async def nobody(_peer: object) -> bool:
+        return False
+
+    async def reserve(node, seed, for_peer=None):
+        stream = await node.host.new_stream(seed.peer_id, [HOP_PROTOCOL])
+        msg = HopMessage(type=HopMessage.RESERVE)
+        if for_peer is not None:
+            msg.peer.CopyFrom(CircuitPeerId(id=for_peer.to_bytes()))
+        await write_delimited_msg(stream, msg)
+        resp = await read_delimited_msg(stream, HopMessage)
+        await stream.close()
+        return StatusCode(resp.status)
+
+    with trio.fail_after(60):
+        async with open_test_nodes(3, tmp_path) as (seed, mallory, victim):
+            relay = SeedRelay(seed.host, nobody)
+            async with background_trio_service(relay):
+                assert await reserve(mallory, seed, victim.peer_id) == (
+                    StatusCode.PERMISSION_DENIED
+                )
+                assert relay.refused_reservations == 1
+                assert not relay.resource_manager.has_reservation(victim.peer_id)
+                assert await reserve(mallory, seed, mallory.peer_id) == StatusCode.OK
+                assert await reserve(victim, seed) == StatusCode.OK
+                assert relay.resource_manager.has_reservation(victim.peer_id)

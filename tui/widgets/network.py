@@ -98,6 +98,14 @@ class NetworkPane(Pane):
                 human_rate(p.get("upload_rate", 0.0)),
                 human_size(p.get("received", 0)),
                 human_size(p.get("sent", 0)),
-                ", ".join(str(a) for a in addrs[:2]) or "-",
+                _where(p.get("path"), addrs),
                 key=str(p.get("peer_id")),
             )
+
+
+def _where(path: object, addrs: list[Any]) -> str:
+    """The address column: a relayed peer says so (``relayed via …``),
+    a direct one shows its first addresses."""
+    if isinstance(path, str) and path.startswith("relayed"):
+        return path
+    return ", ".join(str(a) for a in addrs[:2]) or "-"

@@ -16,6 +16,8 @@ tcp_transports    TCP only; QUIC truncates stream tails (P2)
 security_options  Noise only; the default list accepts plaintext/SECIO (P3)
 muxer_options     Yamux only; Mplex deadlocks on read+write (P1)
 advertised_addrs  wildcard listen addrs are advertised as ``0.0.0.0`` (A1)
+advertise_        ``get_addrs()`` turns a relay address into the relay's own
+circuits          address with our id (A4)
 disable_auto_     the swarm dials up to 199 peerstore peers by itself (A2)
 connector
 unbound_listen_   ``host.run()`` ignores listen failures (A3)
@@ -44,7 +46,7 @@ parallel_dials    one address per peer is dialled, retried, unbounded: a
                   silent drop costs 10 s or more per dial (D1)
 ================  ==========================================================
 
-(A1-A3, N1, S1 and D1 are not in the notes: see :func:`advertised_addrs`,
+(A1-A4, N1, S1 and D1 are not in the notes: see :func:`advertised_addrs`,
 :func:`disable_auto_connector`, :func:`unbound_listen_addrs`, the
 "Cancellation-safe stream I/O" section of ``stream_io.py`` and
 ``inbound.py``.)
@@ -78,6 +80,7 @@ from p2pshare.node.compat.dht import (
     DHT_STREAM_LIFETIME_S,
     harden_dht_server,
     prune_routing_table,
+    push_identify,
     servers_only_routing,
     set_dht_mode,
     skip_library_republish,
@@ -88,6 +91,7 @@ from p2pshare.node.compat.dialer import (
     ADDR_DIAL_TIMEOUT_S,
     parallel_dials,
     rank_addrs,
+    set_circuit_dialer,
 )
 from p2pshare.node.compat.handlers import (
     STREAM_RESET_TIMEOUT_S,
@@ -111,6 +115,7 @@ from p2pshare.node.compat.lifecycle import (
 )
 from p2pshare.node.compat.logs import configure_libp2p_logging
 from p2pshare.node.compat.options import (
+    advertise_circuits,
     advertised_addrs,
     disable_auto_connector,
     muxer_options,
@@ -141,6 +146,7 @@ __all__ = [
     "SHIELDED_IO_LIMIT_S",
     "STREAM_RESET_TIMEOUT_S",
     "StreamHandler",
+    "advertise_circuits",
     "advertised_addrs",
     "cap_inbound_streams",
     "close_network",
@@ -151,6 +157,7 @@ __all__ = [
     "muxer_options",
     "parallel_dials",
     "prune_routing_table",
+    "push_identify",
     "rank_addrs",
     "reset_quietly",
     "run_detached",
@@ -158,6 +165,7 @@ __all__ = [
     "security_options",
     "servers_only_routing",
     "set_background_nursery",
+    "set_circuit_dialer",
     "set_dht_mode",
     "short_peer_id",
     "skip_library_republish",

@@ -39,6 +39,7 @@ __all__ = [
     "DHT_STREAM_LIFETIME_S",
     "harden_dht_server",
     "prune_routing_table",
+    "push_identify",
     "servers_only_routing",
     "set_dht_mode",
     "skip_library_republish",
@@ -248,13 +249,20 @@ async def set_dht_mode(host: IHost, dht: KadDHT, server: bool) -> bool:
     await dht.switch_mode(want)
     if server:
         harden_dht_server(host, dht)
+    await push_identify(host)
+    return True
+
+
+async def push_identify(host: IHost) -> None:
+    """Tell every connected peer our protocols and addresses now (0.8.1
+    pushes only when listen addresses change, not after a mode switch or a
+    new relay address)."""
     push: Any = getattr(host, "_push_identify_to_all_peers", None)
     if push is not None:
         try:
             await push()
         except Exception:
-            logger.debug("identify push after a DHT mode switch failed", exc_info=True)
-    return True
+            logger.debug("identify push failed", exc_info=True)
 
 
 def skip_library_republish(dht: KadDHT, key: bytes) -> None:

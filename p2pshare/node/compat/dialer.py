@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import trio
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_DIAL_ADDRS",
     "parallel_dials",
     "rank_addrs",
+    "set_circuit_dialer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,25 @@ logger = logging.getLogger(__name__)
 ADDR_DIAL_TIMEOUT_S: Final = 6.0  # TCP + Noise + Yamux; covers two SYN retransmits
 DIAL_STAGGER_S: Final = 0.25
 MAX_DIAL_ADDRS: Final = 8
+MAX_CIRCUIT_ADDRS: Final = 4
+
+CircuitDialer = Callable[[Any, Multiaddr, ID], Awaitable[Any]]
+_CIRCUIT: weakref.WeakKeyDictionary[Any, CircuitDialer] = weakref.WeakKeyDictionary()
+
+
+def set_circuit_dialer(host: Any, dial: CircuitDialer) -> None:
+    """Let ``host`` dial ``…/p2p-circuit`` addresses with ``dial(host,
+    addr, peer)`` (``node/relay.py``), after its direct addresses."""
+    _CIRCUIT[host] = dial
+
+
+def circuit_addrs(addrs: Sequence[Multiaddr]) -> list[Multiaddr]:
+    """The relay addresses among ``addrs`` (tried after every direct one)."""
+    out: list[Multiaddr] = []
+    for addr in addrs:
+        if "/p2p-circuit" in str(addr) and str(addr) not in map(str, out):
+            out.append(addr)
+    return out[:MAX_CIRCUIT_ADDRS]
 
 
 def rank_addrs(addrs: Sequence[Multiaddr]) -> list[Multiaddr]:
@@ -100,6 +121,8 @@ def parallel_dials(host: Any) -> None:
         except Exception as exc:  # PeerStoreError
             raise SwarmException(f"No known addresses to peer {peer_id}") from exc
         ordered = rank_addrs(addrs)
+        if host in _CIRCUIT:
+            ordered += circuit_addrs(addrs)
         if not ordered:
             raise SwarmException(f"no dialable address for peer {peer_id}")
         event = trio.Event()
@@ -124,7 +147,10 @@ async def _race(host: Any, swarm: Any, peer_id: ID, addrs: list[Multiaddr]) -> A
         conn = None
         try:
             with trio.fail_after(ADDR_DIAL_TIMEOUT_S):
-                conn = await swarm.dial_addr(addr, peer_id)
+                if "/p2p-circuit" in str(addr):
+                    conn = await _CIRCUIT[host](host, addr, peer_id)
+                else:
+                    conn = await swarm.dial_addr(addr, peer_id)
         except Exception as exc:  # SwarmException, TooSlowError, OSError…
             errors.append(f"{addr}: {type(exc).__name__}")
         finally:
