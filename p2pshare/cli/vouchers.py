@@ -184,9 +184,10 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
             else "-"
         )
         if b["reachable"]:
+            relayed = f", {_human(b['relayed'])} relayed" if b.get("relayed") else ""
             click.echo(
                 f"{b['seed']}  {_human(b['remaining'])} left of {_human(b['quota'])}"
-                f"  ({b['vouchers']} voucher(s), until {until})"
+                f"  ({b['vouchers']} voucher(s), until {until}{relayed})"
             )
         else:
             click.echo(

@@ -39,6 +39,7 @@ from multiaddr import Multiaddr
 from p2pshare.errors import P2PShareError, RemoteProtocolError
 from p2pshare.node import compat
 from p2pshare.node.host import parse_peer_addr
+from p2pshare.node.streams import read_frame
 from p2pshare.protocol import reach as proto
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = [
     "RECHECK_S",
     "ReachServer",
     "Reachability",
+    "tcp_addr",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,10 @@ class ReachServer:
         peer = stream.remote_peer_id
         try:
             with trio.fail_after(REQUEST_TIMEOUT_S):
-                request = proto.decode(await _read_frame(stream), proto.ReachRequest)
+                request = proto.decode(
+                    await read_frame(stream, proto.MAX_REACH_FRAME_BYTES, "reach"),
+                    proto.ReachRequest,
+                )
         except (RemoteProtocolError, trio.TooSlowError) as exc:
             log.info("reach: bad request from %s: %s", compat.short_peer_id(peer), exc)
             return
@@ -116,11 +121,16 @@ class ReachServer:
             self.limiter.release()
 
 
+def tcp_addr(ip: str, port: int) -> str:
+    """``/ip4/<ip>/tcp/<port>`` (or ``/ip6/…``) for an IP address text."""
+    family = "ip6" if ipaddress.ip_address(ip).version == 6 else "ip4"
+    return f"/{family}/{ip}/tcp/{port}"
+
+
 async def dial_back(nh: NodeHost, peer: ID, ip: str, port: int) -> str:
     """A new TCP connection to ``ip:port``, secured by Noise expecting
     ``peer``, then closed; never one the swarm already holds."""
-    family = "ip6" if ipaddress.ip_address(ip).version == 6 else "ip4"
-    maddr = Multiaddr(f"/{family}/{ip}/tcp/{port}")
+    maddr = Multiaddr(tcp_addr(ip, port))
     swarm: Any = nh.host.get_network()
     transport = swarm.transport_manager.transport_for_dialing(maddr)
     if transport is None:
@@ -160,22 +170,6 @@ def _remote_ip(stream: LibP2PStream) -> str | None:
         return str(ipaddress.ip_address(remote[0]))
     except ValueError:
         return None
-
-
-async def _read_frame(stream: LibP2PStream) -> bytes:
-    buf = bytearray()
-    need = 4
-    while len(buf) < need:
-        data = await stream.receive_some(need - len(buf))
-        if not data:
-            raise RemoteProtocolError("reach: stream ended inside a frame")
-        buf += data
-        if len(buf) == 4:
-            size = int.from_bytes(buf, "big")
-            if not 0 < size <= proto.MAX_REACH_FRAME_BYTES:
-                raise RemoteProtocolError("reach: bad frame length")
-            need = 4 + size
-    return bytes(buf)
 
 
 # --------------------------------------------------------------------------
@@ -312,8 +306,7 @@ class Reachability:
             return
         listening = compat.advertised_addrs(list(self.nh.host.get_transport_addrs()))
         own = {str(a).split("/")[2] for a in listening if str(a).count("/") > 2}
-        family = "ip6" if ":" in observed else "ip4"
-        extra = [] if observed in own else [f"/{family}/{observed}/tcp/{port}"]
+        extra = [] if observed in own else [tcp_addr(observed, port)]
         if self.nh.set_verified_addrs(extra) and extra:
             log.info("reachable through a forwarded port: advertising %s", extra[0])
 
@@ -327,7 +320,10 @@ class Reachability:
                 stream = await self.nh.open_stream(peer_id, proto.REACH_PROTOCOL)
                 async with stream:
                     await stream.send_all(proto.encode(proto.ReachRequest(port=port)))
-                    reply = proto.decode(await _read_frame(stream), proto.Reached)
+                    reply = proto.decode(
+                        await read_frame(stream, proto.MAX_REACH_FRAME_BYTES, "reach"),
+                        proto.Reached,
+                    )
         except (P2PShareError, BaseLibp2pError, OSError, trio.TooSlowError) as exc:
             log.debug("reach: %s did not answer: %s", short, type(exc).__name__)
             return None

@@ -100,6 +100,7 @@ BULK: Final = RelayLimits(
     max_reservations=256,
     reservation_ttl=3600,
 )
+MAX_RESERVATIONS_PER_IP: Final = 8  # behind one NAT: a household, an office
 RESERVE_ON: Final = 2  # seeds holding a reservation for a private node
 KEEP_EVERY_S: Final = 5.0
 REQUEST_TIMEOUT_S: Final = 10.0
@@ -107,6 +108,10 @@ DIRECT_WAIT_S: Final = 4.0  # how long a download waits for DCUtR to go direct
 
 _circuit_limits: contextvars.ContextVar[RelayLimits] = contextvars.ContextVar(
     "p2pshare_circuit_limits"
+)
+# the voucher holder a bulk circuit's bytes are charged to (peer id bytes)
+_circuit_payer: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
+    "p2pshare_circuit_payer", default=None
 )
 
 
@@ -148,8 +153,10 @@ class SeedRelay(CircuitV2Protocol):
         self.total = RateLimiter(policy.max_rate)
         self.per_peer: dict[bytes, RateLimiter] = {}
         self.relayed: Counter[bytes] = Counter()  # bytes, by the peer sending
+        self.charged: Counter[bytes] = Counter()  # bulk bytes, by voucher holder
         self.relayed_total = 0
         self.refused_reservations = 0
+        self.reserved_from: dict[ID, str | None] = {}  # peer -> remote IP
         self.circuits = {"limited": 0, "bulk": 0}
 
     @property
@@ -186,6 +193,27 @@ class SeedRelay(CircuitV2Protocol):
             )
             return
         msg.ClearField("peer")
+        ip = _remote_ip(stream)
+        same_ip = [
+            p
+            for p, where in self.reserved_from.items()
+            if where == ip and p != remote and self.resource_manager.has_reservation(p)
+        ]
+        if ip is not None and len(same_ip) >= MAX_RESERVATIONS_PER_IP:
+            self.refused_reservations += 1
+            await self._send_status(
+                stream,
+                StatusCode.RESOURCE_LIMIT_EXCEEDED,
+                "too many reservations from one address",
+            )
+            return
+        for peer in [
+            p
+            for p in self.reserved_from
+            if not self.resource_manager.has_reservation(p)
+        ]:
+            del self.reserved_from[peer]
+        self.reserved_from[remote] = ip
         await super()._handle_reserve(stream, msg)
 
     async def _handle_connect(self, stream: INetStream, msg: HopMessage) -> None:
@@ -195,16 +223,19 @@ class SeedRelay(CircuitV2Protocol):
         except Exception:
             await self._send_status(stream, StatusCode.MALFORMED_MESSAGE, "bad peer")
             return
-        bulk = (
-            self.policy.open_relay
-            or await self.admit(source)
-            or await self.admit(target)
-        )
+        payer = None
+        for peer in (source, target):
+            if await self.admit(peer):
+                payer = peer.to_bytes()
+                break
+        bulk = payer is not None or self.policy.open_relay
         self.circuits["bulk" if bulk else "limited"] += 1
         token = _circuit_limits.set(BULK if bulk else LIMITED)
+        paying = _circuit_payer.set(payer)
         try:
             await super()._handle_connect(stream, msg)
         finally:
+            _circuit_payer.reset(paying)
             _circuit_limits.reset(token)
 
     async def _relay_data(
@@ -232,6 +263,14 @@ class SeedRelay(CircuitV2Protocol):
                 self.per_peer.pop(sender, None)
 
 
+def _remote_ip(stream: Any) -> str | None:
+    try:
+        remote = stream.get_remote_address()
+    except Exception:  # a stream without a socket address (a circuit)
+        return None
+    return str(remote[0]) if remote else None
+
+
 class _Metered:
     """A destination stream that counts and paces what the relay writes."""
 
@@ -248,6 +287,9 @@ class _Metered:
         await self.relay.total.take(len(data))
         self.relay.relayed[self.sender] += len(data)
         self.relay.relayed_total += len(data)
+        payer = _circuit_payer.get()
+        if payer is not None:
+            self.relay.charged[payer] += len(data)
         await self.wrapped.write(data)
 
     def __getattr__(self, name: str) -> Any:

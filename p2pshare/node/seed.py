@@ -63,7 +63,7 @@ from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
 from p2pshare.format.grant import Grant
 from p2pshare.format.voucher import Voucher
 from p2pshare.node.fill import STALL_TIMEOUT_S, Fill, NetShare
-from p2pshare.node.streams import LibP2PStream
+from p2pshare.node.streams import LibP2PStream, read_frame
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import PinRow, ShareRow
 from p2pshare.store.reader import open_share
@@ -365,7 +365,15 @@ class SeedService:
         quota, used, count, latest = await self._db(
             self.node.store.catalog.balance, peer, int(self.now())
         )
-        return pinproto.Balance(quota=quota, used=used, vouchers=count, expires=latest)
+        relay = self.node.seed_relay
+        relayed = relay.charged.get(peer, 0) if relay is not None else 0
+        return pinproto.Balance(
+            quota=quota,
+            used=used,
+            vouchers=count,
+            expires=latest,
+            relayed=relayed or None,
+        )
 
     async def _charge(self, peer: bytes, size: int) -> None:
         """Refuse a new pin that ``peer``'s voucher balance cannot cover
@@ -622,18 +630,4 @@ def _mib(n: int) -> str:
 
 async def _receive(stream: LibP2PStream, decode: Callable[[bytes], Any]) -> Any:
     """Read one whole frame (length prefix checked before reading on)."""
-    buf = bytearray()
-    while len(buf) < 4:
-        data = await stream.receive_some(4 - len(buf))
-        if not data:
-            raise RemoteProtocolError("pin: stream ended before a request")
-        buf += data
-    size = int.from_bytes(buf[:4], "big")
-    if size > pinproto.MAX_PIN_FRAME_BYTES:
-        raise RemoteProtocolError("pin: frame too large")
-    while len(buf) < 4 + size:
-        data = await stream.receive_some(4 + size - len(buf))
-        if not data:
-            raise RemoteProtocolError("pin: stream ended inside a frame")
-        buf += data
-    return decode(bytes(buf))
+    return decode(await read_frame(stream, pinproto.MAX_PIN_FRAME_BYTES, "pin"))

@@ -50,7 +50,7 @@ from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
-from p2pshare.node.reach import Reachability, ReachServer
+from p2pshare.node.reach import Reachability, ReachServer, tcp_addr
 from p2pshare.node.relay import (
     RelayClient,
     RelayPolicy,
@@ -240,8 +240,7 @@ class Node:
         r = self.reach
         if r is None or r.observed is None or r.port is None:
             return []
-        family = "ip6" if ":" in r.observed else "ip4"
-        return [f"/{family}/{r.observed}/tcp/{r.port}"]
+        return [tcp_addr(r.observed, r.port)]
 
     def relays_changed(self) -> None:
         """Our reservations changed: advertise the circuit addresses."""

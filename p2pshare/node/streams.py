@@ -70,14 +70,14 @@ import trio
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.stream.exceptions import StreamClosed, StreamEOF
 
-from p2pshare.errors import TransferTimeout
+from p2pshare.errors import RemoteProtocolError, TransferTimeout
 from p2pshare.node import compat
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
     from libp2p.peer.id import ID
 
-__all__ = ["RECEIVE_SIZE_BYTES", "LibP2PStream", "transfer_deadline"]
+__all__ = ["RECEIVE_SIZE_BYTES", "LibP2PStream", "read_frame", "transfer_deadline"]
 
 # P15: 64 KiB reads measured fastest (larger reads batch window credit and
 # stall the sender).
@@ -409,3 +409,29 @@ class LibP2PStream(trio.abc.HalfCloseableStream):
             self._op_scopes.discard(scope)
         if scope.cancelled_caught:  # only aclose()/reset() cancel this scope
             raise trio.ClosedResourceError("stream was closed")
+
+
+async def read_frame(
+    stream: trio.abc.ReceiveStream, max_bytes: int, what: str
+) -> bytes:
+    """One whole ``u32 length | body`` frame of a one-request protocol
+    (pin, reach), prefix included; the length is checked against
+    ``max_bytes`` before anything more is read.
+
+    Raises:
+        RemoteProtocolError: the stream ended early, or the length is 0 or
+            over ``max_bytes``.
+    """
+    buf = bytearray()
+    need = 4
+    while len(buf) < need:
+        data = await stream.receive_some(need - len(buf))
+        if not data:
+            raise RemoteProtocolError(f"{what}: stream ended inside a frame")
+        buf += data
+        if len(buf) == 4:
+            size = int.from_bytes(buf, "big")
+            if not 0 < size <= max_bytes:
+                raise RemoteProtocolError(f"{what}: bad frame length")
+            need = 4 + size
+    return bytes(buf)

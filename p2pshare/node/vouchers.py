@@ -47,6 +47,7 @@ def _balance(b: Any, seed: str) -> dict[str, Any]:
         "remaining": max(0, b.quota - b.used),
         "vouchers": b.vouchers,
         "expires": b.expires,
+        "relayed": b.relayed or 0,
         "reachable": True,
     }
 

@@ -578,7 +578,9 @@ class Balance(PinMessage):
     caps the sum at 2**63-1), ``used`` the bytes its pins are charged (it
     may exceed ``quota`` once a voucher expired), ``vouchers`` how many
     unexpired vouchers it redeemed here, ``expires`` the latest of their
-    expiries in unix seconds, None exactly when ``vouchers`` is 0.
+    expiries in unix seconds, None exactly when ``vouchers`` is 0;
+    ``relayed`` the bytes this seed relayed on circuits its vouchers
+    admitted (since the seed started; absent when 0).
     """
 
     TAG: ClassVar[str] = "credit"
@@ -586,11 +588,14 @@ class Balance(PinMessage):
     used: int
     vouchers: int
     expires: int | None = None
+    relayed: int | None = None
 
     def __post_init__(self) -> None:
         _uint("quota", self.quota, MAX_U63)
         _uint("used", self.used, MAX_U63)
         _uint("vouchers", self.vouchers, MAX_U63)
+        if self.relayed is not None:
+            _uint("relayed", self.relayed, MAX_U63)
         if self.expires is not None:
             _uint("expires", self.expires, MAX_U63)
         if (self.expires is None) != (self.vouchers == 0):

@@ -339,6 +339,10 @@ def test_symmetric_nat_is_relayed_for_a_voucher_holder_and_refused_without(
         assert ": relayed" in res.err
         relayed = status(tmp_path / "s1")["seed_relay"]["relayed_bytes"] - before
         assert relayed > src.stat().st_size  # it all went through the seed
+        # and it is charged to the voucher that admitted it
+        (bal,) = json.loads(p2pshare(tmp_path / "owner", "voucher", "ls", "--json").out)
+        assert bal["relayed"] >= src.stat().st_size, bal
+        assert "relayed" in p2pshare(tmp_path / "owner", "voucher", "ls").out
         size = src.stat().st_size / 1e6
         print(f"symmetric->cone relayed: {size:.1f} MB in {took:.1f} s "
               f"({size / took:.1f} MB/s, process start included)")  # fmt: skip

@@ -143,3 +143,34 @@ async def test_a_reservation_is_only_for_the_peer_that_asks(tmp_path):
                 assert await reserve(mallory, seed, mallory.peer_id) == StatusCode.OK
                 assert await reserve(victim, seed) == StatusCode.OK
                 assert relay.resource_manager.has_reservation(victim.peer_id)
+
+
+async def test_reservations_per_address_are_capped(tmp_path, monkeypatch):
+    from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
+    from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
+    from libp2p.relay.circuit_v2.utils import read_delimited_msg, write_delimited_msg
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from p2pshare.node import relay as relaymod
+
+    monkeypatch.setattr(relaymod, "MAX_RESERVATIONS_PER_IP", 2)
+
+    async def nobody(_peer: object) -> bool:
+        return False
+
+    async def reserve(node, seed):
+        stream = await node.host.new_stream(seed.peer_id, [relaymod.HOP_PROTOCOL])
+        await write_delimited_msg(stream, HopMessage(type=HopMessage.RESERVE))
+        resp = await read_delimited_msg(stream, HopMessage)
+        await stream.close()
+        return StatusCode(resp.status)
+
+    with trio.fail_after(60):
+        async with open_test_nodes(4, tmp_path) as (seed, a, b, c):
+            relay = relaymod.SeedRelay(seed.host, nobody)
+            async with background_trio_service(relay):
+                assert await reserve(a, seed) == StatusCode.OK
+                assert await reserve(b, seed) == StatusCode.OK
+                # all on 127.0.0.1: the third is one too many
+                assert await reserve(c, seed) == StatusCode.RESOURCE_LIMIT_EXCEEDED
+                assert await reserve(a, seed) == StatusCode.OK  # a renewal is fine

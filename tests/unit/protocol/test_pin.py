@@ -114,6 +114,7 @@ RESPONSES: list[PinMessage] = [
     Balance(quota=2**30, used=12345, vouchers=1, expires=NOW),
     Balance(quota=2**63 - 1, used=2**63 - 1, vouchers=2**63 - 1, expires=2**63 - 1),
     Balance(quota=0, used=0, vouchers=2, expires=0),
+    Balance(quota=1, used=0, vouchers=1, expires=NOW, relayed=8 << 20),
     *(PinRefused(code=code, message="no room") for code in REFUSE_CODES),
     PinRefused(code="quota", message="é" * MAX_PIN_TEXT_CHARS),
     PinRefused(code="unavailable"),
