@@ -23,7 +23,7 @@ __all__ = ["HOME_ENV", "MDNS_ENV", "Config", "Home", "load_config", "resolve_hom
 HOME_ENV = "P2PSHARE_HOME"
 MDNS_ENV = "P2PSHARE_MDNS"
 _TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
-_NETWORK = frozenset({"mdns"})
+_NETWORK = frozenset({"mdns", "upnp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,7 @@ class Config:
 
     [network]
     mdns = false                      # find nodes on the LAN (default: on)
+    upnp = true                       # ask the router to forward our port (off)
 
     ``$P2PSHARE_MDNS`` (``0`` or ``1``) overrides ``[network] mdns``.
     """
@@ -88,6 +89,7 @@ class Config:
     seeds: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
     mdns: bool = True
+    upnp: bool = False
 
 
 def load_config(home: Home) -> Config:
@@ -124,6 +126,9 @@ def load_config(home: Home) -> Config:
     mdns = network.get("mdns", True)
     if not isinstance(mdns, bool):
         raise ConfigError(f"{where}: network.mdns must be true or false")
+    upnp = network.get("upnp", False)
+    if not isinstance(upnp, bool):
+        raise ConfigError(f"{where}: network.upnp must be true or false")
     override = os.environ.get(MDNS_ENV)
     if override is not None:
         if override not in ("0", "1"):
@@ -134,6 +139,7 @@ def load_config(home: Home) -> Config:
         seeds=_addr_list(where, data, "seeds"),
         bootstrap=_addr_list(where, data, "bootstrap"),
         mdns=mdns,
+        upnp=upnp,
     )
 
 

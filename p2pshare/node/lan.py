@@ -50,6 +50,7 @@ __all__ = [
     "PEER_TTL_S",
     "SERVICE_TYPE",
     "LanDiscovery",
+    "in_worker",
     "lan_addrs",
     "parse_record",
 ]
@@ -196,7 +197,7 @@ class LanDiscovery:
             self.running = False
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + STOP_TIMEOUT_S
-                await _in_thread(_close, zc, browser)
+                await in_worker(_close, zc, browser)
 
     def _news(self, send: trio.MemorySendChannel[str], name: str, change: str) -> None:
         if name == self._name or len(name) > _MAX_NAME:
@@ -237,7 +238,7 @@ class LanDiscovery:
             addresses=ips,
         )
         try:
-            await _in_thread(zc.register_service, info)
+            await in_worker(zc.register_service, info)
         except Exception as exc:  # a name clash, or the sockets went away
             log.warning("LAN discovery: cannot announce this node: %s", exc)
             return
@@ -245,7 +246,7 @@ class LanDiscovery:
         log.info("LAN discovery: announced %d address(es)", len(addrs))
 
     async def _resolve(self, zc: Zeroconf, name: str) -> None:
-        info = await _in_thread(_service_info, zc, name)
+        info = await in_worker(_service_info, zc, name)
         if info is None:
             return
         peer = parse_record(info, self.own)
@@ -270,7 +271,7 @@ class LanDiscovery:
             self.on_peer(peer)
 
 
-async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+async def in_worker(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` in a worker thread; a cancellation returns at once and
     leaves the thread to finish alone (zeroconf's calls end by themselves
     within their own timeouts)."""

@@ -65,7 +65,7 @@ MAX_CHECKS: Final = 8  # dial-backs at once on a seed
 ASK_AT_MOST: Final = 6
 ENOUGH_ANSWERS: Final = 2
 RECHECK_S: Final = 1800.0
-RETRY_S: Final = 10.0  # while unknown
+RETRY_S: Final = 5.0  # while unknown (nobody asked answered yet)
 ADDR_POLL_S: Final = 30.0
 
 
@@ -220,15 +220,15 @@ class Reachability:
                     await self._recheck.wait()
 
     async def _watch_addrs(self) -> None:
-        seen = self._listen_port()
+        seen = self.listen_port()
         while True:
             await trio.sleep(ADDR_POLL_S)
-            now = self._listen_port()
+            now = self.listen_port()
             if now != seen:
                 seen = now
                 self.recheck()
 
-    def _listen_port(self) -> int | None:
+    def listen_port(self) -> int | None:
         for addr in self.nh.host.get_transport_addrs():
             if "tcp" in [p.name for p in addr.protocols()]:
                 return int(addr.value_for_protocol("tcp"))
@@ -253,13 +253,13 @@ class Reachability:
 
     async def check(self) -> None:
         """Ask seeds now; update ``state`` (never raises for the network)."""
-        before = self.state
+        before, first = self.state, self.checked_at is None
         await self._check()
-        if self.state != before and self.on_change is not None:
+        if (first or self.state != before) and self.on_change is not None:
             await self.on_change(self)
 
     async def _check(self) -> None:
-        port = self._listen_port()
+        port = self.listen_port()
         if port is None:
             self._set("unknown", "not listening on TCP", None, [])
             return

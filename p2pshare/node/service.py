@@ -62,6 +62,7 @@ from p2pshare.node.relay import (
 from p2pshare.node.relay import path as relay_path
 from p2pshare.node.replicate import renew_loop
 from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
+from p2pshare.node.upnp import PortMapper
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.protocol.reach import REACH_PROTOCOL
 from p2pshare.store import GetResult, LocalStore
@@ -145,6 +146,8 @@ class Node:
     reach: Reachability | None = None  # checked by nodes that serve (DHT server)
     relay: RelayClient | None = None  # circuits, hole punching, reservations
     seed_relay: SeedRelay | None = None  # a seed's relay service
+    dht_auto: bool = False  # DHT server unless reachability says private
+    upnp: PortMapper | None = None  # [network] upnp = true
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
@@ -212,8 +215,8 @@ class Node:
             if reach.state == "private":
                 log.warning("this seed cannot be dialled from outside: %s", reach.why)
             return
-        if reach.state in ("public", "private"):
-            server = reach.state == "public"
+        if reach.state in ("public", "private") or self.dht_auto:
+            server = reach.state != "private"
             if await compat.set_dht_mode(self.host.host, self.host.dht, server):
                 log.info(
                     "DHT %s mode: this node is %s",
@@ -427,6 +430,7 @@ class Node:
             "seed": await self.seed.describe() if self.seed is not None else None,
             "lan": self.lan.describe() if self.lan is not None else {"mdns": False},
             "relay": self.relay.describe() if self.relay is not None else None,
+            "upnp": self.upnp.describe() if self.upnp is not None else None,
             "seed_relay": (
                 self.seed_relay.describe() if self.seed_relay is not None else None
             ),
@@ -690,9 +694,12 @@ async def open_node(
     check_free(listen)
     asked = list(listen)
     config = load_config(home)
-    joined = list(
-        dict.fromkeys([*bootstrap, *config.bootstrap, *load_known(home.path)])
-    )
+    known = load_known(home.path)  # last-good peers of the previous run
+    joined = list(dict.fromkeys([*bootstrap, *config.bootstrap, *known]))
+    # A serving node with seeds to ask starts as a DHT client and turns
+    # server unless they find it behind a NAT: peers elsewhere would
+    # otherwise put it in their tables and wait on it (kubo's "auto" mode).
+    dht_auto = dht_mode == "server" and seed is None and bool(joined or config.seeds)
     store = LocalStore(home)
     try:
         await trio.to_thread.run_sync(_collect_at_start, store)
@@ -701,7 +708,7 @@ async def open_node(
                 home_dir=home.path,
                 listen=sticky(home.path, asked),
                 bootstrap=joined,
-                dht_mode=dht_mode,
+                dht_mode="client" if dht_auto else dht_mode,
             ) as nh,
             trio.open_nursery() as nursery,
         ):
@@ -713,6 +720,7 @@ async def open_node(
             nh.set_handler(XFER_PROTOCOL, server.handle)
             bus = EventBus()
             node = Node(nh, store, server, nursery, Supervisor(nursery, bus), bus=bus)
+            node.dht_auto = dht_auto
             node.downloads = DownloadManager(node, node.jobs, bus)
             nursery.start_soon(renew_loop, node)  # catches per renewal
             if seed is not None:
@@ -746,6 +754,10 @@ async def open_node(
                     on_change=node.reachability_changed,
                 )
                 await nursery.start(node.reach.run)
+            port = node.reach.listen_port() if node.reach is not None else None
+            if config.upnp and node.reach is not None and port is not None:
+                node.upnp = PortMapper(port, on_mapped=node.reach.recheck)
+                await nursery.start(node.upnp.run)
             if config.mdns:
                 node.lan = LanDiscovery(nh.peer_id, nh.addrs, node._lan_peer)
                 await nursery.start(node.lan.run)

@@ -23,7 +23,16 @@ import pytest
 from p2pshare.format import ShareLink
 from p2pshare.format.links import parse_link
 from tests.helpers.cli import p2pshare
-from tests.helpers.netns import Topology, home_router, on_wan, route_via, topology, wan
+from tests.helpers.netns import (
+    Topology,
+    home_router,
+    on_wan,
+    route_via,
+    run_miniupnpd,
+    topology,
+    upnp_router,
+    wan,
+)
 from tests.helpers.procs import Proc, running
 
 PORT = 4001
@@ -36,6 +45,7 @@ class Net:
     wan: str
     seeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (ns, ip)
     laptops: dict[str, tuple[str, str]] = field(default_factory=dict)
+    upnp: tuple[str, str, str] = ("", "", "")  # laptop, its address, router
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +63,7 @@ def net() -> Iterator[Net]:
             if kind == "firewall":  # its public subnet is routed via its router
                 for ns, _ip in n.seeds.values():
                     route_via(topo, ns, f"11.{host}.0.0/24", f"11.0.0.{host}")
+        n.upnp = upnp_router(topo, w, "upnp", len(kinds) + 1)
         yield n
 
 
@@ -394,3 +405,45 @@ def test_a_background_node_gets_through_an_open_relay_and_peers_says_so(
         assert row["path"].startswith("relayed via …"), row
         relay = status(tmp_path / "s1")["seed_relay"]
         assert relay["open_relay"] and relay["circuits"]["bulk"] >= 1, relay
+
+
+def test_upnp_maps_the_port_the_seed_confirms_it_and_it_goes_on_exit(
+    net: Net, tmp_path: Path
+) -> None:
+    """[network] upnp = true behind a router with a UPnP IGD: the node maps
+    its port, a seed's dial-back confirms it (public), the address goes
+    first in its links, and the mapping is removed when the node stops."""
+    laptop_ns, _ip, router = net.upnp
+    s1 = spawn(tmp_path / "s1", "seed", "--listen", ANY,
+               prefix=topo_prefix(net, net.seeds["s1"][0]))  # fmt: skip
+    with run_miniupnpd(net.topo, router, tmp_path), running(s1):
+        boot = seed_addr(net, s1, "s1")
+        home = tmp_path / "laptop"
+        home.mkdir(mode=0o700)
+        (home / "config.toml").write_text(
+            f'bootstrap = ["{boot}"]\n[network]\nupnp = true\n'
+        )
+        node = spawn(home, "node", "--listen", ANY, prefix=topo_prefix(net, laptop_ns))
+        node.read_lines(1)
+        started = time.monotonic()
+        while True:
+            st = status(home)
+            if st["reachability"]["state"] == "public":
+                break
+            assert time.monotonic() - started < 40, st
+            time.sleep(0.5)
+        print(f"UPnP: public {time.monotonic() - started:.1f} s after start")
+        assert st["upnp"]["state"] == "mapped", st["upnp"]
+        router_ip = st["upnp"]["external_ip"]
+        assert st["reachability"]["observed"] == router_ip
+        src = tmp_path / "f.bin"
+        src.write_bytes(b"u" * 5000)
+        link = parse_link(p2pshare(home, "add", src).out.strip())
+        assert link.peers[0].startswith(f"/ip4/{router_ip}/tcp/{PORT}/p2p/"), link
+        rules = net.topo.run(router, "nft", "list", "chain", "inet", "filter",
+                             "prerouting_miniupnpd").stdout  # fmt: skip
+        assert f"dport {PORT}" in rules, rules
+        assert node.stop() == 0
+        rules = net.topo.run(router, "nft", "list", "chain", "inet", "filter",
+                             "prerouting_miniupnpd").stdout  # fmt: skip
+        assert f"dport {PORT}" not in rules, rules

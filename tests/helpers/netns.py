@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,7 @@ class Topology:
         self.tag = f"p2ps{os.getpid()}x{next(_counter)}"
         self.made: list[str] = []
         self._veth = itertools.count()
+        self.upnp: dict[str, tuple[str, str, str]] = {}  # router -> wan, lan, net
 
     def ns(self, role: str) -> str:
         """A new namespace with ``lo`` up; returns its name."""
@@ -180,10 +182,18 @@ def _on_wan(topo: Topology, wan_ns: str, role: str, host: int) -> tuple[str, str
     return ns, ip, dev
 
 
-def pair(topo: Topology, a: str, addr_a: str, b: str, addr_b: str) -> tuple[str, str]:
-    """A veth between ``a`` and ``b`` (a cable); returns the two device names."""
+def pair(
+    topo: Topology,
+    a: str,
+    addr_a: str,
+    b: str,
+    addr_b: str,
+    names: tuple[str, str] | None = None,
+) -> tuple[str, str]:
+    """A veth between ``a`` and ``b`` (a cable); returns the two device
+    names (``names``, made directly inside the namespaces, or unique ones)."""
     n = next(topo._veth)
-    dev_a, dev_b = f"{topo.tag[-6:]}a{n}", f"{topo.tag[-6:]}b{n}"
+    dev_a, dev_b = names or (f"{topo.tag[-6:]}a{n}", f"{topo.tag[-6:]}b{n}")
     _ip("link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b,
         "netns", b)  # fmt: skip
     for ns, dev, addr in ((a, dev_a, addr_a), (b, dev_b, addr_b)):
@@ -271,3 +281,95 @@ table inet fw {{
 
 def route_via(topo: Topology, ns: str, net: str, gateway: str) -> None:
     topo.run(ns, "ip", "route", "add", net, "via", gateway)
+
+
+def upnp_router(
+    topo: Topology, wan_ns: str, role: str, host: int
+) -> tuple[str, str, str]:
+    """A cone NAT at ``11.0.0.<host>`` whose router runs a UPnP IGD
+    (``miniupnpd``, nftables backend) for its LAN; returns (laptop
+    namespace, laptop address, router namespace). The firewall drops what
+    comes from the WAN unless miniupnpd opened it (its chains are the ones
+    its ``nft_init.sh`` makes: ``inet filter`` ``miniupnpd``,
+    ``prerouting_miniupnpd``, ``postrouting_miniupnpd``). Start the daemon
+    with :func:`run_miniupnpd`."""
+    router, _ip, wan_dev = _on_wan(topo, wan_ns, f"{role}r", host)
+    laptop = topo.ns(role)
+    router_lan, laptop_ip = f"10.{host}.0.1", f"10.{host}.0.2"
+    lan_dev, _dev = pair(
+        topo, router, f"{router_lan}/24", laptop, f"{laptop_ip}/24", ("lan0", "lan0")
+    )
+    topo.run(laptop, "ip", "route", "add", "default", "via", router_lan)
+    topo.run(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    nft(
+        topo,
+        router,
+        f"""
+table inet filter {{
+  chain forward {{
+    type filter hook forward priority filter; policy accept;
+    iifname "{wan_dev}" ct state established,related accept
+    jump miniupnpd
+    iifname "{wan_dev}" drop
+  }}
+  chain miniupnpd {{
+  }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname "{wan_dev}" ct state established,related accept
+    iifname "{wan_dev}" drop
+  }}
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    jump postrouting_miniupnpd
+    oifname "{wan_dev}" masquerade
+  }}
+  chain prerouting_miniupnpd {{
+  }}
+  chain postrouting_miniupnpd {{
+  }}
+}}""",
+    )
+    topo.upnp[router] = (wan_dev, lan_dev, f"10.{host}.0.0/24")
+    return laptop, laptop_ip, router
+
+
+@contextmanager
+def run_miniupnpd(
+    topo: Topology, router: str, conf_dir: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """miniupnpd in the foreground in ``router`` (killed at the end); skips
+    the test when miniupnpd is not installed."""
+    binary = shutil.which("miniupnpd")
+    if binary is None:
+        pytest.skip("miniupnpd is not installed (Debian: miniupnpd-nftables)")
+    wan_dev, lan_dev, lan_net = topo.upnp[router]
+    conf = conf_dir / "miniupnpd.conf"
+    conf.write_text(
+        f"ext_ifname={wan_dev}\n"
+        f"listening_ip={lan_dev}\n"
+        "http_port=0\n"
+        "enable_natpmp=no\n"
+        "enable_upnp=yes\n"
+        "secure_mode=yes\n"
+        "system_uptime=yes\n"
+        "uuid=5f3c9b66-5b3e-4c0a-9d6a-2b4f2f1c0e01\n"
+        f"allow 1024-65535 {lan_net} 1024-65535\n"
+        "deny 0-65535 0.0.0.0/0 0-65535\n"
+    )
+    with (conf_dir / "miniupnpd.log").open("w") as log:  # read it on failure
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", router, binary, "-d", "-f", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+        try:
+            yield proc
+        finally:
+            proc.kill()
+            proc.wait(5)

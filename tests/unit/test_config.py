@@ -33,10 +33,13 @@ def test_every_setting_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv(MDNS_ENV, raising=False)
     text = (
         f'replicas = 2\nseeds = ["{SEED}"]\nbootstrap = ["{SEED}"]\n'
-        "[network]\nmdns = false\n"
+        "[network]\nmdns = false\nupnp = true\n"
     )
     cfg = load_config(home_with(tmp_path, text))
-    assert cfg == Config(replicas=2, seeds=(SEED,), bootstrap=(SEED,), mdns=False)
+    assert cfg == Config(
+        replicas=2, seeds=(SEED,), bootstrap=(SEED,), mdns=False, upnp=True
+    )
+    assert Config().upnp is False  # off unless asked for
 
 
 @pytest.mark.parametrize(
@@ -63,6 +66,7 @@ def test_the_environment_overrides_mdns(
         ("[network]\nmdsn = true\n", "unknown setting 'network.mdsn'"),
         ("network = 3\n", "[network] must be a table"),
         ('[network]\nmdns = "no"\n', "network.mdns must be true or false"),
+        ("[network]\nupnp = 1\n", "network.upnp must be true or false"),
         ("bootstrap = 5\n", "bootstrap must be a list"),
         ("replicas = 99\n", "replicas must be an integer"),
         ("seeds = [", "not valid TOML"),
