@@ -148,6 +148,9 @@ class Node:
     seed_relay: SeedRelay | None = None  # a seed's relay service
     dht_auto: bool = False  # DHT server unless reachability says private
     upnp: PortMapper | None = None  # [network] upnp = true
+    # how we reached each provider we dialled: "direct", "direct after hole
+    # punching", "relayed via …<seed>" (short peer id -> path)
+    paths: dict[str, str] = field(default_factory=dict)
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
@@ -487,12 +490,18 @@ class Node:
                     self.jobs.spawn(
                         "hole punch", short_peer_id(peer_id), lambda: punch(peer_id)
                     )
+                waited = trio.current_time()
                 direct = await wait_direct(host, peer_id)
-                log.info(
-                    "provider %s: %s",
-                    short_peer_id(peer_id),
-                    "direct after hole punching" if direct else "relayed",
+                waited = trio.current_time() - waited
+                how = (
+                    f"direct after hole punching ({waited:.1f} s relayed)"
+                    if direct
+                    else relay_path(host, peer_id)
                 )
+                self.paths[short_peer_id(peer_id)] = how
+                log.info("provider %s: %s", short_peer_id(peer_id), how)
+            else:
+                self.paths.setdefault(short_peer_id(peer_id), "direct")
             relayed = is_relayed(host, peer_id)
             stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
         pc = ProviderConn(
