@@ -448,3 +448,26 @@ def test_upnp_maps_the_port_the_seed_confirms_it_and_it_goes_on_exit(
         rules = net.topo.run(router, "nft", "list", "chain", "inet", "filter",
                              "prerouting_miniupnpd").stdout  # fmt: skip
         assert f"dport {PORT}" not in rules, rules
+
+
+def test_a_private_share_is_found_through_the_dht_and_reached_by_relay(
+    net: Net, tmp_path: Path
+) -> None:
+    """No hints: the getter asks the DHT through the seed, the provider
+    record carries the owner's relay address, and the download goes through
+    the relay and then direct."""
+    s1, owner, link, src = relay_share(net, tmp_path, "cone")
+    with running(s1, owner):
+        full = parse_link(link)
+        bare = ShareLink(root_id=full.root_id, key=full.key, peers=())
+        circuit = next(p for p in full.peers if "/p2p-circuit" in p)
+        boot = circuit.split("/p2p-circuit")[0]  # the seed
+        out = tmp_path / "out"
+        res = p2pshare(
+            tmp_path / "getter", "get", str(bare), "-o", out, "--bootstrap", boot,
+            "--timeout", "30", "--listen", ANY,
+            prefix=topo_prefix(net, net.laptops["cone2"][0]), timeout=120,
+        )  # fmt: skip
+        assert res.code == 0, res.err[-3000:]
+        assert (out / "holiday.bin").read_bytes() == src.read_bytes()
+        assert "hole punching" in res.err, res.err[-2000:]
