@@ -267,10 +267,17 @@ def wait_relayed(home: Path, deadline_s: float = 40) -> list[str]:
 
 
 def relay_share(
-    net: Net, tmp_path: Path, owner_kind: str, seed_args: tuple[str, ...] = ()
+    net: Net,
+    tmp_path: Path,
+    owner_kind: str,
+    seed_args: tuple[str, ...] = (),
+    *,
+    share: bool = False,
 ) -> tuple[Proc, Proc, str, Path]:
     """A seed, and a node behind ``owner_kind`` that holds a reservation on
-    it and adds a file; returns (seed, owner, link, file)."""
+    it and adds a file (with ``share``: `share FILE` in the foreground, its
+    link printed once the reservation is held); returns (seed, owner, link,
+    file)."""
     topo = net.topo
     s1 = spawn(tmp_path / "s1", "seed", "--listen", ANY, *seed_args,
               prefix=topo.prefix(net.seeds["s1"][0]))  # fmt: skip
@@ -278,16 +285,21 @@ def relay_share(
     home = tmp_path / "owner"
     home.mkdir(mode=0o700)
     (home / "config.toml").write_text(f'seeds = ["{boot}"]\n')
-    owner = spawn(home, "node", "--listen", ANY,
-                 prefix=topo.prefix(net.laptops[owner_kind][0]))  # fmt: skip
-    owner.read_lines(1)
-    assert wait_known(home)["state"] == "private"
-    assert wait_relayed(home), status(home)
     src = tmp_path / "holiday.bin"
     src.write_bytes(os.urandom(8 << 20))
-    res = p2pshare(home, "add", src)
-    assert res.code == 0, res.err
-    link = res.out.strip()
+    where = topo.prefix(net.laptops[owner_kind][0])
+    if share:
+        owner = spawn(home, "share", "--listen", ANY, src, prefix=where)
+        (link,) = owner.read_lines(1)
+        assert wait_known(home)["state"] == "private"
+    else:
+        owner = spawn(home, "node", "--listen", ANY, prefix=where)
+        owner.read_lines(1)
+        assert wait_known(home)["state"] == "private"
+        assert wait_relayed(home), status(home)
+        res = p2pshare(home, "add", src)
+        assert res.code == 0, res.err
+        link = res.out.strip()
     assert "p2p-circuit" in link, link
     return s1, owner, link, src
 
@@ -295,7 +307,9 @@ def relay_share(
 def test_cone_to_cone_goes_direct_and_the_relay_carries_almost_nothing(
     net: Net, tmp_path: Path
 ) -> None:
-    s1, owner, link, src = relay_share(net, tmp_path, "cone")
+    """A `share`s with only the seed in its config; B `get`s with nothing
+    but the link."""
+    s1, owner, link, src = relay_share(net, tmp_path, "cone", share=True)
     with running(s1, owner):
         out = tmp_path / "out"
         started = time.monotonic()
