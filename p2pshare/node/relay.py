@@ -356,12 +356,12 @@ async def dial_circuit(host: Any, addr: Multiaddr, target: ID) -> Any:
         conn = await host.upgrade_outbound_connection(raw, target)
         _tag_relayed(conn, circuit)
         limit = resp.limit if resp.HasField("limit") else None
-        if limit is not None and (limit.data or limit.duration):
-            _LIMITS[(host.get_id(), target)] = (
-                relay,
-                int(limit.data),
-                int(limit.duration),
-            )
+        key = (host.get_id(), target)
+        _LIMITS.pop(key, None)
+        if limit is not None and 0 < limit.data < _UNCAPPED:
+            _LIMITS[key] = (relay, int(limit.data), int(limit.duration))
+            while len(_LIMITS) > _MAX_LIMITS:  # oldest first
+                del _LIMITS[next(iter(_LIMITS))]
         return conn
     except BaseException:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -372,8 +372,11 @@ async def dial_circuit(host: Any, addr: Multiaddr, target: ID) -> Any:
         raise
 
 
-# (our host id, target) -> (relay, data cap, duration cap) of a limited circuit
+# (our host id, target) -> (relay, data cap, duration cap) of our latest
+# circuit to that target when the relay capped its bytes (a limited circuit)
 _LIMITS: dict[tuple[ID, ID], tuple[ID, int, int]] = {}
+_MAX_LIMITS = 1024
+_UNCAPPED = 1 << 40  # a byte cap this large is no cap (bulk circuits)
 
 
 def circuit_limit(host: Any, target: ID) -> tuple[ID, int, int] | None:
