@@ -549,9 +549,8 @@ def get(
                 limits=FolderLimits(**limits),
                 paths=paths,
             )
-        for name, how in n.paths.items():  # say so when it was not plain direct
-            if how != "direct":
-                click.echo(f"provider {name}: {how}", err=True)
+        for name, how in n.paths.items():  # the providers not plainly direct
+            click.echo(f"provider {name}: {how}", err=True)
         stats.append(n.last_download)
         return result
 

@@ -167,32 +167,27 @@ class NodeHost:
         self.dht = dht
         self.peer_id: ID = host.get_id()
         self.peer_id_bytes: bytes = self.peer_id.to_bytes()
-        # advertised beside the listen addresses (``open_host``'s factory):
-        # public addresses others dialled us back on (a forwarded port) and
-        # circuit addresses through the relays holding a reservation for us
+        # advertised beside the listen addresses: public addresses others
+        # dialled us back on (a forwarded port; ``open_host``'s factory reads
+        # this list) and circuit addresses through the relays holding a
+        # reservation for us (appended by ``compat.advertise_circuits``)
         self.verified = verified if verified is not None else []
-        self._public: list[str] = []
         self._circuits: list[str] = []
 
     def set_verified_addrs(self, addrs: Sequence[str]) -> bool:
         """Advertise these public addresses (``/ip4/…/tcp/…``, checked by a
         dial-back) beside the listen addresses; True if that changed."""
-        return self._advertise(public=list(addrs))
+        if [str(a) for a in self.verified] == list(addrs):
+            return False
+        self.verified[:] = [Multiaddr(a) for a in addrs]
+        return True
 
     def set_circuit_addrs(self, addrs: Sequence[str]) -> bool:
         """Advertise these relay addresses (``…/p2p/<relay>/p2p-circuit``);
         True if that changed."""
-        return self._advertise(circuits=list(addrs))
-
-    def _advertise(
-        self, *, public: list[str] | None = None, circuits: list[str] | None = None
-    ) -> bool:
-        before = (self._public, self._circuits)
-        self._public = self._public if public is None else public
-        self._circuits = self._circuits if circuits is None else circuits
-        if (self._public, self._circuits) == before:
+        if self._circuits == list(addrs):
             return False
-        self.verified[:] = [Multiaddr(a) for a in self._public]
+        self._circuits = list(addrs)
         return True
 
     def circuit_addrs(self) -> list[Multiaddr]:

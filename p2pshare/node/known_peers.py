@@ -14,8 +14,6 @@ are skipped, at most :data:`MAX_KNOWN` are read.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -76,10 +74,8 @@ def worth_remembering(nh: NodeHost) -> list[str]:
         if str(KAD_PROTOCOL_ID) not in protocols:
             continue
         for addr in compat.rank_addrs(addrs):
-            host = str(addr).split("/")[2]
-            with contextlib.suppress(ValueError):
-                if ipaddress.ip_address(host).is_loopback:
-                    continue
+            if compat.addr_rank(addr) == 2:  # loopback: this machine
+                continue
             text = str(addr)
             out.append(text if "/p2p/" in text else f"{text}/p2p/{peer}")
             break

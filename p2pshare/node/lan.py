@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
 
 from p2pshare.errors import UsageError
+from p2pshare.node import compat
 from p2pshare.node.host import parse_peer_addr
 
 if TYPE_CHECKING:
@@ -82,13 +84,9 @@ def lan_addrs(own: Sequence[str]) -> list[str]:
         parts = text.split("/")
         if len(parts) < 7 or parts[1] not in ("ip4", "ip6") or parts[3] != "tcp":
             continue
-        try:
-            ip = ipaddress.ip_address(parts[2])
-        except ValueError:
-            continue
-        if ip.is_unspecified:
-            continue
-        (loop if ip.is_loopback else keep).append(text)
+        rank = compat.addr_rank(Multiaddr(text))
+        if rank is not None:
+            (loop if rank == 2 else keep).append(text)
     return (keep or loop)[:MAX_ADDRS]
 
 

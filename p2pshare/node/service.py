@@ -17,7 +17,6 @@ come from the link's hints and the DHT in parallel.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import trio
+from multiaddr import Multiaddr
 
 from p2pshare import __version__
 from p2pshare.config import Home, load_config
@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 XFER_PROTOCOL = "/p2pshare/xfer/1"
 DIAL_TIMEOUT_S = 15.0
 LINKS_READY_S = 15.0  # a link printed at start waits this long for relays
+MAX_PATHS = 64  # Node.paths
 MAX_LINK_PEERS = MAX_PEERS  # what a link may carry
 
 
@@ -105,15 +106,9 @@ def link_hints(own: Sequence[str], seeds: Sequence[str] = ()) -> tuple[str, ...]
 
 
 def _hint_rank(addr: str) -> int:
-    """0 for a public IP or a DNS name, 1 for a private one, 2 loopback."""
-    parts = addr.split("/")
-    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
-        return 0
-    try:
-        ip = ipaddress.ip_address(parts[2])
-    except ValueError:
-        return 1
-    return 2 if ip.is_loopback else 0 if ip.is_global else 1
+    """``compat.addr_rank`` of a hint (a circuit ranks as its relay)."""
+    rank = compat.addr_rank(Multiaddr(addr))
+    return 1 if rank is None else rank
 
 
 @dataclass
@@ -148,8 +143,9 @@ class Node:
     seed_relay: SeedRelay | None = None  # a seed's relay service
     dht_auto: bool = False  # DHT server unless reachability says private
     upnp: PortMapper | None = None  # [network] upnp = true
-    # how we reached each provider we dialled: "direct", "direct after hole
-    # punching", "relayed via …<seed>" (short peer id -> path)
+    # how we reached the providers that were not plainly direct: "direct
+    # after hole punching (…)", "relayed via …<seed>" (short peer id -> path;
+    # the latest MAX_PATHS, for `get` to print)
     paths: dict[str, str] = field(default_factory=dict)
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
@@ -499,9 +495,9 @@ class Node:
                     else relay_path(host, peer_id)
                 )
                 self.paths[short_peer_id(peer_id)] = how
+                while len(self.paths) > MAX_PATHS:
+                    del self.paths[next(iter(self.paths))]
                 log.info("provider %s: %s", short_peer_id(peer_id), how)
-            else:
-                self.paths.setdefault(short_peer_id(peer_id), "direct")
             relayed = is_relayed(host, peer_id)
             stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
         pc = ProviderConn(
@@ -511,7 +507,7 @@ class Node:
             traffic=self.received_by_peer,
         )
         limit = circuit_limit(self.host.host, peer_id) if relayed else None
-        if limit is not None and limit[1]:
+        if limit is not None:  # only limited circuits have one
             relay, data, _duration = limit
             pc.relay_note = (
                 f"cut by the relay limit of {short_peer_id(relay)} "
@@ -708,7 +704,8 @@ async def open_node(
     # A serving node with seeds to ask starts as a DHT client and turns
     # server unless they find it behind a NAT: peers elsewhere would
     # otherwise put it in their tables and wait on it (kubo's "auto" mode).
-    dht_auto = dht_mode == "server" and seed is None and bool(joined or config.seeds)
+    seeds = list(dict.fromkeys([*config.seeds, *joined]))  # relays, reachability
+    dht_auto = dht_mode == "server" and seed is None and bool(seeds)
     store = LocalStore(home)
     try:
         await trio.to_thread.run_sync(_collect_at_start, store)
@@ -744,7 +741,7 @@ async def open_node(
                 await nursery.start(_run_service, node.seed_relay)
             node.relay = RelayClient(
                 nh,
-                seeds=[*config.seeds, *joined],
+                seeds=seeds,
                 stop=node.seed_relay,  # a seed answers STOP itself
                 on_change=node.relays_changed,
                 public_guess=node.public_guess,
@@ -759,7 +756,7 @@ async def open_node(
             if dht_mode == "server" or seed is not None:
                 node.reach = Reachability(
                     nh,
-                    ask=[*joined, *config.seeds],
+                    ask=seeds,
                     on_change=node.reachability_changed,
                 )
                 await nursery.start(node.reach.run)

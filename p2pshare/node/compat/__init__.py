@@ -89,6 +89,7 @@ from p2pshare.node.compat.dht import (
 )
 from p2pshare.node.compat.dialer import (
     ADDR_DIAL_TIMEOUT_S,
+    addr_rank,
     parallel_dials,
     rank_addrs,
     set_circuit_dialer,
@@ -146,6 +147,7 @@ __all__ = [
     "SHIELDED_IO_LIMIT_S",
     "STREAM_RESET_TIMEOUT_S",
     "StreamHandler",
+    "addr_rank",
     "advertise_circuits",
     "advertised_addrs",
     "cap_inbound_streams",

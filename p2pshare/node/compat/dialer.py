@@ -41,6 +41,7 @@ __all__ = [
     "ADDR_DIAL_TIMEOUT_S",
     "DIAL_STAGGER_S",
     "MAX_DIAL_ADDRS",
+    "addr_rank",
     "parallel_dials",
     "rank_addrs",
     "set_circuit_dialer",
@@ -72,26 +73,37 @@ def circuit_addrs(addrs: Sequence[Multiaddr]) -> list[Multiaddr]:
     return out[:MAX_CIRCUIT_ADDRS]
 
 
+def addr_rank(addr: Multiaddr) -> int | None:
+    """Where the host part of ``addr`` can be reached from: 0 anywhere (a
+    public IP or a DNS name), 1 its own network (a private or link-local
+    IP), 2 this machine (loopback); None when it is no address to dial (a
+    wildcard, multicast, or neither IP nor DNS). Dials, link hints, LAN
+    announcements and remembered peers all rank addresses this way."""
+    names = [p.name for p in addr.protocols()]
+    if not names:
+        return None
+    if names[0] in ("dns", "dns4", "dns6"):
+        return 0
+    if names[0] not in ("ip4", "ip6"):
+        return None
+    try:
+        ip = ipaddress.ip_address(addr.value_for_protocol(names[0]))
+    except ValueError:
+        return None
+    if ip.is_unspecified or ip.is_multicast:
+        return None
+    return 2 if ip.is_loopback else 0 if ip.is_global else 1
+
+
 def rank_addrs(addrs: Sequence[Multiaddr]) -> list[Multiaddr]:
-    """Dialable TCP addresses, best first: public, private, loopback."""
+    """Dialable TCP addresses, best first (:func:`addr_rank`)."""
     ranked: list[tuple[int, int, Multiaddr]] = []
     seen: set[str] = set()
     for i, addr in enumerate(addrs):
         text = str(addr)
         names = [p.name for p in addr.protocols()]
-        if text in seen or names[1:] not in (["tcp"], ["tcp", "p2p"]):
-            continue
-        if names[0] in ("dns", "dns4", "dns6"):
-            rank = 0
-        elif names[0] in ("ip4", "ip6"):
-            try:
-                ip = ipaddress.ip_address(addr.value_for_protocol(names[0]))
-            except ValueError:
-                continue
-            if ip.is_unspecified or ip.is_multicast:
-                continue
-            rank = 2 if ip.is_loopback else 0 if ip.is_global else 1
-        else:
+        rank = addr_rank(addr)
+        if text in seen or names[1:] not in (["tcp"], ["tcp", "p2p"]) or rank is None:
             continue
         seen.add(text)
         ranked.append((rank, i, addr))
