@@ -345,6 +345,18 @@ def test_symmetric_nat_is_relayed_for_a_voucher_holder_and_refused_without(
         relay = status(tmp_path / "s1")["seed_relay"]  # the seed is still up
         assert relay["circuits"]["limited"] >= 1, relay
 
+        # the same through a background node: the same error and exit code,
+        # and the node stays up
+        home = tmp_path / "bg"
+        bg = spawn(home, "node", "--listen", ANY, prefix=topo_prefix(net, getter_ns))
+        bg.read_lines(1)
+        res = p2pshare(home, "get", link, "-o", tmp_path / "bg-out", "--timeout",
+                       "20", timeout=120)  # fmt: skip
+        assert res.code == 3, (res.code, res.err[-2000:])
+        assert "relay limit" in res.err, res.err[-2000:]
+        assert status(home)["reachability"]  # the node still answers
+        assert bg.stop() == 0  # (its port is the next getter's)
+
         # the owner redeems a voucher of that seed: its circuits carry bulk data
         code = p2pshare(
             tmp_path / "s1", "voucher", "issue", "--quota", "1G", "--expires", "1d"
