@@ -8,7 +8,8 @@ peer id. At most :data:`MAX_CHECKS` dial-backs run at once, one per peer.
 
 Client side (every node): :class:`Reachability` asks up to
 :data:`ASK_AT_MOST` peers that may serve it (the configured seeds and
-bootstrap peers first, then peers we are connected to) until
+bootstrap peers first, then connected peers whose identify lists the
+protocol) until
 :data:`ENOUGH_ANSWERS` have answered, and concludes:
 
 * ``public``: a seed's fresh dial reached us (on ``<observed ip>:<port>``);
@@ -17,9 +18,9 @@ bootstrap peers first, then peers we are connected to) until
 * ``unknown``: nobody answered (no seed known, or none reachable).
 
 It checks when the node starts, again every :data:`RECHECK_S`, sooner
-(:data:`RETRY_S`) while the answer is ``unknown``, and at once when the
-node's addresses change. ``status --json`` shows the state, why, and the
-address the seeds saw.
+while the answer is ``unknown`` (after :data:`RETRY_S`, doubling each time
+nobody answered), and at once when the node's addresses change.
+``status --json`` shows the state, why, and the address the seeds saw.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ MAX_CHECKS: Final = 8  # dial-backs at once on a seed
 ASK_AT_MOST: Final = 6
 ENOUGH_ANSWERS: Final = 2
 RECHECK_S: Final = 1800.0
-RETRY_S: Final = 5.0  # while unknown (nobody asked answered yet)
+RETRY_S: Final = 5.0  # while unknown: 5 s, then doubling up to RECHECK_S
 ADDR_POLL_S: Final = 30.0
 
 
@@ -212,10 +213,16 @@ class Reachability:
         task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_addrs)
+            unanswered = 0  # checks in a row that nobody answered
             while True:
                 self._recheck = trio.Event()
                 await self.check()
-                wait = RETRY_S if self.state == "unknown" else RECHECK_S
+                unanswered = unanswered + 1 if self.state == "unknown" else 0
+                wait = (
+                    min(RECHECK_S, RETRY_S * 2 ** (unanswered - 1))
+                    if unanswered
+                    else RECHECK_S
+                )
                 with trio.move_on_after(wait):
                     await self._recheck.wait()
 
@@ -245,8 +252,13 @@ class Reachability:
             if info.peer_id not in seen:
                 seen.add(info.peer_id)
                 out.append(info)
-        for peer in self.nh.connected_peers():
-            if peer not in seen:
+        store = self.nh.host.get_peerstore()
+        for peer in self.nh.connected_peers():  # those identify says can answer
+            try:
+                serves = proto.REACH_PROTOCOL in (store.get_protocols(peer) or [])
+            except Exception:  # the peerstore knows nothing of it yet
+                serves = False
+            if serves and peer not in seen:
                 seen.add(peer)
                 out.append(peer)
         return out[:ASK_AT_MOST]

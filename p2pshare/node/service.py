@@ -739,6 +739,11 @@ async def open_node(
                     RelayPolicy(seed.open_relay, seed.relay_rate, seed.relay_peer_rate),
                 )
                 await nursery.start(_run_service, node.seed_relay)
+                # the peers met while joining learn what a seed serves now
+                # (identify ran before these handlers were set)
+                node.jobs.spawn(
+                    "identify", "push", lambda: compat.push_identify(nh.host)
+                )
             node.relay = RelayClient(
                 nh,
                 seeds=seeds,
