@@ -533,7 +533,7 @@ def get(
     )
     if via is not NO_NODE:
         return
-    from p2pshare.store.restore import FolderLimits
+    from p2pshare.store.walk import FolderLimits
 
     stats: list[Any] = []
 
@@ -684,7 +684,8 @@ def _get_offline(
 
     from p2pshare.cli.app import _open_store
     from p2pshare.errors import P2PShareError
-    from p2pshare.store.restore import FolderLimits, get_offline, parse_selection
+    from p2pshare.store.restore import get_offline
+    from p2pshare.store.walk import FolderLimits, parse_selection
 
     store = _open_store(ctx)
     select = parse_selection(paths) if paths else None

@@ -65,7 +65,7 @@ from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import parse_peer_addr
-from p2pshare.store.restore import FolderLimits
+from p2pshare.store.walk import FolderLimits
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus

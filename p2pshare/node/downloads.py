@@ -35,7 +35,7 @@ from p2pshare.node.events import EventBus
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.jobs import Supervisor
 from p2pshare.store.partial import partial_name
-from p2pshare.store.restore import DEFAULT_LIMITS, FolderLimits, parse_selection
+from p2pshare.store.walk import DEFAULT_LIMITS, FolderLimits, parse_selection
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node

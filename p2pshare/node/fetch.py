@@ -1,10 +1,13 @@
-"""Multi-source download: the network ``ShareSource`` for ``get``.
+"""Multi-source download: the node drives the store's walk of a share.
 
 Theory of operation
 -------------------
-``get`` reuses the store's ``get_share`` walk (folders, safe paths, partial
-files, resume) in a worker thread; this module supplies the chunks. Each
-``ShareSource`` method hops back into trio with ``trio.from_thread.run``.
+``store/walk.py`` plans a ``get`` (folders, safe paths, partial files,
+resume) as a generator of steps; :func:`drive` runs it here in trio. The
+walk's own local work runs in a worker thread between steps, and
+:class:`NetworkSource` does each step it yields: from this home when the
+share is held here, else from providers. Nothing in ``store/`` calls back
+into the node.
 
 * **Providers** (:class:`~p2pshare.node.swarm.Swarm`) come from the link's
   peer hints and from
@@ -28,7 +31,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from nacl.signing import SigningKey
@@ -65,10 +68,20 @@ from p2pshare.node.swarm import Swarm, wait_first
 from p2pshare.protocol.messages import Kind
 from p2pshare.store import LocalStore
 from p2pshare.store.catalog import ShareRow
-from p2pshare.store.partial import PartialFile
-from p2pshare.store.restore import LocalSource, check_key
+from p2pshare.store.restore import LocalSource
+from p2pshare.store.walk import (
+    FillFile,
+    Finished,
+    Open,
+    OpenedShare,
+    ReadAll,
+    Step,
+    Walk,
+    check_key,
+    do_step,
+)
 
-__all__ = ["DownloadStats", "NetworkSource", "Swarm"]
+__all__ = ["DownloadStats", "NetworkSource", "Swarm", "drive"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +89,7 @@ OPEN_GRACE_S = 2.0  # after the first provider answers, wait this long for other
 
 Progress = Callable[[int], None]
 Connector = Callable[[], Any]
+T = TypeVar("T")
 
 
 class NetworkSource:
@@ -101,33 +115,38 @@ class NetworkSource:
         self.announce = announce
         self.stats = DownloadStats()
 
-    # -- ShareSource (called from the get_share worker thread) ---------------------
-    def open(self, root: bytes, key: bytes) -> tuple[Any, FileKeys, Meta]:
+    # -- the steps of a share walk (store/walk.py) ------------------------------
+    async def step(self, step: Step) -> Any:
+        """Do one step of a walk: from this home when it holds the share,
+        else from the providers."""
+        match step:
+            case Open(root, key):
+                local = await trio.to_thread.run_sync(self._open_local, root, key)
+                return local if local is not None else await self._open(root, key)
+            case ReadAll(opened, keys, meta) if isinstance(opened, NetShare):
+                return await self._read_all(opened, keys, meta)
+            case FillFile(opened, keys, part, progress) if isinstance(opened, NetShare):
+                sink = PlainSink(opened, keys, part)
+                return await Fill(self, opened, keys.signing_key, sink, progress).run()
+            case Finished(opened, path, meta) if isinstance(opened, NetShare):
+                # from now on serve it by reference from ``path``
+                return await trio.to_thread.run_sync(
+                    self.store.catalog.complete_share,
+                    opened.root,
+                    path,
+                    meta.size,
+                    meta.mtime_ns,
+                )
+        return await trio.to_thread.run_sync(do_step, self.local, step)
+
+    def _open_local(
+        self, root: bytes, key: bytes
+    ) -> tuple[OpenedShare, FileKeys, Meta] | None:
         with _LocalFirst():
             row = self.store.catalog.get_share(root)
             if row.storage in ("ref", "copy"):
                 return self.local.open(root, key)
-        return trio.from_thread.run(self._open, root, key)
-
-    def fill(
-        self, opened: Any, keys: FileKeys, part: PartialFile, progress: Progress
-    ) -> None:
-        if not isinstance(opened, NetShare):
-            self.local.fill(opened, keys, part, progress)
-            return
-        trio.from_thread.run(self._fill, opened, keys, part, progress)
-
-    def read_all(self, opened: Any, keys: FileKeys, meta: Meta) -> bytes:
-        if not isinstance(opened, NetShare):
-            return self.local.read_all(opened, keys, meta)
-        return trio.from_thread.run(self._read_all, opened, keys, meta)
-
-    def finished(self, opened: Any, path: str, meta: Meta) -> None:
-        """A file finished: from now on serve it by reference from ``path``."""
-        if isinstance(opened, NetShare):
-            self.store.catalog.complete_share(
-                opened.root, path, meta.size, meta.mtime_ns
-            )
+        return None
 
     # -- trio side ----------------------------------------------------------------
     async def _open(self, root: bytes, key: bytes) -> tuple[NetShare, FileKeys, Meta]:
@@ -366,13 +385,47 @@ class NetworkSource:
         await trio.to_thread.run_sync(keep)
         return listing
 
-    async def _fill(
-        self, share: NetShare, keys: FileKeys, part: PartialFile, progress: Progress
-    ) -> None:
-        fill = Fill(
-            self, share, keys.signing_key, PlainSink(share, keys, part), progress
-        )
-        await fill.run()
+
+async def drive(walk: Walk[T], source: NetworkSource) -> T:
+    """Drive a share walk (``store/walk.py``) in trio: the walk's own steps
+    (local disk and catalog work) run in a worker thread, one hop per step,
+    and ``source`` does the steps it yields. An error of a step is thrown
+    into the walk so its clean-up runs as for a local error; on a
+    cancellation the walk is closed (its ``finally`` clauses run, partial
+    data stays for a resume)."""
+    answer: Any = None
+    error: Exception | None = None
+    finished = False
+    try:
+        while True:
+            try:
+                finished, step = await trio.to_thread.run_sync(
+                    _advance, walk, answer, error
+                )
+            except trio.Cancelled:
+                raise  # before the hop ran: the walk waits at its step
+            except BaseException:
+                finished = True  # the walk raised: it is over
+                raise
+            if finished:
+                return step  # type: ignore[no-any-return]
+            try:
+                answer, error = await source.step(step), None
+            except Exception as exc:  # thrown into the walk
+                answer, error = None, exc
+    finally:
+        if not finished:  # cancelled while a step ran
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(walk.close)
+
+
+def _advance(walk: Walk[Any], answer: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Run the walk to its next step: ``(False, step)``, or ``(True,
+    result)`` at its end (StopIteration cannot cross a thread hop)."""
+    try:
+        return False, walk.throw(error) if error is not None else walk.send(answer)
+    except StopIteration as stop:
+        return True, stop.value
 
 
 def _why(exc: Exception) -> str:

@@ -411,39 +411,63 @@ class Fill:
     async def _writer(
         self, recv: trio.MemoryReceiveChannel[tuple[str, int, bytes]]
     ) -> None:
+        """Verify and write what arrived, in batches: one worker-thread hop
+        for every chunk queued at that moment, not one per chunk."""
         limiter = trio.CapacityLimiter(1)
-        async for name, i, data in recv:
-            if self.sink.has(i) or self.sched.done or i in self._written:
+        async for first in recv:
+            batch = [first]
+            with contextlib.suppress(trio.WouldBlock):
+                while len(batch) < WRITE_QUEUE:
+                    batch.append(recv.receive_nowait())
+            todo: list[tuple[str, int, bytes]] = []
+            for name, i, data in batch:
+                if self.sink.has(i) or self.sched.done or i in self._written:
+                    continue
+                if any(j == i for _n, j, _d in todo):
+                    continue  # a duplicate (endgame) in the same batch
+                todo.append((name, i, data))
+            if not todo:
                 continue
-            ok = await trio.to_thread.run_sync(
-                self.sink.verify_write, i, data, limiter=limiter
+            oks = await trio.to_thread.run_sync(
+                self._verify_write_all, todo, limiter=limiter
             )
-            if not ok:
-                sess = self.share.sessions.get(name)
-                for j in self.sched.ban(name):
-                    self.reqs.pop((name, j), None)
-                self.source.stats.bans += 1
-                if sess is not None:
-                    await self.source.swarm.ban(
-                        sess.pc,
-                        f"sent chunk {i} of {root_to_cid(self.share.root)[:16]}"
-                        " that fails verification",
-                        why="banned (bad chunk)",
-                    )
-                self._poke()
-                continue
-            self._written.add(i)
-            self.last_progress = trio.current_time()
-            if self.source.stats.first_chunk_at is None:
-                self.source.stats.first_chunk_at = trio.current_time()
-                if self.source.announce is not None:
-                    self.source.announce(self.share.root)  # in the background
-            self.source.stats.chunks += 1
-            self.source.stats.bytes += len(data)
-            for other in self.sched.completed(name, i, len(data), trio.current_time()):
-                await self._cancel(other, i)
-            self.progress(self.sink.amount(i))
-            self._poke()
+            for (name, i, data), ok in zip(todo, oks, strict=True):
+                if ok:
+                    await self._written_ok(name, i, len(data))
+                else:
+                    await self._bad_chunk(name, i)
+
+    def _verify_write_all(self, todo: list[tuple[str, int, bytes]]) -> list[bool]:
+        """In a worker thread: verify and keep each chunk of a batch."""
+        return [self.sink.verify_write(i, data) for _name, i, data in todo]
+
+    async def _bad_chunk(self, name: str, i: int) -> None:
+        sess = self.share.sessions.get(name)
+        for j in self.sched.ban(name):
+            self.reqs.pop((name, j), None)
+        self.source.stats.bans += 1
+        if sess is not None:
+            await self.source.swarm.ban(
+                sess.pc,
+                f"sent chunk {i} of {root_to_cid(self.share.root)[:16]}"
+                " that fails verification",
+                why="banned (bad chunk)",
+            )
+        self._poke()
+
+    async def _written_ok(self, name: str, i: int, size: int) -> None:
+        self._written.add(i)
+        self.last_progress = trio.current_time()
+        if self.source.stats.first_chunk_at is None:
+            self.source.stats.first_chunk_at = trio.current_time()
+            if self.source.announce is not None:
+                self.source.announce(self.share.root)  # in the background
+        self.source.stats.chunks += 1
+        self.source.stats.bytes += size
+        for other in self.sched.completed(name, i, size, trio.current_time()):
+            await self._cancel(other, i)
+        self.progress(self.sink.amount(i))
+        self._poke()
 
 
 # what a provider's ``missing`` code says, for the download's error line

@@ -10,8 +10,8 @@ and starts the announcer, which provides every top share and every partial
 download in the DHT and re-announces before records expire. Leaving the
 context cancels every task and closes the network (no leaked sockets).
 
-Downloads (:meth:`Node.get`) run ``get_share`` from the store in a worker
-thread with a :class:`~p2pshare.node.fetch.NetworkSource`, whose providers
+Downloads (:meth:`Node.get`) drive the store's walk of a share
+(``store/walk.py``) with a :class:`~p2pshare.node.fetch.NetworkSource`, whose providers
 come from the link's hints and the DHT in parallel.
 """
 
@@ -41,7 +41,7 @@ from p2pshare.node import dht as dhtmod
 from p2pshare.node.compat import short_peer_id
 from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
-from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm
+from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm, drive
 from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import NodeHost, open_host
 from p2pshare.node.jobs import Supervisor
@@ -68,13 +68,14 @@ from p2pshare.protocol.reach import REACH_PROTOCOL
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
-from p2pshare.store.restore import (
+from p2pshare.store.restore import LocalSource
+from p2pshare.store.walk import (
     DEFAULT_LIMITS,
     FolderLimits,
-    LocalSource,
-    describe_tree,
-    get_share,
+    get_walk,
     parse_selection,
+    run_walk,
+    tree_walk,
 )
 
 __all__ = ["XFER_PROTOCOL", "Node", "link_hints", "open_node"]
@@ -604,7 +605,7 @@ class Node:
             TransferTimeout: every provider stalled.
             UsageError: a bad path in ``paths``; NotFoundError: one that is
                 not in the folder.
-            AccessDenied, IntegrityError, …: as ``get_share``.
+            AccessDenied, IntegrityError, …: as ``store.walk.get_walk``.
         """
         select = parse_selection(paths) if paths else None
         row = await trio.to_thread.run_sync(self._local_row, link.root_id)
@@ -615,19 +616,17 @@ class Node:
             stall_s=stall_s,
             held=row is not None and row.storage in ("ref", "copy"),
         ) as source:
-            result = await trio.to_thread.run_sync(
-                lambda: get_share(
-                    self.store,
-                    source,
-                    link,
-                    out_dir,
-                    progress=progress,
-                    on_total=on_total,
-                    select=select,
-                    on_name=on_name,
-                    limits=limits,
-                )
+            walk = get_walk(
+                self.store.catalog,
+                link,
+                out_dir,
+                progress=progress,
+                on_total=on_total,
+                select=select,
+                on_name=on_name,
+                limits=limits,
             )
+            result = await drive(walk, source)
             self.last_download = source.stats
             await trio.to_thread.run_sync(self._adopt_download, link.root_id, result)
         return result
@@ -639,10 +638,10 @@ class Node:
         only envelopes and folder listings. See ``describe_tree``."""
         row = await trio.to_thread.run_sync(self._local_row, link.root_id)
         if row is not None and row.storage in ("ref", "copy"):
-            source: Any = LocalSource(self.store)
-            return await trio.to_thread.run_sync(describe_tree, source, link)
+            local = LocalSource(self.store)
+            return await trio.to_thread.run_sync(run_walk, tree_walk(link), local)
         async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
-            return await trio.to_thread.run_sync(describe_tree, net, link)
+            return await drive(tree_walk(link), net)
 
     def _local_row(self, root: bytes) -> Any:
         try:

@@ -10,7 +10,8 @@ worker threads.
 from p2pshare.store.adder import AddedShare, add_path
 from p2pshare.store.local import LocalStore
 from p2pshare.store.reader import OpenShare, open_share
-from p2pshare.store.restore import GetResult, get_offline, inspect_share
+from p2pshare.store.restore import get_offline, inspect_share
+from p2pshare.store.walk import GetResult
 
 __all__ = [
     "AddedShare",

@@ -1,134 +1,42 @@
-"""Rebuilding a share from the local store (``p2pshare get --offline``).
+"""Rebuilding a share from this home's store (``p2pshare get --offline``).
 
-Theory of operation
--------------------
-1. Open the envelope (verified against the root id), check that the link's
-   key derives the envelope's access key (else ``AccessDenied``), open the
-   meta and check it agrees with the envelope's geometry.
-2. A file is written chunk by chunk into a :class:`PartialFile`; every chunk
-   is verified against its id and authenticated before it is written, and
-   the bitmap makes a killed ``get`` resume where it stopped.
-3. A folder is rebuilt inside a hidden partial directory next to the
-   destination. Its listing is decoded and every entry validated
-   (``format/folder.py``); each path is additionally checked to stay inside
-   the partial directory, and files are created exclusively without
-   following symlinks. A finished member file is renamed to its name inside
-   the partial directory, so a resumed folder get skips it. Directory mtimes
-   are set bottom-up, then the partial directory is renamed into place.
-
-Nothing appears under the destination name until everything verified.
-When verification fails (tampered data, wrong key, unsafe listing) the
-partial data is deleted: resuming cannot fix it. Any other interruption
-leaves the partial data for the next run.
+:class:`LocalSource` does the steps of a share walk (``store/walk.py``)
+from the local store: the envelope and meta are verified on open, and every
+chunk is verified against its id and authenticated before it is written
+(``reader.OpenShare.plain``), decrypting in worker threads
+(``pipeline.ordered_map``) while this thread writes.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import stat
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
 
-from p2pshare.errors import (
-    AccessDenied,
-    FolderListingError,
-    FormatError,
-    NotFoundError,
-    OutputExistsError,
-    P2PShareError,
-    StoreError,
-    UsageError,
-)
-from p2pshare.format import (
-    Envelope,
-    FileKeys,
-    Geometry,
-    Meta,
-    ShareLink,
-    decode_listing,
-    open_meta,
-    root_to_cid,
-)
-from p2pshare.format.envelope import Kind
-from p2pshare.format.folder import MAX_LISTING_BYTES, Entry
+from p2pshare.errors import FormatError, NotFoundError
+from p2pshare.format import FileKeys, Geometry, Meta, ShareLink
+from p2pshare.format.folder import MAX_LISTING_BYTES
 from p2pshare.store.local import LocalStore
-from p2pshare.store.partial import PartialFile, partial_name, place, umask
+from p2pshare.store.partial import PartialFile
 from p2pshare.store.pipeline import ordered_map
 from p2pshare.store.reader import OpenShare, open_share
+from p2pshare.store.walk import (
+    DEFAULT_LIMITS,
+    FolderLimits,
+    GetResult,
+    OpenedShare,
+    Selection,
+    check_key,
+    get_walk,
+    run_walk,
+)
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "MAX_ENTRIES",
-    "FolderLimits",
-    "GetResult",
-    "describe_tree",
-    "get_offline",
-    "get_share",
-    "inspect_share",
-    "parse_selection",
-]
+__all__ = ["LocalSource", "get_offline", "inspect_share"]
 
 Progress = Callable[[int], None]
-
-MAX_DEPTH = 64  # folders nested deeper than this are refused (hostile trees)
-# files and folders one download may create: a tiny share can name the same
-# member folder many times over (1 000 entries of a 1 000-entry folder are
-# a million files); the whole tree is counted before anything is written
-MAX_ENTRIES = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class FolderLimits:
-    """What a folder share may expand to on disk (``get --max-entries``,
-    ``--max-depth``): files and folders in all, and levels of nesting."""
-
-    entries: int = MAX_ENTRIES
-    depth: int = MAX_DEPTH
-
-
-DEFAULT_LIMITS = FolderLimits()
-
-
-MAX_TREE_ENTRIES = 50_000  # entries describe_tree returns (bounds a control reply)
-MAX_TREE_TEXT = 8 << 20  # bytes of paths and names it returns (same reason)
-
-Selection = frozenset[tuple[str, ...]]
-
-
-@dataclass(slots=True)
-class GetResult:
-    path: Path
-    kind: Kind
-    size: int
-    chunks_total: int = 0
-    chunks_resumed: int = 0
-    files: int = 0
-    file_bytes: int = 0
 
 
 def _no_progress(_: int) -> None:
     pass
-
-
-def check_key(envelope: Envelope, key: bytes) -> tuple[FileKeys, Meta]:
-    """Check ``key`` opens a share with this (already verified) envelope.
-
-    Raises:
-        AccessDenied: ``key`` is not the share's key.
-        IntegrityError / FormatError: the meta is bad or disagrees with the
-            envelope's geometry.
-    """
-    keys = FileKeys.from_key(key)
-    if keys.access_public != envelope.access_public:
-        raise AccessDenied("link: the key does not open this share (wrong key)")
-    meta = open_meta(keys.meta, envelope.sealed_meta)
-    geo = Geometry(meta.size, envelope.chunk_size)
-    if (geo.count, geo.tail_padded) != (envelope.count, envelope.tail):
-        raise FormatError("envelope: the size in the meta does not match the chunks")
-    return keys, meta
 
 
 def inspect_share(
@@ -150,55 +58,17 @@ def inspect_share(
     return share, keys, meta
 
 
-class Opened(Protocol):
-    """A share opened by some source: its verified envelope."""
-
-    @property
-    def root(self) -> bytes: ...
-
-    @property
-    def envelope(self) -> Envelope: ...
-
-    def close(self) -> None: ...
-
-
-class ShareSource(Protocol):
-    """Where ``get`` takes a share's data from: this home, or peers.
-
-    Every method is synchronous (the network source bridges into trio) and
-    returns only verified data.
-    """
-
-    def open(self, root: bytes, key: bytes) -> tuple[Opened, FileKeys, Meta]:
-        """Fetch and verify the envelope; check the key opens it."""
-        ...
-
-    def fill(
-        self, opened: Opened, keys: FileKeys, part: PartialFile, progress: Progress
-    ) -> None:
-        """Write every chunk ``part`` is missing, verified, then return."""
-        ...
-
-    def read_all(self, opened: Opened, keys: FileKeys, meta: Meta) -> bytes:
-        """The whole (small) plaintext, e.g. a folder listing."""
-        ...
-
-    def finished(self, opened: Opened, path: str, meta: Meta) -> None:
-        """``path`` now holds the complete, verified file."""
-        ...
-
-
 class LocalSource:
-    """Chunks from this home's store (``get --offline``)."""
+    """The steps of a walk from this home's store (a ``ShareSource``)."""
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
 
-    def open(self, root: bytes, key: bytes) -> tuple[Opened, FileKeys, Meta]:
+    def open(self, root: bytes, key: bytes) -> tuple[OpenedShare, FileKeys, Meta]:
         return inspect_share(self.store, root, key)
 
     def fill(
-        self, opened: Opened, keys: FileKeys, part: PartialFile, progress: Progress
+        self, opened: OpenedShare, keys: FileKeys, part: PartialFile, progress: Progress
     ) -> None:
         assert isinstance(opened, OpenShare)
         share = opened
@@ -219,10 +89,10 @@ class LocalSource:
             part.mark(i)
             progress(geo.plain_len(i))
 
-    def finished(self, opened: Opened, path: str, meta: Meta) -> None:
+    def finished(self, opened: OpenedShare, path: str, meta: Meta) -> None:
         pass
 
-    def read_all(self, opened: Opened, keys: FileKeys, meta: Meta) -> bytes:
+    def read_all(self, opened: OpenedShare, keys: FileKeys, meta: Meta) -> bytes:
         assert isinstance(opened, OpenShare)
         if meta.size > MAX_LISTING_BYTES:
             raise FormatError("folder listing: too large")
@@ -231,95 +101,6 @@ class LocalSource:
         for i in range(geo.count):
             out += opened.plain(i, opened.chunk_id(i), keys)[: geo.plain_len(i)]
         return bytes(out)
-
-
-def parse_selection(paths: Iterable[str]) -> Selection:
-    """Relative paths inside a folder share ("a/b.txt") as a selection.
-
-    Raises:
-        UsageError: a path is empty, absolute, or has "." / ".." parts.
-    """
-    out: set[tuple[str, ...]] = set()
-    for raw in paths:
-        parts = tuple(raw.split("/"))
-        if not raw or raw.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise UsageError(f"paths: {raw!r} is not a relative path inside the share")
-        out.add(parts)
-    # a folder and something inside it: the folder already has it all
-    return frozenset(
-        p for p in out if not any(q != p and p[: len(q)] == q for q in out)
-    )
-
-
-def describe_tree(
-    source: ShareSource, link: ShareLink, *, max_entries: int = MAX_TREE_ENTRIES
-) -> dict[str, Any]:
-    """What a link holds, fetching only envelopes and folder listings.
-
-    Returns ``{"root", "name", "kind", "size", "entries"}``. ``entries`` is
-    the whole folder tree as a flat list in depth-first order (a tree would
-    nest one level per folder; a flat list keeps every reply two levels
-    deep whatever the tree): ``{"path", "name", "kind", "size"}`` with
-    ``path`` relative to the share and "/"-separated, a folder's ``size``
-    being the bytes of every file below it. A file share has no entries.
-
-    Raises:
-        AccessDenied: no key, or the wrong one.
-        FolderListingError: a listing is unsafe, the tree is nested deeper
-            than :data:`MAX_DEPTH` or has more than ``max_entries`` entries.
-        Whatever ``source`` raises (NotFoundError, NoProviders, …).
-    """
-    if link.key is None:
-        raise AccessDenied("link: it carries no key (the part after '#')")
-    out: list[dict[str, Any]] = []
-    text = 0  # bytes of paths and names so far
-
-    def walk(opened: Opened, keys: FileKeys, meta: Meta, rel: tuple[str, ...]) -> None:
-        nonlocal text
-        if len(rel) >= MAX_DEPTH:
-            raise FolderListingError(f"folder: nested deeper than {MAX_DEPTH} levels")
-        for entry in decode_listing(source.read_all(opened, keys, meta)):
-            if len(out) >= max_entries:
-                raise FolderListingError(f"folder: more than {max_entries} entries")
-            path = (*rel, entry.name)
-            joined = "/".join(path)
-            text += len(joined) + len(entry.name)
-            if text > MAX_TREE_TEXT:
-                raise FolderListingError("folder: the tree is too large to list")
-            out.append(
-                {
-                    "path": joined,
-                    "name": entry.name,
-                    "kind": entry.kind,
-                    "size": entry.size,
-                }
-            )
-            if entry.kind != "folder":
-                continue
-            child, ckeys, cmeta = source.open(entry.root, entry.key)
-            try:
-                if cmeta.kind != "folder":
-                    raise FormatError(
-                        f"{'/'.join(path)}: listing entry does not match its share"
-                    )
-                walk(child, ckeys, cmeta, path)
-            finally:
-                child.close()
-
-    opened, keys, meta = source.open(link.root_id, link.key)
-    try:
-        if meta.kind == "folder":
-            walk(opened, keys, meta, ())
-    finally:
-        opened.close()
-    top = [e for e in out if "/" not in e["path"]]
-    return {
-        "root": root_to_cid(link.root_id),
-        "name": meta.name,
-        "kind": meta.kind,
-        "size": sum(e["size"] for e in top) if meta.kind == "folder" else meta.size,
-        "entries": out,
-    }
 
 
 def get_offline(
@@ -333,7 +114,7 @@ def get_offline(
     limits: FolderLimits = DEFAULT_LIMITS,
 ) -> GetResult:
     """Rebuild the share of ``link`` from this home into ``out_dir``
-    (``on_total``, ``select`` and ``limits`` as in :func:`get_share`).
+    (``on_total``, ``select`` and ``limits`` as in ``walk.get_walk``).
 
     Raises:
         AccessDenied: the link has no key, or the wrong one.
@@ -343,17 +124,17 @@ def get_offline(
         OutputExistsError: ``out_dir/<name>`` exists.
         StoreError: local I/O failed.
     """
+    walk = get_walk(
+        store.catalog,
+        link,
+        out_dir,
+        progress=progress,
+        on_total=on_total,
+        select=select,
+        limits=limits,
+    )
     try:
-        return get_share(
-            store,
-            LocalSource(store),
-            link,
-            out_dir,
-            progress=progress,
-            on_total=on_total,
-            select=select,
-            limits=limits,
-        )
+        return run_walk(walk, LocalSource(store))
     except NotFoundError as exc:
         if str(exc).startswith("share:"):
             raise NotFoundError(
@@ -361,317 +142,3 @@ def get_offline(
                 " (run `get` without --offline to fetch it)"
             ) from exc
         raise
-
-
-def get_share(
-    store: LocalStore,
-    source: ShareSource,
-    link: ShareLink,
-    out_dir: Path,
-    *,
-    progress: Progress = _no_progress,
-    on_total: Progress = _no_progress,
-    select: Selection | None = None,
-    on_name: Callable[[str], None] = lambda _name: None,
-    limits: FolderLimits = DEFAULT_LIMITS,
-) -> GetResult:
-    """Rebuild the share of ``link`` from ``source`` into ``out_dir``.
-
-    ``on_total`` is told the number of bytes to expect as soon as it is
-    known (after the envelope of a file, the top listing of a folder; with
-    ``select``, it grows as selected entries are found). ``select`` (from
-    :func:`parse_selection`) limits a folder to some of its files and
-    folders; the result is the folder with only those inside.
-    Same errors as :func:`get_offline`, plus whatever ``source`` raises, and
-    ``NotFoundError`` for a selected path that is not in the folder.
-    ``on_name`` is told the share's name once its meta is open. A folder
-    whose tree holds more than ``limits.entries`` files and folders in all,
-    or nests deeper than ``limits.depth``, is refused
-    (``FolderListingError``) before anything is written.
-    """
-    if link.key is None:
-        raise AccessDenied("link: it carries no key (the part after '#')")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(
-            f"{out_dir}: cannot create output directory ({exc.strerror})"
-        ) from exc
-    if not out_dir.is_dir():
-        raise StoreError(f"{out_dir}: not a directory")
-    opened, keys, meta = source.open(link.root_id, link.key)
-    try:
-        on_name(meta.name)
-        dest = out_dir / meta.name
-        if dest.exists() or dest.is_symlink():
-            raise OutputExistsError(f"{dest}: already exists")
-        result = GetResult(path=dest, kind=meta.kind, size=meta.size)
-        job = _Job(store, source, result, progress, on_total, limits)
-        if meta.kind == "file":
-            if select:
-                raise UsageError("paths: this share is a file, not a folder")
-            on_total(meta.size)
-            job.file(opened, keys, meta, dest)
-        else:
-            job.folder(opened, keys, meta, dest, select or None)
-            result.size = result.file_bytes
-    finally:
-        opened.close()
-    return result
-
-
-class _Job:
-    def __init__(
-        self,
-        store: LocalStore,
-        source: ShareSource,
-        result: GetResult,
-        progress: Progress,
-        on_total: Progress = _no_progress,
-        limits: FolderLimits = DEFAULT_LIMITS,
-    ) -> None:
-        self.store = store
-        self.limits = limits
-        self.entries = 0  # entries created or checked by this job so far
-        self.source = source
-        self.result = result
-        self.progress = progress
-        self.on_total = on_total
-        self.expected = 0  # bytes of the selected entries found so far
-        # listings read while checking a selection, kept for the download
-        # walk (each is read once, from the network at most once)
-        self._listings: dict[bytes, list[Entry]] = {}
-
-    def _entries(
-        self, share: Opened, keys: FileKeys, meta: Meta, *, keep: bool = False
-    ) -> list[Entry]:
-        """The decoded listing of a folder share; ``keep`` holds it for the
-        next caller, which takes it (it is read once)."""
-        entries = (
-            self._listings.get(share.root)
-            if keep
-            else self._listings.pop(share.root, None)
-        )
-        if entries is None:
-            entries = decode_listing(self.source.read_all(share, keys, meta))
-            if keep:
-                self._listings[share.root] = entries
-        return entries
-
-    def file(self, share: Opened, keys: FileKeys, meta: Meta, dest: Path) -> None:
-        geo = Geometry(meta.size, share.envelope.chunk_size)
-        part = PartialFile(self.store.catalog, share.root, dest, geo)
-        self.result.chunks_total += geo.count
-        self.result.chunks_resumed += part.resumed
-        self.progress(sum(geo.plain_len(i) for i in range(geo.count) if part.has(i)))
-        try:
-            self.source.fill(share, keys, part, self.progress)
-            part.finish(meta.mtime_ns)
-            self.source.finished(share, str(dest), meta)
-        except (FormatError, AccessDenied):
-            part.discard()  # the data is bad: nothing to resume
-            raise
-        finally:
-            part.close()
-        self.result.files += 1
-        self.result.file_bytes += meta.size
-
-    def folder(
-        self,
-        share: Opened,
-        keys: FileKeys,
-        meta: Meta,
-        dest: Path,
-        select: Selection | None = None,
-    ) -> None:
-        top = dest.with_name(partial_name(share.root))
-        if select:
-            self._check_selection(share, keys, meta, select)
-        else:
-            self._count(share, keys, meta, 0, {})
-        try:
-            found: set[tuple[str, ...]] = set()
-            self._folder_into(share, keys, meta, top, top, select, found)
-            if select and found != select:  # the listings changed under us
-                raise NotFoundError("paths: not all found in this folder")
-            place(top, dest)
-        except (FormatError, AccessDenied):
-            self._discard_tree(top)
-            raise
-
-    def _count(
-        self,
-        share: Opened,
-        keys: FileKeys,
-        meta: Meta,
-        depth: int,
-        seen: dict[bytes, int],
-    ) -> int:
-        """Entries in the tree of ``share``, counted before anything is
-        written; each distinct folder is read once (``seen``: its count), so
-        a folder named many times costs one listing, not one per name.
-
-        Raises:
-            FolderListingError: deeper than ``limits.depth`` or more than
-                ``limits.entries`` entries in all.
-        """
-        self._check_depth(depth)
-        total = 0
-        for entry in self._entries(share, keys, meta, keep=True):
-            total += 1
-            if entry.kind == "folder":
-                if entry.root not in seen:
-                    child, ckeys, cmeta = self.source.open(entry.root, entry.key)
-                    try:
-                        if cmeta.kind != "folder":
-                            raise FormatError(
-                                f"{entry.name}: listing entry does not match its share"
-                            )
-                        seen[entry.root] = self._count(
-                            child, ckeys, cmeta, depth + 1, seen
-                        )
-                    finally:
-                        child.close()
-                total += seen[entry.root]
-            self._check_entries(total)
-        return total
-
-    def _check_depth(self, depth: int) -> None:
-        if depth >= self.limits.depth:
-            raise FolderListingError(
-                f"folder: nested deeper than {self.limits.depth} levels;"
-                " --max-depth raises it"
-            )
-
-    def _check_entries(self, n: int) -> None:
-        if n > self.limits.entries:
-            raise FolderListingError(
-                f"folder: more than {self.limits.entries} files and folders in all"
-                " (a folder named many times over?); --max-entries raises it"
-            )
-
-    def _check_selection(
-        self, share: Opened, keys: FileKeys, meta: Meta, select: Selection
-    ) -> None:
-        """Fail before any download if a selected path is not in the folder
-        (walks only the listings on the way to the selected paths)."""
-        for path in sorted(select):
-            opened: list[Opened] = []
-            try:
-                here, here_keys, here_meta = share, keys, meta
-                for depth, name in enumerate(path):
-                    entries = self._entries(here, here_keys, here_meta, keep=True)
-                    entry = next((e for e in entries if e.name == name), None)
-                    last = depth == len(path) - 1
-                    if entry is None or (not last and entry.kind != "folder"):
-                        raise NotFoundError(f"{'/'.join(path)}: not in this folder")
-                    if last:
-                        break
-                    here, here_keys, here_meta = self.source.open(entry.root, entry.key)
-                    opened.append(here)
-            finally:
-                for o in opened:
-                    o.close()
-
-    def _folder_into(
-        self,
-        share: Opened,
-        keys: FileKeys,
-        meta: Meta,
-        here: Path,
-        top: Path,
-        select: Selection | None = None,
-        found: set[tuple[str, ...]] | None = None,
-    ) -> None:
-        """Rebuild one folder level; ``select`` (paths relative to ``top``)
-        limits it to those entries and the folders leading to them; None
-        means everything below ``here``."""
-        self._check_depth(len(here.relative_to(top).parts))
-        _mkdir_exclusive_ok(here)
-        entries = self._entries(share, keys, meta)
-        if here == top and select is None:
-            self.on_total(sum(e.size for e in entries))
-        for entry in entries:
-            self.entries += 1
-            self._check_entries(self.entries)  # a selection, or a changed tree
-            target = here / entry.name
-            # Defence in depth: names were validated, but check the path too.
-            if target.parent != here or not target.resolve().is_relative_to(
-                top.resolve()
-            ):
-                raise FolderListingError("folder listing: entry escapes the folder")
-            rel = target.relative_to(top)
-            inner: Selection | None = None
-            if select is not None:
-                if rel.parts in select:
-                    assert found is not None
-                    found.add(rel.parts)
-                    self.expected += entry.size
-                    self.on_total(self.expected)
-                elif entry.kind == "folder" and any(
-                    p[: len(rel.parts)] == rel.parts for p in select
-                ):
-                    inner = select  # only the selected paths inside it
-                else:
-                    continue
-            if entry.kind == "file" and _is_regular(target):
-                self.progress(entry.size)
-                continue  # finished in an earlier, interrupted run
-            try:
-                child, ckeys, cmeta = self.source.open(entry.root, entry.key)
-            except NotFoundError as exc:
-                raise NotFoundError(f"{rel}: member share not found ({exc})") from exc
-            try:
-                if cmeta.kind != entry.kind or (
-                    entry.kind == "file" and cmeta.size != entry.size
-                ):
-                    raise FormatError(f"{rel}: listing entry does not match its share")
-                if entry.kind == "file":
-                    self.file(child, ckeys, cmeta, target)
-                else:
-                    self._folder_into(child, ckeys, cmeta, target, top, inner, found)
-            except P2PShareError as exc:
-                # Say where in the tree it failed, once (inner levels
-                # already prefix the same relative path).
-                if _plain_ctor(exc) and not str(exc).startswith(str(rel)):
-                    raise type(exc)(f"{rel}: {exc}") from exc
-                raise
-            finally:
-                child.close()
-        try:
-            here.chmod(0o777 & ~umask())
-            os.utime(here, ns=(meta.mtime_ns, meta.mtime_ns), follow_symlinks=False)
-        except OSError as exc:
-            raise StoreError(
-                f"{here}: cannot set mode or mtime ({exc.strerror})"
-            ) from exc
-
-    def _discard_tree(self, top: Path) -> None:
-        prefix = str(top) + os.sep
-        for row in self.store.catalog.downloads():
-            if row.dest.startswith(prefix):
-                self.store.catalog.finish_download(row.id)
-        shutil.rmtree(top, ignore_errors=True)
-
-
-def _plain_ctor(exc: P2PShareError) -> bool:
-    """Whether ``type(exc)(message)`` rebuilds it (not for multi-arg errors)."""
-    return type(exc).__init__ in (P2PShareError.__init__, Exception.__init__)
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except FileNotFoundError:
-        return False
-
-
-def _mkdir_exclusive_ok(path: Path) -> None:
-    """Create a directory; an existing real directory (a resume) is fine."""
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        if not stat.S_ISDIR(path.lstat().st_mode):
-            raise OutputExistsError(f"{path}: exists and is not a directory") from None
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot create ({exc.strerror})") from exc
