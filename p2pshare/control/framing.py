@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-:class:`FrameDecoder` is sans-IO, like its sibling
-:mod:`p2pshare.protocol.framing`: push what a socket read returned with
+:class:`FrameDecoder` is ``protocol.codec.FrameDecoder`` (shared with the
+peer protocols) with the control API's body rule: push what a socket read returned with
 :meth:`~FrameDecoder.receive_data`, pull decoded bodies with
 :meth:`~FrameDecoder.next_frame`. Unlike xfer frames, control bodies carry
 nested JSON-like values, so bounding the work per frame takes more than a
@@ -32,13 +32,15 @@ flat-map rule:
 
 from __future__ import annotations
 
-import struct
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgpack
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.protocol import codec
+from p2pshare.protocol.codec import PREFIX_BYTES, check_body, prefixed
 
 __all__ = [
     "MAX_DEPTH",
@@ -54,7 +56,6 @@ __all__ = [
     "encode_frame",
 ]
 
-PREFIX_BYTES = 4
 # §1 limits. A request is a method name and a few paths or a link: 1 MiB is
 # generous, and it bounds what any local process can make the node buffer.
 MAX_REQUEST_BYTES = 1 << 20
@@ -76,7 +77,6 @@ MAX_STR_BYTES = 64 * 1024
 # keeping validators' recursion trivially shallow.
 MAX_DEPTH = 8
 
-_PREFIX = struct.Struct(">I")
 _CONTAINERS = (list, dict)
 
 
@@ -112,11 +112,7 @@ def encode_frame(
         packed: bytes = msgpack.packb(body, use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as exc:
         raise LocalProtocolError(f"frame: cannot pack ({type(exc).__name__})") from exc
-    if len(packed) > max_frame:
-        raise LocalProtocolError(
-            f"frame: body of {len(packed)} bytes exceeds {max_frame}"
-        )
-    return _PREFIX.pack(len(packed)) + packed
+    return prefixed(packed, max_frame=max_frame)
 
 
 class _LimitError(ValueError):
@@ -204,14 +200,10 @@ def decode_body(raw: bytes | memoryview, *, max_elements: int) -> dict[str, Any]
         raise RemoteProtocolError(
             f"frame: malformed msgpack ({type(exc).__name__})"
         ) from exc
-    if not isinstance(body, dict):
-        raise RemoteProtocolError("frame: body is not a map")
-    if not isinstance(body.get("t"), str):
-        raise RemoteProtocolError('frame: body has no str "t"')
-    return body
+    return check_body(body)
 
 
-class FrameDecoder:
+class FrameDecoder(codec.FrameDecoder):
     """Incremental, strict decoder of length-prefixed control frames.
 
     Args:
@@ -220,67 +212,12 @@ class FrameDecoder:
         max_elements: the most objects one body may decode into.
     """
 
-    __slots__ = ("_buf", "_eof", "_need", "max_elements", "max_frame")
+    __slots__ = ("max_elements",)
 
     def __init__(self, *, max_frame: int, max_elements: int) -> None:
-        if not 0 < max_frame < 1 << 32:
-            raise ValueError("max_frame must be in 1..2**32-1")
         if max_elements < 1:
             raise ValueError("max_elements must be positive")
-        self.max_frame = max_frame
         self.max_elements = max_elements
-        self._buf = bytearray()
-        self._eof = False
-        self._need: int | None = None  # body length of the frame in progress
-
-    @property
-    def at_eof(self) -> bool:
-        """True once EOF was received and every buffered byte consumed."""
-        return self._eof and not self._buf
-
-    def receive_data(self, data: bytes) -> None:
-        """Append bytes read from the socket; ``b""`` means EOF.
-
-        Raises:
-            LocalProtocolError: data was fed after EOF.
-        """
-        if self._eof:
-            if data:
-                raise LocalProtocolError("frame: data received after EOF")
-        elif data:
-            self._buf += data
-        else:
-            self._eof = True
-
-    def next_frame(self) -> dict[str, Any] | None:
-        """Return the next whole frame's body, or None if more bytes are needed.
-
-        Raises:
-            RemoteProtocolError: bad length prefix, malformed body, or a frame
-                cut short by EOF.
-        """
-        buf = self._buf
-        if self._need is None:
-            if len(buf) < PREFIX_BYTES:
-                if self._eof and buf:
-                    raise RemoteProtocolError("frame: truncated length prefix at EOF")
-                return None
-            (length,) = _PREFIX.unpack_from(buf)
-            if length == 0:
-                raise RemoteProtocolError("frame: zero length")
-            if length > self.max_frame:
-                raise RemoteProtocolError(
-                    f"frame: length {length} exceeds limit {self.max_frame}"
-                )
-            self._need = length
-        end = PREFIX_BYTES + self._need
-        if len(buf) < end:
-            if self._eof:
-                raise RemoteProtocolError("frame: truncated body at EOF")
-            return None
-        self._need = None
-        try:
-            with memoryview(buf) as view, view[PREFIX_BYTES:end] as raw:
-                return decode_body(raw, max_elements=self.max_elements)
-        finally:
-            del buf[:end]  # consumed even when malformed
+        super().__init__(
+            max_frame, functools.partial(decode_body, max_elements=max_elements)
+        )

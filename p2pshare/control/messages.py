@@ -24,15 +24,15 @@ turn every problem with received data into
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from p2pshare.control.framing import MAX_DEPTH, MAX_STR_BYTES
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.protocol.codec import Omit, WireMessage, check_text, check_uint
 
 __all__ = [
     "CLIENT_MESSAGES",
@@ -138,11 +138,7 @@ def _str(name: str, value: object, maximum: int) -> str:
 
 
 def _text(name: str, value: object, maximum: int) -> None:
-    text = _str(name, value, maximum)
-    # Remote text ends up in logs and on terminals: no control characters.
-    if not text.isprintable():
-        raise LocalProtocolError(f"{name}: contains non-printable characters")
-    _check_str(text)
+    _check_str(check_text(name, value, maximum))
 
 
 def _token(name: str, value: object, maximum: int, pattern: re.Pattern[str]) -> None:
@@ -151,10 +147,7 @@ def _token(name: str, value: object, maximum: int, pattern: re.Pattern[str]) -> 
 
 
 def _version(value: object) -> None:
-    if type(value) is not int:
-        raise LocalProtocolError(f"v: expected int, got {type(value).__name__}")
-    if not 0 <= value <= 2**16 - 1:
-        raise LocalProtocolError(f"v: {value} out of range 0..65535")
+    check_uint("v", value, 2**16 - 1)
 
 
 def _map(name: str, value: object) -> None:
@@ -167,40 +160,11 @@ def _map(name: str, value: object) -> None:
 
 
 # -- messages (spec: p2pshare.control, §2 and §3) ------------------------------
-class Message:
-    """Base of every control message: the strict wire mapping."""
+class Message(WireMessage):
+    """Base of every control message: every field is on the wire."""
 
     __slots__ = ()
-    TAG: ClassVar[str]
-
-    def to_wire(self) -> dict[str, Any]:
-        """The frame body: ``{"t": TAG, field: value, ...}``."""
-        body: dict[str, Any] = {"t": self.TAG}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            body[f.name] = getattr(self, f.name)
-        return body
-
-    @classmethod
-    def from_wire(cls, body: Mapping[str, Any]) -> Self:
-        """Build a message from a frame body, strictly.
-
-        Raises:
-            RemoteProtocolError: wrong tag, unknown or missing keys, or a
-                field that fails validation.
-        """
-        if body.get("t") != cls.TAG:
-            raise RemoteProtocolError(f"{cls.TAG}: wrong message tag")
-        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        unknown = [k for k in body if k != "t" and k not in names]
-        if unknown:
-            raise RemoteProtocolError(f"{cls.TAG}: unknown field {unknown[0]!r:.40}")
-        missing = [n for n in names if n not in body]
-        if missing:
-            raise RemoteProtocolError(f"{cls.TAG}: missing field {missing[0]!r}")
-        try:
-            return cls(**{n: body[n] for n in names})
-        except LocalProtocolError as exc:
-            raise RemoteProtocolError(f"{cls.TAG}: {exc}") from exc
+    OMIT: ClassVar[Omit] = "never"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,9 @@ msgpack (spec: ``p2pshare.protocol``, "Frames")::
 
 :class:`FrameDecoder` is sans-IO: the caller pushes whatever bytes a stream
 read returned with :meth:`~FrameDecoder.receive_data` and pulls whole,
-decoded bodies with :meth:`~FrameDecoder.next_frame`.
+decoded bodies with :meth:`~FrameDecoder.next_frame`. The buffering is the
+one of ``codec.FrameDecoder`` (shared with the control API); this module
+adds the peer protocols' limits and their body rule (:func:`flat_rule`).
 
 Invariants and limits, with the reasons for them:
 
@@ -38,14 +40,15 @@ Invariants and limits, with the reasons for them:
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 
-from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.errors import RemoteProtocolError
 from p2pshare.format.chunks import MAX_CHUNK_SIZE, TAG_BYTES
+from p2pshare.protocol import codec
+from p2pshare.protocol.codec import PREFIX_BYTES, BodyRule, check_body, prefixed
 
 __all__ = [
     "MAX_FIELDS",
@@ -54,9 +57,9 @@ __all__ = [
     "PREFIX_BYTES",
     "FrameDecoder",
     "encode_frame",
+    "flat_rule",
 ]
 
-PREFIX_BYTES = 4
 # The largest frame is a Block carrying a chunk of the largest chunk size
 # (16 MiB plaintext + 16-byte tag); 64 KiB covers the map around it and
 # leaves room for an Opened with a 48 KiB envelope.
@@ -68,7 +71,6 @@ MAX_STR_BYTES = 1024
 # fields added later while keeping the per-frame object count tiny.
 MAX_FIELDS = 16
 
-_PREFIX = struct.Struct(">I")
 _SCALARS = (type(None), bool, int, float, str, bytes)
 
 
@@ -98,111 +100,22 @@ def encode_frame(body: Mapping[str, Any], *, max_frame: int = MAX_FRAME_BYTES) -
         LocalProtocolError: the encoded body is empty or exceeds ``max_frame``
             (a message bigger than the peer accepts is our bug).
     """
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
-    if not 0 < len(packed) <= max_frame:
-        raise LocalProtocolError(
-            f"frame: body of {len(packed)} bytes exceeds {max_frame}"
-        )
-    return _PREFIX.pack(len(packed)) + packed
+    return prefixed(msgpack.packb(body, use_bin_type=True), max_frame=max_frame)
 
 
-class FrameDecoder:
-    """Incremental, strict decoder of length-prefixed msgpack frames.
+def flat_rule(max_frame: int, max_str_bytes: int, max_fields: int) -> BodyRule:
+    """The body rule of the peer protocols: a flat map of scalars."""
 
-    Args:
-        max_frame: the largest body accepted, in bytes; checked against the
-            length prefix before the body is buffered.
-        max_str_bytes: the longest msgpack str accepted, in UTF-8 bytes.
-        max_fields: the most entries a body map may have.
-    """
-
-    __slots__ = ("_buf", "_eof", "_max_fields", "_max_str", "_need", "max_frame")
-
-    def __init__(
-        self,
-        max_frame: int = MAX_FRAME_BYTES,
-        *,
-        max_str_bytes: int = MAX_STR_BYTES,
-        max_fields: int = MAX_FIELDS,
-    ) -> None:
-        if not 0 < max_frame < 1 << 32:
-            raise ValueError("max_frame must be in 1..2**32-1")
-        self.max_frame = max_frame
-        self._max_str = max_str_bytes
-        self._max_fields = max_fields
-        self._buf = bytearray()
-        self._eof = False
-        self._need: int | None = None  # body length of the frame in progress
-
-    @property
-    def at_eof(self) -> bool:
-        """True once EOF was received and every buffered byte consumed."""
-        return self._eof and not self._buf
-
-    @property
-    def buffered(self) -> int:
-        """Bytes received but not yet returned as frames."""
-        return len(self._buf)
-
-    def receive_data(self, data: bytes) -> None:
-        """Append bytes read from the stream; ``b""`` means EOF.
-
-        Raises:
-            LocalProtocolError: data was fed after EOF.
-        """
-        if self._eof:
-            if data:
-                raise LocalProtocolError("frame: data received after EOF")
-            return
-        if data:
-            self._buf += data
-        else:
-            self._eof = True
-
-    def next_frame(self) -> dict[str, Any] | None:
-        """Return the next whole frame's body, or None if more bytes are needed.
-
-        Raises:
-            RemoteProtocolError: bad length prefix, malformed body, or a frame
-                cut short by EOF.
-        """
-        buf = self._buf
-        if self._need is None:
-            if len(buf) < PREFIX_BYTES:
-                if self._eof and buf:
-                    raise RemoteProtocolError("frame: truncated length prefix at EOF")
-                return None
-            (length,) = _PREFIX.unpack_from(buf)
-            if length == 0:
-                raise RemoteProtocolError("frame: zero length")
-            if length > self.max_frame:
-                raise RemoteProtocolError(
-                    f"frame: length {length} exceeds limit {self.max_frame}"
-                )
-            self._need = length
-        end = PREFIX_BYTES + self._need
-        if len(buf) < end:
-            if self._eof:
-                raise RemoteProtocolError("frame: truncated body at EOF")
-            return None
-        self._need = None
-        try:
-            with memoryview(buf) as view:
-                body = self._decode(view[PREFIX_BYTES:end])
-        finally:
-            del buf[:end]  # consumed even when malformed
-        return body
-
-    def _decode(self, raw: memoryview) -> dict[str, Any]:
+    def decode(raw: memoryview) -> dict[str, Any]:
         try:
             body = msgpack.unpackb(
                 raw,
                 raw=False,
                 strict_map_key=True,
-                max_bin_len=self.max_frame,
-                max_str_len=self._max_str,
+                max_bin_len=max_frame,
+                max_str_len=max_str_bytes,
                 max_array_len=0,
-                max_map_len=self._max_fields,
+                max_map_len=max_fields,
                 max_ext_len=0,
                 object_pairs_hook=_flat_map,
             )
@@ -212,10 +125,28 @@ class FrameDecoder:
             raise RemoteProtocolError(
                 f"frame: malformed msgpack ({type(exc).__name__})"
             ) from exc
-        finally:
-            raw.release()
-        if not isinstance(body, dict):
-            raise RemoteProtocolError("frame: body is not a map")
-        if not isinstance(body.get("t"), str):
-            raise RemoteProtocolError('frame: body has no str "t"')
-        return body
+        return check_body(body)
+
+    return decode
+
+
+class FrameDecoder(codec.FrameDecoder):
+    """Incremental, strict decoder of xfer (and pin, reach) frames.
+
+    Args:
+        max_frame: the largest body accepted, in bytes; checked against the
+            length prefix before the body is buffered.
+        max_str_bytes: the longest msgpack str accepted, in UTF-8 bytes.
+        max_fields: the most entries a body map may have.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        max_frame: int = MAX_FRAME_BYTES,
+        *,
+        max_str_bytes: int = MAX_STR_BYTES,
+        max_fields: int = MAX_FIELDS,
+    ) -> None:
+        super().__init__(max_frame, flat_rule(max_frame, max_str_bytes, max_fields))

@@ -32,15 +32,22 @@ index below ``MAX_CHUNK_COUNT``, an index-block index below
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 from p2pshare.format.chunks import ID_BYTES, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, TAG_BYTES
 from p2pshare.format.envelope import MAX_ENVELOPE_BYTES, MAX_INDEX_BLOCKS
 from p2pshare.format.grant import MAX_GRANT_BYTES
+from p2pshare.protocol.codec import (
+    Omit,
+    WireMessage,
+    check_bytes,
+    check_code,
+    check_text,
+    check_uint,
+)
 
 __all__ = [
     "CHALLENGE_BYTES",
@@ -80,85 +87,13 @@ MAX_REASON_CHARS = 200
 
 Kind = Literal["chunk", "index"]
 KINDS: tuple[Kind, ...] = ("chunk", "index")
-_CODE_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-# -- field checks (raise LocalProtocolError; from_wire converts) -------------
-def _uint(name: str, value: object, maximum: int) -> None:
-    if type(value) is not int:  # exactly int: bool is an int subclass
-        raise LocalProtocolError(f"{name}: expected int, got {type(value).__name__}")
-    if not 0 <= value <= maximum:
-        raise LocalProtocolError(f"{name}: {value} out of range 0..{maximum}")
-
-
-def _bytes(name: str, value: object, *, exact: int = -1, maximum: int = -1) -> None:
-    if type(value) is not bytes:
-        raise LocalProtocolError(f"{name}: expected bytes, got {type(value).__name__}")
-    if exact >= 0 and len(value) != exact:
-        raise LocalProtocolError(f"{name}: expected {exact} bytes, got {len(value)}")
-    if maximum >= 0 and len(value) > maximum:
-        raise LocalProtocolError(f"{name}: {len(value)} bytes exceeds {maximum}")
-
-
-def _code(value: object) -> None:
-    """A stable machine-readable code: ``[a-z0-9_]{1,40}``."""
-    _text("code", value, MAX_CODE_CHARS)
-    assert isinstance(value, str)
-    if not value or not set(value) <= _CODE_ALPHABET:
-        raise LocalProtocolError("code: expected [a-z0-9_]+")
-
-
-def _text(name: str, value: object, maximum: int) -> None:
-    if type(value) is not str:
-        raise LocalProtocolError(f"{name}: expected str, got {type(value).__name__}")
-    if len(value) > maximum:
-        raise LocalProtocolError(f"{name}: longer than {maximum} characters")
-    # Remote text ends up in logs and the UI: no control characters.
-    if not value.isprintable():
-        raise LocalProtocolError(f"{name}: contains non-printable characters")
-
-
-class Message:
-    """Base of every xfer message: the generic wire mapping."""
+class Message(WireMessage):
+    """Base of every xfer message: a field holding None is left out."""
 
     __slots__ = ()
-    TAG: ClassVar[str]
-
-    def to_wire(self) -> dict[str, Any]:
-        """The frame body: ``{"t": TAG, field: value, ...}``, None fields left out."""
-        body: dict[str, Any] = {"t": self.TAG}
-        for field in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, field.name)
-            if value is not None:
-                body[field.name] = value
-        return body
-
-    @classmethod
-    def from_wire(cls, body: Mapping[str, Any]) -> Self:
-        """Build a message from a frame body, strictly.
-
-        Raises:
-            RemoteProtocolError: wrong tag, unknown, missing or nil keys, or
-                a field that fails validation.
-        """
-        if body.get("t") != cls.TAG:
-            raise RemoteProtocolError(f"{cls.TAG}: wrong message tag")
-        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = [k for k in body if k != "t" and k not in known]
-        if unknown:
-            raise RemoteProtocolError(f"{cls.TAG}: unknown field {unknown[0]!r:.40}")
-        kwargs: dict[str, Any] = {}
-        for name, field in known.items():
-            if name in body:
-                if body[name] is None:
-                    raise RemoteProtocolError(f"{cls.TAG}: field {name!r} is nil")
-                kwargs[name] = body[name]
-            elif field.default is not None:  # MISSING or a non-None default
-                raise RemoteProtocolError(f"{cls.TAG}: missing field {name!r}")
-        try:
-            return cls(**kwargs)
-        except LocalProtocolError as exc:
-            raise RemoteProtocolError(f"{cls.TAG}: {exc}") from exc
+    OMIT: ClassVar[Omit] = "none"
 
 
 # -- the messages (spec: p2pshare.protocol, "Messages") ----------------------
@@ -171,8 +106,8 @@ class Hello(Message):
     challenge: bytes
 
     def __post_init__(self) -> None:
-        _uint("version", self.version, 2**16 - 1)
-        _bytes("challenge", self.challenge, exact=CHALLENGE_BYTES)
+        check_uint("version", self.version, 2**16 - 1)
+        check_bytes("challenge", self.challenge, exact=CHALLENGE_BYTES)
 
     def __repr__(self) -> str:
         return f"Hello(version={self.version})"
@@ -195,14 +130,14 @@ class Open(Message):
     grant: bytes | None = None
 
     def __post_init__(self) -> None:
-        _uint("sid", self.sid, MAX_SID)
-        _bytes("root", self.root, exact=ID_BYTES)
+        check_uint("sid", self.sid, MAX_SID)
+        check_bytes("root", self.root, exact=ID_BYTES)
         if (self.proof is None) == (self.grant is None):
             raise LocalProtocolError("open: expected exactly one of proof and grant")
         if self.proof is not None:
-            _bytes("proof", self.proof, exact=PROOF_BYTES)
+            check_bytes("proof", self.proof, exact=PROOF_BYTES)
         if self.grant is not None:
-            _bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
+            check_bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
             if not self.grant:
                 raise LocalProtocolError("grant: empty")
 
@@ -225,12 +160,12 @@ class Opened(Message):
     have: bytes | None = None
 
     def __post_init__(self) -> None:
-        _uint("sid", self.sid, MAX_SID)
-        _bytes("envelope", self.envelope, maximum=MAX_ENVELOPE_BYTES)
+        check_uint("sid", self.sid, MAX_SID)
+        check_bytes("envelope", self.envelope, maximum=MAX_ENVELOPE_BYTES)
         if not self.envelope:
             raise LocalProtocolError("envelope: empty")
         if self.have is not None:
-            _bytes("have", self.have, maximum=MAX_HAVE_BYTES)
+            check_bytes("have", self.have, maximum=MAX_HAVE_BYTES)
 
     def __repr__(self) -> str:
         have = "all" if self.have is None else f"{len(self.have)}B"
@@ -248,9 +183,9 @@ class Refused(Message):
     reason: str = ""
 
     def __post_init__(self) -> None:
-        _uint("sid", self.sid, MAX_SID)
-        _code(self.code)
-        _text("reason", self.reason, MAX_REASON_CHARS)
+        check_uint("sid", self.sid, MAX_SID)
+        check_code(self.code, MAX_CODE_CHARS)
+        check_text("reason", self.reason, MAX_REASON_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,12 +199,12 @@ class Want(Message):
     index: int
 
     def __post_init__(self) -> None:
-        _uint("sid", self.sid, MAX_SID)
-        _uint("req", self.req, MAX_REQ)
+        check_uint("sid", self.sid, MAX_SID)
+        check_uint("req", self.req, MAX_REQ)
         if self.kind not in KINDS:
             raise LocalProtocolError(f"kind: expected one of {KINDS}")
         limit = MAX_CHUNK_COUNT if self.kind == "chunk" else MAX_INDEX_BLOCKS
-        _uint("index", self.index, limit - 1)
+        check_uint("index", self.index, limit - 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,8 +216,8 @@ class Block(Message):
     data: bytes
 
     def __post_init__(self) -> None:
-        _uint("req", self.req, MAX_REQ)
-        _bytes("data", self.data, maximum=MAX_BLOCK_BYTES)
+        check_uint("req", self.req, MAX_REQ)
+        check_bytes("data", self.data, maximum=MAX_BLOCK_BYTES)
 
     def __repr__(self) -> str:
         return f"Block(req={self.req}, data={len(self.data)}B)"
@@ -303,9 +238,9 @@ class Missing(Message):
     code: str | None = None
 
     def __post_init__(self) -> None:
-        _uint("req", self.req, MAX_REQ)
+        check_uint("req", self.req, MAX_REQ)
         if self.code is not None:
-            _code(self.code)
+            check_code(self.code, MAX_CODE_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,7 +251,7 @@ class Cancel(Message):
     req: int
 
     def __post_init__(self) -> None:
-        _uint("req", self.req, MAX_REQ)
+        check_uint("req", self.req, MAX_REQ)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,7 +262,7 @@ class Bye(Message):
     reason: str = ""
 
     def __post_init__(self) -> None:
-        _text("reason", self.reason, MAX_REASON_CHARS)
+        check_text("reason", self.reason, MAX_REASON_CHARS)
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {

@@ -126,12 +126,11 @@ nonces are arguments.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
@@ -140,8 +139,15 @@ from p2pshare.errors import AccessDenied, LocalProtocolError, RemoteProtocolErro
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.grant import MAX_GRANT_BYTES, MAX_PEER_BYTES
 from p2pshare.format.voucher import MAX_VOUCHER_BYTES
+from p2pshare.protocol.codec import (
+    Codec,
+    Omit,
+    WireMessage,
+    check_bytes,
+    check_text,
+    check_uint,
+)
 from p2pshare.protocol.framing import FrameDecoder, encode_frame
-from p2pshare.protocol.messages import _bytes, _text, _uint
 
 __all__ = [
     "ADMISSIONS",
@@ -252,7 +258,7 @@ _HINT_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, n
 
 # -- field checks and list codecs (raise LocalProtocolError) -----------------
 def _root(value: object) -> None:
-    _bytes("root", value, exact=ID_BYTES)
+    check_bytes("root", value, exact=ID_BYTES)
 
 
 def _hints(value: object) -> None:
@@ -275,7 +281,7 @@ def _indices(value: object) -> None:
     if not 0 < len(value) <= MAX_PROVE_INDICES:
         raise LocalProtocolError(f"indices: expected 1..{MAX_PROVE_INDICES}")
     for index in value:
-        _uint("indices item", index, MAX_U32)
+        check_uint("indices item", index, MAX_U32)
 
 
 def _hints_to_wire(value: Any) -> Any:
@@ -302,65 +308,14 @@ def _indices_from_wire(value: Any) -> Any:
     return tuple(i for (i,) in _U32.iter_unpack(value))
 
 
-_Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
-
-
-class PinMessage:
-    """Base of every pin message: the strict wire mapping of ``messages.py``,
-    plus per-field codecs for the two list fields."""
+class PinMessage(WireMessage):
+    """Base of every pin message: a field equal to its default (None,
+    ``()``, ``top=True``, an empty refusal message) is left out, and the
+    two list fields have codecs."""
 
     __slots__ = ()
-    TAG: ClassVar[str]
-    # field name -> (to wire, from wire); the Python value is validated after.
-    _CODECS: ClassVar[Mapping[str, _Codec]] = {}
-
-    def to_wire(self) -> dict[str, Any]:
-        """The frame body: ``{"t": TAG, field: value, ...}``.
-
-        A field equal to its default (None, ``()``, ``top=True``, an empty
-        refusal message) is left out.
-        """
-        body: dict[str, Any] = {"t": self.TAG}
-        for field in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, field.name)
-            if field.default is not dataclasses.MISSING and value == field.default:
-                continue
-            codec = self._CODECS.get(field.name)
-            body[field.name] = value if codec is None else codec[0](value)
-        return body
-
-    @classmethod
-    def from_wire(cls, body: Mapping[str, Any]) -> Self:
-        """Build a message from a frame body, strictly.
-
-        Raises:
-            RemoteProtocolError: wrong tag, unknown, missing or nil keys, or
-                a field that fails validation.
-        """
-        if body.get("t") != cls.TAG:
-            raise RemoteProtocolError(f"pin {cls.TAG}: wrong message tag")
-        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = [k for k in body if k != "t" and k not in known]
-        if unknown:
-            raise RemoteProtocolError(
-                f"pin {cls.TAG}: unknown field {unknown[0]!r:.40}"
-            )
-        kwargs: dict[str, Any] = {}
-        try:
-            for name, field in known.items():
-                if name in body:
-                    value = body[name]
-                    if value is None:
-                        raise RemoteProtocolError(
-                            f"pin {cls.TAG}: field {name!r} is nil"
-                        )
-                    codec = cls._CODECS.get(name)
-                    kwargs[name] = value if codec is None else codec[1](value)
-                elif field.default is dataclasses.MISSING:
-                    raise RemoteProtocolError(f"pin {cls.TAG}: missing field {name!r}")
-            return cls(**kwargs)
-        except LocalProtocolError as exc:
-            raise RemoteProtocolError(f"pin {cls.TAG}: {exc}") from exc
+    OMIT: ClassVar[Omit] = "default"
+    WHERE: ClassVar[str] = "pin "
 
 
 # -- requests (client → seed) --------------------------------------------------
@@ -376,7 +331,7 @@ class PinRequest(PinMessage):
     """
 
     TAG: ClassVar[str] = "pin"
-    _CODECS: ClassVar[Mapping[str, _Codec]] = {
+    CODECS: ClassVar[Mapping[str, Codec]] = {
         "hints": (_hints_to_wire, _hints_from_wire)
     }
     root: bytes
@@ -389,20 +344,20 @@ class PinRequest(PinMessage):
 
     def __post_init__(self) -> None:
         _root(self.root)
-        _bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
+        check_bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
         if not self.grant:
             raise LocalProtocolError("grant: empty")
-        _uint("lease_s", self.lease_s, MAX_LEASE_S)
+        check_uint("lease_s", self.lease_s, MAX_LEASE_S)
         if self.lease_s == 0:
             raise LocalProtocolError(f"lease_s: 0 out of range 1..{MAX_LEASE_S}")
-        _uint("size", self.size, MAX_U63)
+        check_uint("size", self.size, MAX_U63)
         _hints(self.hints)
         if type(self.top) is not bool:
             raise LocalProtocolError(
                 f"top: expected bool, got {type(self.top).__name__}"
             )
         if self.voucher is not None:
-            _bytes("voucher", self.voucher, maximum=MAX_VOUCHER_BYTES)
+            check_bytes("voucher", self.voucher, maximum=MAX_VOUCHER_BYTES)
             if not self.voucher:
                 raise LocalProtocolError("voucher: empty")
 
@@ -430,7 +385,7 @@ class ProveRequest(PinMessage):
     :func:`storage_digest`); ``nonce`` must be fresh and random."""
 
     TAG: ClassVar[str] = "prove"
-    _CODECS: ClassVar[Mapping[str, _Codec]] = {
+    CODECS: ClassVar[Mapping[str, Codec]] = {
         "indices": (_indices_to_wire, _indices_from_wire)
     }
     root: bytes
@@ -439,7 +394,7 @@ class ProveRequest(PinMessage):
 
     def __post_init__(self) -> None:
         _root(self.root)
-        _bytes("nonce", self.nonce, exact=NONCE_BYTES)
+        check_bytes("nonce", self.nonce, exact=NONCE_BYTES)
         _indices(self.indices)
 
 
@@ -454,8 +409,8 @@ class UnpinRequest(PinMessage):
 
     def __post_init__(self) -> None:
         _root(self.root)
-        _uint("at", self.at, MAX_U63)
-        _bytes("auth", self.auth, exact=AUTH_BYTES)
+        check_uint("at", self.at, MAX_U63)
+        check_bytes("auth", self.auth, exact=AUTH_BYTES)
 
     def __repr__(self) -> str:
         return f"UnpinRequest(root={self.root[:4].hex()}…, at={self.at})"
@@ -478,7 +433,7 @@ class RedeemRequest(PinMessage):
     voucher: bytes
 
     def __post_init__(self) -> None:
-        _bytes("voucher", self.voucher, maximum=MAX_VOUCHER_BYTES)
+        check_bytes("voucher", self.voucher, maximum=MAX_VOUCHER_BYTES)
         if not self.voucher:
             raise LocalProtocolError("voucher: empty")
 
@@ -515,14 +470,14 @@ class PinStatus(PinMessage):
         _root(self.root)
         if self.state not in PIN_STATES:
             raise LocalProtocolError(f"state: expected one of {PIN_STATES}")
-        _uint("have", self.have, MAX_U63)
-        _uint("count", self.count, MAX_U63)
+        check_uint("have", self.have, MAX_U63)
+        check_uint("count", self.count, MAX_U63)
         if self.have > self.count:
             raise LocalProtocolError("have: more than count")
         if self.lease_expires is not None:
-            _uint("lease_expires", self.lease_expires, MAX_U63)
+            check_uint("lease_expires", self.lease_expires, MAX_U63)
         if self.error is not None:
-            _text("error", self.error, MAX_PIN_TEXT_CHARS)
+            check_text("error", self.error, MAX_PIN_TEXT_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -535,7 +490,7 @@ class ProveResponse(PinMessage):
 
     def __post_init__(self) -> None:
         _root(self.root)
-        _bytes("digest", self.digest, exact=ID_BYTES)
+        check_bytes("digest", self.digest, exact=ID_BYTES)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -561,12 +516,12 @@ class Info(PinMessage):
     version: str
 
     def __post_init__(self) -> None:
-        _text("region", self.region, MAX_REGION_CHARS)
-        _uint("free_bytes", self.free_bytes, MAX_U63)
-        _uint("used_bytes", self.used_bytes, MAX_U63)
+        check_text("region", self.region, MAX_REGION_CHARS)
+        check_uint("free_bytes", self.free_bytes, MAX_U63)
+        check_uint("used_bytes", self.used_bytes, MAX_U63)
         if self.admission not in ADMISSIONS:
             raise LocalProtocolError(f"admission: expected one of {ADMISSIONS}")
-        _text("version", self.version, MAX_VERSION_CHARS)
+        check_text("version", self.version, MAX_VERSION_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -591,13 +546,13 @@ class Balance(PinMessage):
     relayed: int | None = None
 
     def __post_init__(self) -> None:
-        _uint("quota", self.quota, MAX_U63)
-        _uint("used", self.used, MAX_U63)
-        _uint("vouchers", self.vouchers, MAX_U63)
+        check_uint("quota", self.quota, MAX_U63)
+        check_uint("used", self.used, MAX_U63)
+        check_uint("vouchers", self.vouchers, MAX_U63)
         if self.relayed is not None:
-            _uint("relayed", self.relayed, MAX_U63)
+            check_uint("relayed", self.relayed, MAX_U63)
         if self.expires is not None:
-            _uint("expires", self.expires, MAX_U63)
+            check_uint("expires", self.expires, MAX_U63)
         if (self.expires is None) != (self.vouchers == 0):
             raise LocalProtocolError(
                 "expires: must be absent exactly when vouchers is 0"
@@ -616,7 +571,7 @@ class PinRefused(PinMessage):
     def __post_init__(self) -> None:
         if self.code not in REFUSE_CODES:
             raise LocalProtocolError(f"code: expected one of {REFUSE_CODES}")
-        _text("message", self.message, MAX_PIN_TEXT_CHARS)
+        check_text("message", self.message, MAX_PIN_TEXT_CHARS)
 
 
 Request = (

@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.protocol.codec import check_text, check_uint
 from p2pshare.protocol.framing import FrameDecoder, encode_frame
-from p2pshare.protocol.messages import Message, _text, _uint
+from p2pshare.protocol.messages import Message
 
 __all__ = [
     "MAX_REACH_FRAME_BYTES",
@@ -63,7 +64,7 @@ class ReachRequest(Message):
     port: int
 
     def __post_init__(self) -> None:
-        _uint("port", self.port, 65535)
+        check_uint("port", self.port, 65535)
         if self.port == 0:
             raise LocalProtocolError("port: 0 is not a port")
 
@@ -77,7 +78,7 @@ class Reached(Message):
     result: str
 
     def __post_init__(self) -> None:
-        _text("observed", self.observed, 45)
+        check_text("observed", self.observed, 45)
         try:
             ipaddress.ip_address(self.observed)
         except ValueError as exc:
