@@ -42,14 +42,13 @@ open what is asked raises :class:`~p2pshare.errors.AccessDenied` from
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
-from nacl.exceptions import CryptoError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
-from p2pshare.errors import AccessDenied, FormatError
-from p2pshare.format import canonical
+from p2pshare.errors import AccessDenied
+from p2pshare.format import canonical, signed
+from p2pshare.format.signed import MAX_EXPIRES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 
 __all__ = [
     "GRANT_TAG",
@@ -66,34 +65,24 @@ __all__ = [
 GRANT_TAG = b"p2pshare/grant/1\x00"
 GRANT_VERSION = 1
 ROOT_BYTES = 32
-SIGNATURE_BYTES = 64  # Ed25519
-PUBLIC_KEY_BYTES = 32
 # libp2p peer ids are multihashes: 38 bytes for Ed25519 identity keys, 34 for
 # sha2-256 of larger keys. 256 matches the access proof's bound (proof.py).
 MAX_PEER_BYTES = 256
-MAX_EXPIRES = 2**63 - 1  # u64 on the wire, but kept in msgpack's signed range
 # The largest grant (256-byte peer id) encodes in 390 bytes; 512 leaves a
 # margin and still bounds the work before a signature is even looked at.
 MAX_GRANT_BYTES = 512
 
-_U16 = struct.Struct(">H")
-_U64 = struct.Struct(">Q")
+_U16 = signed.U16
+_U64 = signed.U64
 _KEYS = frozenset({"v", "root", "peer", "exp", "sig"})
 
 
 def _check_bytes(name: str, value: object, low: int, high: int) -> None:
-    if type(value) is not bytes:
-        raise FormatError(f"grant: {name} must be bytes, got {type(value).__name__}")
-    if not low <= len(value) <= high:
-        span = str(low) if low == high else f"{low}..{high}"
-        raise FormatError(f"grant: {name} must be {span} bytes, got {len(value)}")
+    signed.check_bytes("grant", name, value, low, high)
 
 
 def _check_expires(value: object) -> None:
-    if type(value) is not int:  # exactly int: bool is an int subclass
-        raise FormatError(f"grant: expires must be int, got {type(value).__name__}")
-    if not 0 <= value <= MAX_EXPIRES:
-        raise FormatError(f"grant: expires {value} out of range 0..{MAX_EXPIRES}")
+    signed.check_int("grant", "expires", value, 0, MAX_EXPIRES)
 
 
 def grant_message(root: bytes, peer: bytes, expires: int) -> bytes:
@@ -204,12 +193,14 @@ class Grant:
             raise AccessDenied("grant: for another share")
         if self.peer != peer:
             raise AccessDenied("grant: issued for another peer")
-        try:
-            VerifyKey(access_public).verify(self.message(), self.signature)
-        except CryptoError as exc:  # BadSignatureError, or a key off the curve
-            raise AccessDenied("grant: bad signature") from exc
-        if not now < self.expires:
-            raise AccessDenied("grant: expired")
+        signed.check_signature(
+            "grant",
+            access_public,
+            self.message(),
+            self.signature,
+            expires=self.expires,
+            now=now,
+        )
 
 
 def make_grant(
@@ -227,5 +218,5 @@ def make_grant(
         FormatError: an argument is out of bounds.
     """
     message = grant_message(root, peer, expires)
-    signature = bytes(signing_key.sign(message).signature)
+    signature = signed.sign(signing_key, message)
     return Grant(root=root, peer=peer, expires=expires, signature=signature)

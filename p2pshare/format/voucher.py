@@ -77,15 +77,14 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nacl.exceptions import CryptoError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from p2pshare.errors import AccessDenied, FormatError
-from p2pshare.format import canonical
+from p2pshare.format import canonical, signed
+from p2pshare.format.signed import MAX_EXPIRES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 
 __all__ = [
     "CODE_PREFIX",
@@ -110,14 +109,11 @@ CODE_PREFIX = "p2pv1-"
 # Identity multihash (0x00, length 36) of the protobuf PublicKey
 # {Type: Ed25519 (field 1 = 1), Data: 32 bytes (field 2)}.
 ED25519_PEER_PREFIX = b"\x00\x24\x08\x01\x12\x20"
-PUBLIC_KEY_BYTES = 32
-SIGNATURE_BYTES = 64  # Ed25519
 SERIAL_BYTES = 16  # random: collisions are out of reach (2**-64 at 2**32 vouchers)
 MAX_SEED_BYTES = 256  # the bound of every peer id in the format (grant.py)
 MAX_ADDRS = 4  # a few ways in; the DHT finds the rest
 MAX_ADDR_CHARS = 256  # a multiaddr with a DNS name and /p2p/ suffix fits
 MAX_QUOTA = 2**62  # bytes (4 EiB), well inside msgpack's u63 range
-MAX_EXPIRES = 2**63 - 1  # u64 on the wire, but kept in msgpack's signed range
 # A voucher with a 38-byte Ed25519 seed, four 150-char addresses and the
 # largest numbers encodes in about 790 bytes; 1024 bounds the work before
 # any signature is looked at, and the pin protocol carries it
@@ -127,8 +123,8 @@ MAX_VOUCHER_BYTES = 1024
 # and bounds the work on pasted text.
 MAX_CODE_CHARS = 2000
 
-_U16 = struct.Struct(">H")
-_U64 = struct.Struct(">Q")
+_U16 = signed.U16
+_U64 = signed.U64
 _KEYS = frozenset({"v", "seed", "addrs", "quota", "exp", "serial", "sig"})
 _ADDR_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))  # printable, no space
 _B32_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
@@ -136,18 +132,11 @@ _B32_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 # -- field checks (raise FormatError) -------------------------------------------
 def _check_bytes(name: str, value: object, low: int, high: int) -> None:
-    if type(value) is not bytes:
-        raise FormatError(f"voucher: {name} must be bytes, got {type(value).__name__}")
-    if not low <= len(value) <= high:
-        span = str(low) if low == high else f"{low}..{high}"
-        raise FormatError(f"voucher: {name} must be {span} bytes, got {len(value)}")
+    signed.check_bytes("voucher", name, value, low, high)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if type(value) is not int:  # exactly int: bool is an int subclass
-        raise FormatError(f"voucher: {name} must be int, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise FormatError(f"voucher: {name} {value} out of range {low}..{high}")
+    signed.check_int("voucher", name, value, low, high)
 
 
 def _check_addrs(value: object) -> None:
@@ -359,12 +348,14 @@ class Voucher:
         if self.seed != seed:
             raise AccessDenied("voucher: issued by another seed")
         public = ed25519_public_from_peer_id(self.seed)  # checked when built
-        try:
-            VerifyKey(public).verify(self.message(), self.signature)
-        except CryptoError as exc:  # BadSignatureError, or a key off the curve
-            raise AccessDenied("voucher: bad signature") from exc
-        if not now < self.expires:
-            raise AccessDenied("voucher: expired")
+        signed.check_signature(
+            "voucher",
+            public,
+            self.message(),
+            self.signature,
+            expires=self.expires,
+            now=now,
+        )
 
 
 def _b32encode(data: bytes) -> str:
@@ -404,7 +395,7 @@ def issue_voucher(
     message = voucher_message(seed, addrs, quota, expires, serial)
     if bytes(signing_key.verify_key) != ed25519_public_from_peer_id(seed):
         raise ValueError("voucher: signing key does not match the seed's peer id")
-    signature = bytes(signing_key.sign(message).signature)
+    signature = signed.sign(signing_key, message)
     return Voucher(
         seed=seed,
         addrs=addrs,
