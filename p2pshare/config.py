@@ -18,7 +18,15 @@ import platformdirs
 
 from p2pshare.errors import ConfigError
 
-__all__ = ["HOME_ENV", "MDNS_ENV", "Config", "Home", "load_config", "resolve_home"]
+__all__ = [
+    "HOME_ENV",
+    "MDNS_ENV",
+    "Config",
+    "Home",
+    "load_config",
+    "open_private",
+    "resolve_home",
+]
 
 HOME_ENV = "P2PSHARE_HOME"
 MDNS_ENV = "P2PSHARE_MDNS"
@@ -157,3 +165,21 @@ def _addr_list(where: str, data: dict[str, object], name: str) -> tuple[str, ...
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise ConfigError(f"{where}: {name} must be a list of multiaddr strings")
     return tuple(value)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """Open (creating it 0600) a regular file we own; tighten a looser mode."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot open ({exc.strerror})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from p2pshare.cli.app import home_of
+from p2pshare.config import resolve_home
 
 __all__ = ["tui"]
 
@@ -43,6 +43,8 @@ def tui(
     """Open the terminal UI over this home's node (started if none runs)."""
     from tui.app import run_tui
 
-    code = run_tui(home_of(ctx), link=link, listen=listen, bootstrap=bootstrap)
+    code = run_tui(
+        resolve_home(ctx.obj["home"]), link=link, listen=listen, bootstrap=bootstrap
+    )
     # sys.exit, not ctx.exit: the core CLI runs click with standalone_mode off
     sys.exit(code)

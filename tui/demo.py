@@ -31,7 +31,7 @@ from typing import Self
 import click
 
 from p2pshare.config import Home
-from p2pshare.daemon import read_owner, terminate, wait_for_exit
+from p2pshare.control.process import read_owner, terminate, wait_for_exit
 from p2pshare.errors import P2PShareError
 
 __all__ = [

@@ -219,7 +219,7 @@ def node(
         _start_background(ctx, home, listen, bootstrap, upload, dht_mode)
         return
     if daemonized:
-        from p2pshare.daemon import setup_daemon_logging
+        from p2pshare.logs import setup_daemon_logging
 
         root = logging.getLogger()
         for handler in list(root.handlers):
@@ -260,7 +260,9 @@ def _start_background(
     upload: str | None,
     dht_mode: str,
 ) -> None:
-    from p2pshare.daemon import HomeLock, logs_dir, spawn_background
+    from p2pshare.control.process import spawn_background
+    from p2pshare.daemon import HomeLock
+    from p2pshare.logs import logs_dir
     from p2pshare.node.ports import check_free
 
     home.ensure()
@@ -300,7 +302,8 @@ def _start_background(
 @click.pass_context
 def stop(ctx: click.Context) -> None:
     """Ask the running node of this home to exit cleanly."""
-    from p2pshare.daemon import read_owner, wait_for_exit
+    from p2pshare.control.process import wait_for_exit
+    from p2pshare.daemon import read_owner
 
     home = home_of(ctx)
     owner = read_owner(home.path)

@@ -64,7 +64,7 @@ def libp2p_logging(home: Home) -> None:
     own lines (a dead bootstrap peer made libp2p print 20+ lines there)."""
     import logging.handlers
 
-    from p2pshare.daemon import log_file_handler
+    from p2pshare.logs import log_file_handler
     from p2pshare.node.compat import configure_libp2p_logging
 
     root = logging.getLogger()

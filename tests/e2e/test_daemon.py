@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from p2pshare.daemon import wait_for_exit
+from p2pshare.control.process import wait_for_exit
 from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.daemon import pid_of as _pid

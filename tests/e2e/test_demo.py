@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pshare.daemon import wait_for_exit
+from p2pshare.control.process import wait_for_exit
 from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.procs import LOOPBACK, Proc, running

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from p2pshare.daemon import read_owner, terminate, wait_for_exit
+from p2pshare.control.process import terminate, wait_for_exit
+from p2pshare.daemon import read_owner
 from tests.helpers.cli import p2pshare
 from tests.helpers.procs import LOOPBACK
 

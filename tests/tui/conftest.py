@@ -18,7 +18,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from p2pshare.daemon import read_owner, terminate
+from p2pshare.control.process import terminate
+from p2pshare.daemon import read_owner
 from tests.helpers.cli import p2pshare
 from tests.helpers.procs import LOOPBACK
 

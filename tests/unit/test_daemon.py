@@ -26,22 +26,26 @@ from pathlib import Path
 import pytest
 
 from p2pshare import daemon
-from p2pshare.daemon import (
-    LOG_BACKUP_COUNT,
-    LOG_MAX_BYTES,
-    SYSTEMD_UNIT,
-    HomeLock,
-    NodeAlreadyRunning,
+from p2pshare.control.process import (
     NodeStartFailed,
-    Owner,
-    logs_dir,
-    read_owner,
-    setup_daemon_logging,
     spawn_background,
     terminate,
     wait_for_exit,
 )
+from p2pshare.daemon import (
+    SYSTEMD_UNIT,
+    HomeLock,
+    NodeAlreadyRunning,
+    Owner,
+    read_owner,
+)
 from p2pshare.errors import ConfigError, ControlError, UsageError
+from p2pshare.logs import (
+    LOG_BACKUP_COUNT,
+    LOG_MAX_BYTES,
+    logs_dir,
+    setup_daemon_logging,
+)
 
 DEADLINE_S = 30.0
 
