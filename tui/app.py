@@ -25,6 +25,7 @@ from p2pshare.config import Home
 from p2pshare.errors import P2PShareError
 from tui.backend import ControlBackend, NodeBackend
 from tui.commands import NodeCommands
+from tui.errors import describe_error
 from tui.fmt import human_rate, short_id
 from tui.messages import (
     CommandFailed,
@@ -36,7 +37,6 @@ from tui.messages import (
 )
 from tui.screens.help import HelpScreen
 from tui.screens.modals import QuitModal
-from tui.spawn import describe_error
 from tui.widgets.browse import BrowsePane
 from tui.widgets.downloads import DownloadsPane
 from tui.widgets.network import NetworkPane

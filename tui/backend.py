@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from p2pshare.config import Home
 from p2pshare.control.client import open_client
-from tui.spawn import attach_or_start
+from p2pshare.control.launch import Background, attach_or_start
 
 __all__ = ["ControlBackend", "NodeBackend"]
 
@@ -95,9 +95,8 @@ class ControlBackend:
         return str(self.home.path)
 
     async def connect(self) -> bool:
-        return await attach_or_start(
-            self.home, listen=self.listen, bootstrap=self.bootstrap
-        )
+        how = Background(listen=self.listen, bootstrap=self.bootstrap)
+        return await attach_or_start(self.home, how, name=CLIENT_NAME)
 
     async def _call(self, method: str, **params: Any) -> Any:
         async with open_client(self.home, name=CLIENT_NAME) as client:

@@ -24,10 +24,14 @@ from p2pshare.cli.net import NEW, REPLICAS, SEEDS
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node
 from p2pshare.cli.seeds import (
     replicas_option,
-    replicate_in_foreground,
-    replicate_via_node,
+    replicate,
 )
-from p2pshare.format import DEFAULT_CHUNK_SIZE, ShareLink, parse_root_or_link
+from p2pshare.format import (
+    DEFAULT_CHUNK_SIZE,
+    ShareLink,
+    parse_root_or_link,
+    root_to_cid,
+)
 from p2pshare.format.names import display_name
 
 __all__ = ["add", "gc", "link", "ls_", "rm"]
@@ -74,33 +78,36 @@ def add(
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
-    if size == DEFAULT_CHUNK_SIZE:
+    roots: list[str] = []
+    links: list[str] = []
+    via = NO_NODE
+    if size == DEFAULT_CHUNK_SIZE:  # the node adds with the default chunk size
         via = call_node(
             home, "add", paths=[absolute(p) for p in paths], copy=copy, new=new
         )
-        if via is not NO_NODE:
-            if n:
-                roots = [item["root"] for item in via]
-                links = replicate_via_node(home, roots, n, seed_list)
-            else:
-                links = [item["link"] for item in via]
-            for text in links:
-                click.echo(text)
-            return
-    store = _open_store(ctx)
-    added_roots = []
-    for path in paths:
-        with _progress(f"adding {path.name}", scan_size(path)) as bar:
-            added = add_path(
-                store, path, copy=copy, chunk_size=size, progress=bar.advance, new=new
-            )
-        added_roots.append(added.root)
-        if not n:
-            click.echo(str(ShareLink(root_id=added.root, key=added.key)))
+    if via is not NO_NODE:
+        roots = [item["root"] for item in via]
+        links = [item["link"] for item in via]
+    else:
+        from p2pshare.store.local import LocalStore
+
+        with LocalStore(home) as store:
+            for path in paths:
+                with _progress(f"adding {path.name}", scan_size(path)) as bar:
+                    added = add_path(
+                        store,
+                        path,
+                        copy=copy,
+                        chunk_size=size,
+                        progress=bar.advance,
+                        new=new,
+                    )
+                roots.append(root_to_cid(added.root))
+                links.append(str(ShareLink(root_id=added.root, key=added.key)))
     if n:
-        store.close()
-        for text in replicate_in_foreground(home, added_roots, n, seed_list):
-            click.echo(text)
+        links = replicate(home, roots, n, seed_list)
+    for text in links:
+        click.echo(text)
 
 
 @cli.command(name="ls")

@@ -10,6 +10,7 @@ documented in ``docs/control.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -19,22 +20,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
-from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node, with_client
+from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node
+from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
 from p2pshare.errors import AccessDenied, NodeNotRunning
 from p2pshare.format import ShareLink, parse_link
 from p2pshare.format.names import display_name
 
 if TYPE_CHECKING:
-    from p2pshare.control.client import ControlClient
     from p2pshare.node.service import Node
 
 __all__ = ["downloads", "get", "node", "peers", "share", "status", "stop"]
 
 log = logging.getLogger("p2pshare")
 
-DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 
 _LISTEN = click.option(
     "--listen",
@@ -133,52 +131,36 @@ def share(
     --replicas N it first waits until N seeds keep a complete replica, and
     the links name those seeds too (they work while this node is offline).
     """
-    from p2pshare.cli.seeds import replicas_option, replicate_roots, replicate_via_node
+    from p2pshare.cli.seeds import replicas_option, replicate_links
 
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
-    via = call_node(
-        home, "share", paths=[absolute(p) for p in paths], copy=copy, new=new
-    )
-    if via is not NO_NODE:
-        if n:
-            links = replicate_via_node(home, [i["root"] for i in via], n, seed_list)
-        else:
-            links = [i["link"] for i in via]
-        for text in links:
-            click.echo(text)
-        return
+    params = {"paths": [absolute(p) for p in paths], "copy": copy, "new": new}
 
-    async def body(node: Node) -> None:
-        from p2pshare.format import parse_root_or_link
-
-        await node.links_ready()  # behind a NAT, links carry relay addresses
-        items = [
-            await node.add(p.absolute(), copy=copy, hints=True, new=new) for p in paths
-        ]
+    async def go(s: Session) -> None:
+        items = await s.client.call("share", **params)
         if n:
-            roots = [parse_root_or_link(i["root"]).root_id for i in items]
-            links = await replicate_roots(node, roots, n, seed_list)
+            roots = [i["root"] for i in items]
+            links = await replicate_links(s.client, roots, n, seed_list)
         else:
             links = [i["link"] for i in items]
         for text in links:
             click.echo(text)
+        if not s.ephemeral:
+            return  # the home's node serves them
         sys.stdout.flush()
+        st = await s.client.call("status")
         click.echo(
-            f"serving {len(paths)} share(s) as {node.peer_id}; Ctrl-C to stop", err=True
+            f"serving {len(paths)} share(s) as {st['peer_id']}; Ctrl-C to stop",
+            err=True,
         )
-        import trio
+        import anyio
 
-        await trio.sleep_forever()
+        await anyio.sleep_forever()
 
-    run_node(
-        home,
-        listen=list(listen) or [DEFAULT_LISTEN],
-        bootstrap=bootstrap,
-        dht_mode="server",
-        upload_rate=_parse_rate(upload),
-        body=body,
-    )
+    start = NodeStart(listen, bootstrap, "server", _parse_rate(upload))
+    # Ctrl-C is the way to stop a foreground share: not an error
+    with_node(home, go, start=start, interrupted=None)
 
 
 # -- node / stop ---------------------------------------------------------------------
@@ -258,39 +240,16 @@ def _start_background(
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
-    dht_mode: str,
+    dht_mode: Literal["server", "client"],
 ) -> None:
-    from p2pshare.control.process import spawn_background
-    from p2pshare.daemon import HomeLock
+    from p2pshare.control.launch import Background, start_background
     from p2pshare.logs import logs_dir
     from p2pshare.node.ports import check_free
 
-    home.ensure()
-    HomeLock.check_free(home.path)
     check_free(listen)  # one clear line here, not a start failure
-    argv = [sys.executable, "-m", "p2pshare", "--home", str(home.path)]
-    if ctx.obj["debug"]:
-        argv.append("--debug")
-    argv += ["node", "--daemonized", "--dht-mode", dht_mode]
-    for addr in listen:
-        argv += ["--listen", addr]
-    for addr in bootstrap:
-        argv += ["--bootstrap", addr]
-    if upload:
-        argv += ["--max-upload-rate", upload]
-
-    def ready() -> bool:
-        return call_node(home, "status") is not NO_NODE
-
-    pid = spawn_background(
-        home.path,
-        argv,
-        log_path=logs_dir(home.path) / "stdout.log",
-        ready=ready,
-        timeout_s=START_TIMEOUT_S,
-    )
-    st = call_node(home, "status")
-    for addr in st["addrs"] if st is not NO_NODE else []:
+    how = Background(listen, bootstrap, upload, dht_mode, debug=ctx.obj["debug"])
+    pid, addrs = start_background(home, how)
+    for addr in addrs:
         click.echo(addr)
     click.echo(
         f"node started in the background (pid {pid}); logs in {logs_dir(home.path)}",
@@ -302,21 +261,11 @@ def _start_background(
 @click.pass_context
 def stop(ctx: click.Context) -> None:
     """Ask the running node of this home to exit cleanly."""
-    from p2pshare.control.process import wait_for_exit
-    from p2pshare.daemon import read_owner
+    from p2pshare.control.launch import stop_node
 
     home = home_of(ctx)
-    owner = read_owner(home.path)
-    if call_node(home, "stop") is NO_NODE:
+    if not stop_node(home):
         raise _no_node(home)
-    # a zombie has exited (lock and socket released): no need to wait for
-    # init to reap it
-    if owner is not None and not wait_for_exit(
-        owner.pid, STOP_TIMEOUT_S, zombie_wait_s=0
-    ):
-        raise NodeNotRunning(
-            f"node (pid {owner.pid}) did not exit within {STOP_TIMEOUT_S:g} s"
-        )
     click.echo("node stopped", err=True)
 
 
@@ -524,66 +473,27 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths, limits)
         return
     home = home_of(ctx)
-    via = _get_via_node(
+    params = {
+        "link": link_text,
+        "out_dir": absolute(out_dir),
+        "paths": list(paths),
+        "timeout": timeout_s,
+        "stall_timeout": stall_s,
+        "max_entries": limits["entries"],
+        "max_depth": limits["depth"],
+        "bootstrap": list(bootstrap),
+    }
+    final = with_node(
         home,
-        link_text,
-        out_dir,
-        paths,
-        bootstrap,
-        timeout_s=timeout_s,
-        stall_s=stall_s,
-        limits=limits,
+        functools.partial(_follow_get, params),
+        start=NodeStart(listen, bootstrap, "client"),
     )
-    if via is not NO_NODE:
+    if final is None:  # Ctrl-C: the download goes on in the home's node
         return
-    from p2pshare.store.walk import FolderLimits
-
-    stats: list[Any] = []
-
-    async def body(n: Node) -> Any:
-        with _progress("downloading", None) as bar:
-            result = await n.get(
-                parsed,
-                out_dir,
-                progress=bar.advance,
-                on_total=bar.total,
-                timeout_s=timeout_s,
-                stall_s=stall_s,
-                limits=FolderLimits(**limits),
-                paths=paths,
-            )
-        for name, how in n.paths.items():  # the providers not plainly direct
-            click.echo(f"provider {name}: {how}", err=True)
-        stats.append(n.last_download)
-        return result
-
-    result = run_node(
-        home,
-        listen=list(listen) or [DEFAULT_LISTEN],
-        bootstrap=bootstrap,
-        dht_mode="client",
-        body=body,
-    )
-    if result is None:
-        raise KeyboardInterrupt
-    if stats_json is not None and stats:
-        st = stats[0]
-        first = (
-            None
-            if st.first_chunk_at is None or st.started_at is None
-            else st.first_chunk_at - st.started_at
-        )
-        stats_json.write_text(
-            json.dumps(
-                {
-                    "chunks": st.chunks,
-                    "bytes": st.bytes,
-                    "bans": st.bans,
-                    "first_chunk_s": first,
-                }
-            )
-        )
-    _report(result)
+    _check_final(final)
+    _report_download(final)
+    if stats_json is not None and final.get("stats"):
+        stats_json.write_text(json.dumps(final["stats"]))
 
 
 _FINAL = frozenset(
@@ -591,41 +501,20 @@ _FINAL = frozenset(
 )
 
 
-def _get_via_node(
-    home: Any,
-    link_text: str,
-    out_dir: Path,
-    paths: tuple[str, ...],
-    bootstrap: tuple[str, ...],
-    *,
-    timeout_s: float,
-    stall_s: float,
-    limits: dict[str, int],
-) -> Any:
-    """``get`` through the home's node: the same options, the same exit codes
-    as without one (0 only once the file is complete at its final path).
-    Ctrl-C stops following, not the download (exit 0, with a line saying so).
-    """
-    from p2pshare.control.wire import exception_for
-    from p2pshare.errors import NodeLost, TransferError
+async def _follow_get(params: dict[str, Any], s: Session) -> dict[str, Any] | None:
+    """Start a download in the node and follow it to its end: the same
+    options and exit codes with the home's node or one started for this
+    ``get`` (0 only once the file is complete at its final path). Ctrl-C
+    with the home's node stops following, not the download (None)."""
+    from p2pshare.errors import NodeLost
 
-    started: dict[str, Any] = {}
-
-    async def follow(client: ControlClient) -> Any:
-        async with client.subscribe() as events:
-            d = await client.call(
-                "get",
-                link=link_text,
-                out_dir=absolute(out_dir),
-                paths=list(paths),
-                timeout=timeout_s,
-                stall_timeout=stall_s,
-                max_entries=limits["entries"],
-                max_depth=limits["depth"],
-                bootstrap=list(bootstrap),
-            )
-            started.update(d)
-            click.echo(f"download {d['id']} started in the node", err=True)
+    d: dict[str, Any] = {}
+    final: dict[str, Any] | None = None
+    try:
+        async with s.client.subscribe() as events:
+            d = await s.client.call("get", **params)
+            if not s.ephemeral:
+                click.echo(f"download {d['id']} started in the node", err=True)
             with _progress("downloading", None) as bar:
                 done = 0
                 async for ev in events:
@@ -636,25 +525,29 @@ def _get_via_node(
                     bar.advance(ev["done"] - done)
                     done = ev["done"]
                     if ev["kind"] in _FINAL:
-                        return ev
-        # the event stream ended without a final event: the node went away
+                        final = ev
+                        break
+    except KeyboardInterrupt:
+        if not d or s.ephemeral:
+            raise
+        click.echo(
+            f"download {d['id']} goes on in the node (see `p2pshare downloads`)",
+            err=True,
+        )
+        return None
+    if final is None:  # the event stream ended: the node went away
         raise NodeLost(
             f"download {d['id']}: the node went away before it finished"
             " (its verified chunks are kept; `get` again resumes)"
         )
+    return final
 
-    try:
-        final = with_client(home, follow)
-    except KeyboardInterrupt:
-        if not started:
-            raise
-        click.echo(
-            f"download {started['id']} goes on in the node (see `p2pshare downloads`)",
-            err=True,
-        )
-        return started
-    if final is NO_NODE:
-        return final
+
+def _check_final(final: dict[str, Any]) -> None:
+    """Raise what a download that did not end complete ended with."""
+    from p2pshare.control.wire import exception_for
+    from p2pshare.errors import TransferError
+
     ident = final["id"]
     if final["state"] == "failed":
         raise exception_for(
@@ -669,11 +562,14 @@ def _get_via_node(
         raise TransferError(f"download {ident}: {final['state']} in the node{hint}")
     if not final["path"] or not Path(final["path"]).exists():
         raise TransferError(f"download {ident}: done, but its file is not there")
-    click.echo(
-        f"{display_name(final['path'])}: done, {_human(int(final['done']))}",
-        err=True,
+
+
+def _report_download(final: dict[str, Any]) -> None:
+    for name, how in (final.get("routes") or {}).items():  # not plainly direct
+        click.echo(f"provider {name}: {how}", err=True)
+    _say_result(
+        final["path"], final["done"], final["chunks_total"], final["chunks_resumed"]
     )
-    return final
 
 
 def _get_offline(
@@ -705,19 +601,18 @@ def _get_offline(
             select=select,
             limits=FolderLimits(**limits),
         )
-    _report(result)
+    _say_result(
+        str(result.path), result.size, result.chunks_total, result.chunks_resumed
+    )
 
 
-def _report(result: Any) -> None:
-    if result.chunks_resumed:
+def _say_result(path: str, size: int, total: int, resumed: int) -> None:
+    if resumed:
         click.echo(
-            f"resumed: {result.chunks_resumed} of {result.chunks_total} chunks "
-            "were already verified",
-            err=True,
+            f"resumed: {resumed} of {total} chunks were already verified", err=True
         )
     click.echo(
-        f"{display_name(str(result.path))}: {_human(result.size)},"
-        f" {result.chunks_total - result.chunks_resumed} chunks fetched,"
-        f" {result.chunks_resumed} resumed",
+        f"{display_name(path)}: {_human(size)},"
+        f" {total - resumed} chunks fetched, {resumed} resumed",
         err=True,
     )

@@ -2,14 +2,14 @@
 ``share``/``add --replicas N``.
 
 A seed runs in the foreground like ``node`` (a systemd unit keeps it up).
-Replication, checks and repairs go through the home's running node when
-there is one, and otherwise run a node in the foreground for as long as
-they take (the seeds fetch from it, so it must serve until they are done).
+Replication, checks and repairs go through the home's node
+(``session.with_node``): the running one, or one run in this process for as
+long as they take (the seeds fetch from it, so it must serve until they
+are done).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,22 +22,21 @@ from p2pshare.cli.net import (
     _JSON,
     _LISTEN,
     _RATE,
-    DEFAULT_LISTEN,
     REPLICAS,
     SEEDS,
     _parse_rate,
     print_addrs_and_serve,
 )
-from p2pshare.cli.runtime import NO_NODE, run_node, with_client
+from p2pshare.cli.runtime import run_node
+from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
 from p2pshare.config import Home, load_config
 from p2pshare.errors import IntegrityError
 from p2pshare.format import parse_root_or_link
 
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
-    from p2pshare.node.service import Node
 
-__all__ = ["check", "repair", "replicas_option", "replicate_roots", "seed"]
+__all__ = ["check", "repair", "replicas_option", "replicate", "replicate_links", "seed"]
 
 
 def replicas_option(
@@ -85,81 +84,46 @@ def _report(rows: Sequence[dict[str, Any]]) -> None:
         click.echo(f"replica on {r['seed'][-12:]} ({where}): {r['state']}", err=True)
 
 
-async def replicate_roots(
-    node: Node, roots: Sequence[bytes], n: int, seeds: Sequence[str]
+async def replicate_links(
+    client: ControlClient, roots: Sequence[str], n: int, seeds: Sequence[str]
 ) -> list[str]:
-    """In a foreground node: replicate each root, print progress; returns
-    the links with the seeds as hints."""
-    from p2pshare.node import replicate as rep
+    """Replicate each root (root ids or links) through the node, printing
+    progress; returns the links with the seeds as hints."""
+    import anyio
 
     links = []
-    for root in roots:
-        shown: dict[str, str] = {}
-        rows = await rep.replicate(
-            node,
-            root,
-            n,
-            seeds=seeds,
-            progress=functools.partial(_progress_cb, shown),
-        )
-        row = await node.db(node.store.catalog.get_share, root)
-        _report([r.to_wire() for r in rows])
-        links.append(str(node.link(root, row.key, rows)))
-    return links
+    async with client.subscribe() as events:
 
-
-def replicate_in_foreground(
-    home: Home, roots: Sequence[bytes], n: int, seeds: Sequence[str]
-) -> list[str]:
-    """With no node running: run one until every root has ``n`` replicas."""
-
-    async def body(node: Node) -> list[str]:
-        return await replicate_roots(node, roots, n, seeds)
-
-    links: list[str] | None = run_node(
-        home, listen=[DEFAULT_LISTEN], bootstrap=(), dht_mode="client", body=body
-    )
-    if links is None:
-        raise KeyboardInterrupt
-    return links
-
-
-def replicate_via_node(
-    home: Home, roots: Sequence[str], n: int, seeds: Sequence[str]
-) -> Any:
-    """Through the running node: replicate each root; returns the links
-    (``NO_NODE`` when none runs)."""
-
-    async def go(client: ControlClient) -> list[str]:
-        links = []
-        async with client.subscribe() as events:
-            import anyio
-
-            async def follow(shown: dict[str, str]) -> None:
-                async for ev in events:
-                    if ev.get("kind") == "replica.progress":
-                        _say_progress(
-                            ev["seed"], ev["have"], ev["count"], ev["state"], shown
-                        )
-
-            for root in roots:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(follow, {})
-                    res = await client.call(
-                        "replicate", root=root, replicas=n, seeds=list(seeds)
+        async def follow(shown: dict[str, str]) -> None:
+            async for ev in events:
+                if ev.get("kind") == "replica.progress":
+                    _say_progress(
+                        ev["seed"], ev["have"], ev["count"], ev["state"], shown
                     )
-                    tg.cancel_scope.cancel()
-                _report(res["replicas"])
-                links.append(res["link"])
-        return links
 
-    return with_client(home, go)
+        for root in roots:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(follow, {})
+                res = await client.call(
+                    "replicate", root=root, replicas=n, seeds=list(seeds)
+                )
+                tg.cancel_scope.cancel()
+            _report(res["replicas"])
+            links.append(res["link"])
+    return links
 
 
-def _progress_cb(
-    shown: dict[str, str], seed: str, have: int, count: int, state: str
-) -> None:
-    _say_progress(seed, have, count, state, shown)
+def replicate(
+    home: Home, roots: Sequence[str], n: int, seeds: Sequence[str]
+) -> list[str]:
+    """Replicate each root through the home's node, or through a node run
+    for as long as it takes (the seeds fetch from it)."""
+
+    async def go(s: Session) -> list[str]:
+        return await replicate_links(s.client, roots, n, seeds)
+
+    links: list[str] = with_node(home, go, start=NodeStart())
+    return links
 
 
 # -- seed ---------------------------------------------------------------------------
@@ -334,30 +298,9 @@ def _print_check(res: dict[str, Any], as_json: bool) -> None:
 
 
 def _run(home: Home, method: str, bootstrap: tuple[str, ...], **params: Any) -> Any:
-    """One call through the running node, or the same work in a foreground
-    node (same result shape, see docs/control.md)."""
+    """One call through the home's node, or a node run for it."""
 
-    async def via(client: ControlClient) -> Any:
-        return await client.call(method, **params)
+    async def go(s: Session) -> Any:
+        return await s.client.call(method, **params)
 
-    res = with_client(home, via)
-    if res is not NO_NODE:
-        return res
-
-    async def body(node: Node) -> Any:
-        from p2pshare.node import replicate as rep
-
-        root = parse_root_or_link(params["root"]).root_id
-        if method == "check":
-            return await rep.check_report(node, root)
-        return await rep.repair_report(
-            node, root, params["replicas"], seeds=params["seeds"]
-        )
-
-    return run_node(
-        home,
-        listen=[DEFAULT_LISTEN],
-        bootstrap=bootstrap,
-        dht_mode="client",
-        body=body,
-    )
+    return with_node(home, go, start=NodeStart(bootstrap=bootstrap))

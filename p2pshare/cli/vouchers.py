@@ -11,21 +11,20 @@ import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from p2pshare.cli.app import _human, cli, home_of
-from p2pshare.cli.net import _JSON, DEFAULT_LISTEN
-from p2pshare.cli.runtime import NO_NODE, run_node, with_client
+from p2pshare.cli.net import _JSON
+from p2pshare.cli.runtime import NO_NODE, with_client
 from p2pshare.cli.seeds import parse_size
+from p2pshare.cli.session import NodeStart, Session, with_node
 from p2pshare.config import Home
 
 if TYPE_CHECKING:
-    from p2pshare.control.client import ControlClient
-    from p2pshare.node.service import Node
+    pass
 
 __all__ = ["voucher"]
 
@@ -144,11 +143,7 @@ def issue(
 @click.pass_context
 def redeem(ctx: click.Context, code: str, as_json: bool) -> None:
     """Redeem CODE at its seed; it is bound to this home's peer id."""
-    res = _through_node(
-        home_of(ctx),
-        lambda c: c.call("voucher.redeem", code=code),
-        lambda n: _redeem(n, code),
-    )
+    res = _call(home_of(ctx), "voucher.redeem", code=code)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -158,18 +153,12 @@ def redeem(ctx: click.Context, code: str, as_json: bool) -> None:
     )
 
 
-async def _redeem(node: Node, code: str) -> Any:
-    from p2pshare.node.vouchers import redeem as do_redeem
-
-    return await do_redeem(node, code)
-
-
 @voucher.command(name="ls")
 @_JSON
 @click.pass_context
 def ls_(ctx: click.Context, as_json: bool) -> None:
     """Remaining quota per seed this home holds vouchers for."""
-    res = _through_node(home_of(ctx), lambda c: c.call("vouchers"), _balances)
+    res = _call(home_of(ctx), "vouchers")
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -196,20 +185,10 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
             )
 
 
-async def _balances(node: Node) -> Any:
-    from p2pshare.node.vouchers import balances
+def _call(home: Home, method: str, **params: Any) -> Any:
+    """One call through the home's node, or a node run for it."""
 
-    return await balances(node)
+    async def go(s: Session) -> Any:
+        return await s.client.call(method, **params)
 
-
-def _through_node(
-    home: Home,
-    via: Callable[[ControlClient], Awaitable[Any]],
-    local: Callable[[Node], Awaitable[Any]],
-) -> Any:
-    res = with_client(home, via)
-    if res is not NO_NODE:
-        return res
-    return run_node(
-        home, listen=[DEFAULT_LISTEN], bootstrap=(), dht_mode="client", body=local
-    )
+    return with_node(home, go, start=NodeStart())

@@ -299,7 +299,11 @@ class _Connection:
             out.append(added)
         return out
 
-    m_share = m_add
+    async def m_share(self, req: Request) -> Any:
+        # behind a NAT, the links should carry relay addresses: wait (a few
+        # seconds at most) for the first reachability answer and relay
+        await self.node.links_ready()
+        return await self.m_add(req)
 
     async def m_link(self, req: Request) -> Any:
         target = parse_root_or_link(_param(req, "root", str))

@@ -66,6 +66,10 @@ class Download:
     error: str | None = None
     error_code: str | None = None
     path: str | None = None
+    chunks_total: int = 0  # of the finished download
+    chunks_resumed: int = 0  # verified before this run (a resume)
+    stats: dict[str, Any] | None = None  # chunks, bytes, bans, first_chunk_s
+    routes: dict[str, str] = field(default_factory=dict)  # provider: relayed, …
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     scope: trio.CancelScope | None = None
@@ -90,6 +94,10 @@ class Download:
             "error": self.error,
             "error_code": self.error_code,
             "path": self.path,
+            "chunks_total": self.chunks_total,
+            "chunks_resumed": self.chunks_resumed,
+            "stats": self.stats,
+            "routes": self.routes,
             "out_dir": str(self.out_dir),
             "paths": list(self.paths),
             "started_at": self.started_at,
@@ -181,6 +189,10 @@ class DownloadManager:
                     nursery.cancel_scope.cancel()
                 d.state, d.path = "done", str(result.path)
                 d.done_bytes = d.total_bytes = result.size
+                d.chunks_total = result.chunks_total
+                d.chunks_resumed = result.chunks_resumed
+                d.stats = self.node.last_download.to_wire()
+                d.routes = dict(self.node.paths)
             except Exception as exc:  # a job root: any failure is this download's
                 error = self.jobs.record("download", str(d.id), exc)
                 d.state, d.error, d.error_code = "failed", str(error), error.code

@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -88,6 +88,19 @@ class DownloadStats:
     bans: int = 0
     started_at: float | None = None
     first_chunk_at: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        first = (
+            None
+            if self.first_chunk_at is None or self.started_at is None
+            else round(self.first_chunk_at - self.started_at, 4)
+        )
+        return {
+            "chunks": self.chunks,
+            "bytes": self.bytes,
+            "bans": self.bans,
+            "first_chunk_s": first,
+        }
 
 
 @dataclass(eq=False)

@@ -1,0 +1,162 @@
+"""Starting the home's background node, attaching to it, stopping it.
+
+The one place a background node is started from: ``p2pshare node
+--background`` (the CLI), the terminal UI when no node runs, and the demo
+(through the CLI) all come here. :func:`start_background` spawns
+``p2pshare node --daemonized`` detached (``process.spawn_background``) and
+returns once its control socket answers; :func:`stop_node` asks a node to
+stop over the socket and waits for its process to exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from p2pshare.config import Home
+from p2pshare.control.client import open_client
+from p2pshare.control.process import read_owner, spawn_background, wait_for_exit
+from p2pshare.daemon import HomeLock
+from p2pshare.errors import NodeLost, NodeNotRunning
+from p2pshare.logs import logs_dir
+
+__all__ = [
+    "START_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "Background",
+    "attach_or_start",
+    "node_answers",
+    "start_background",
+    "stop_node",
+]
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """How to run the home's background node."""
+
+    listen: Sequence[str] = ()
+    bootstrap: Sequence[str] = ()
+    upload: str | None = None  # --max-upload-rate, as the user wrote it
+    dht_mode: Literal["server", "client"] = "server"
+    debug: bool = False
+
+    def argv(self, home: Home) -> list[str]:
+        argv = [sys.executable, "-m", "p2pshare", "--home", str(home.path)]
+        if self.debug:
+            argv.append("--debug")
+        argv += ["node", "--daemonized", "--dht-mode", self.dht_mode]
+        for addr in self.listen:
+            argv += ["--listen", addr]
+        for addr in self.bootstrap:
+            argv += ["--bootstrap", addr]
+        if self.upload:
+            argv += ["--max-upload-rate", self.upload]
+        return argv
+
+
+async def node_answers(home: Home, *, name: str = "p2pshare-cli") -> bool:
+    """Whether a node answers on the home's control socket."""
+    try:
+        async with open_client(home, name=name):
+            return True
+    except (NodeNotRunning, NodeLost):
+        return False
+
+
+async def _addrs(home: Home) -> list[str]:
+    async with open_client(home) as client:
+        status = await client.call("status")
+    return list(status["addrs"])
+
+
+def start_background(
+    home: Home, how: Background, *, timeout_s: float = START_TIMEOUT_S
+) -> tuple[int, list[str]]:
+    """Start the home's node in the background; return its pid and full
+    multiaddrs once its control socket answers.
+
+    Raises:
+        NodeAlreadyRunning: a node holds the home already.
+        NodeStartFailed: it exited, or did not answer within ``timeout_s``
+            (with the tail of its log).
+    """
+    home.ensure()
+    HomeLock.check_free(home.path)
+
+    def ready() -> bool:
+        return anyio.run(node_answers, home, backend="trio")
+
+    pid = spawn_background(
+        home.path,
+        how.argv(home),
+        log_path=logs_dir(home.path) / "stdout.log",
+        ready=ready,
+        timeout_s=timeout_s,
+    )
+    try:
+        addrs = anyio.run(_addrs, home, backend="trio")
+    except (NodeNotRunning, NodeLost):
+        addrs = []
+    return pid, addrs
+
+
+async def attach_or_start(
+    home: Home,
+    how: Background,
+    *,
+    timeout_s: float = START_TIMEOUT_S,
+    name: str = "p2pshare-cli",
+) -> bool:
+    """Make sure a node runs for ``home``; return True if we started it.
+
+    Raises:
+        NodeNotRunning: the node could not be started (the message says why).
+    """
+    if await node_answers(home, name=name):
+        return False
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: start_background(home, how, timeout_s=timeout_s)
+        )
+    except Exception as exc:  # NodeStartFailed, NodeAlreadyRunning, ConfigError
+        raise NodeNotRunning(f"{home.path}: the node did not start: {exc}") from exc
+    return True
+
+
+def stop_node(home: Home, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+    """Ask the home's node to stop and wait (``timeout_s``) for it to exit.
+
+    Returns False when no node answered (nothing to stop).
+
+    Raises:
+        NodeNotRunning: it answered but did not exit in time.
+    """
+    owner = read_owner(home.path)
+
+    async def ask() -> bool:
+        try:
+            async with open_client(home) as client:
+                await client.call("stop")
+        except NodeNotRunning:
+            return False
+        except NodeLost:
+            pass  # it went away while answering: that is a stop
+        return True
+
+    if not anyio.run(ask, backend="trio"):
+        return False
+    # a zombie has exited (lock and socket released): no need to wait for
+    # init to reap it
+    if owner is not None and not wait_for_exit(owner.pid, timeout_s, zombie_wait_s=0):
+        raise NodeNotRunning(
+            f"node (pid {owner.pid}) did not exit within {timeout_s:g} s"
+        )
+    return True
