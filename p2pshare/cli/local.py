@@ -14,14 +14,14 @@ import click
 
 from p2pshare.cli.app import (
     _human,
-    _open_store,
     _parse_chunk_size,
     _progress,
     cli,
     home_of,
 )
 from p2pshare.cli.net import NEW, REPLICAS, SEEDS
-from p2pshare.cli.runtime import NO_NODE, absolute, call_node
+from p2pshare.cli.offline import call_home
+from p2pshare.cli.runtime import absolute
 from p2pshare.cli.seeds import (
     replicas_option,
     replicate,
@@ -30,7 +30,6 @@ from p2pshare.format import (
     DEFAULT_CHUNK_SIZE,
     ShareLink,
     parse_root_or_link,
-    root_to_cid,
 )
 from p2pshare.format.names import display_name
 
@@ -73,37 +72,21 @@ def add(
     changes, serving it stops until you add it again. With --replicas N it
     waits until N seed nodes keep a complete (encrypted) replica.
     """
-    from p2pshare.store.adder import add_path, scan_size
 
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
-    roots: list[str] = []
-    links: list[str] = []
-    via = NO_NODE
-    if size == DEFAULT_CHUNK_SIZE:  # the node adds with the default chunk size
-        via = call_node(
-            home, "add", paths=[absolute(p) for p in paths], copy=copy, new=new
-        )
-    if via is not NO_NODE:
-        roots = [item["root"] for item in via]
-        links = [item["link"] for item in via]
-    else:
-        from p2pshare.store.local import LocalStore
-
-        with LocalStore(home) as store:
-            for path in paths:
-                with _progress(f"adding {path.name}", scan_size(path)) as bar:
-                    added = add_path(
-                        store,
-                        path,
-                        copy=copy,
-                        chunk_size=size,
-                        progress=bar.advance,
-                        new=new,
-                    )
-                roots.append(root_to_cid(added.root))
-                links.append(str(ShareLink(root_id=added.root, key=added.key)))
+    items = call_home(
+        home,
+        "add",
+        progress=_progress,
+        paths=[absolute(p) for p in paths],
+        copy=copy,
+        new=new,
+        chunk_size=size,
+    )
+    roots = [item["root"] for item in items]
+    links = [item["link"] for item in items]
     if n:
         links = replicate(home, roots, n, seed_list)
     for text in links:
@@ -115,11 +98,7 @@ def add(
 @click.pass_context
 def ls_(ctx: click.Context, as_json: bool) -> None:
     """List the shares of this home (name, size, mode, root id)."""
-    from p2pshare.store.listing import describe_shares
-
-    items: Any = call_node(home_of(ctx), "ls")
-    if items is NO_NODE:
-        items = describe_shares(_open_store(ctx))
+    items: Any = call_home(home_of(ctx), "ls")
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
@@ -147,16 +126,13 @@ def resolve_share(ctx: click.Context, text: str) -> ShareLink:
     """A share of this home named by its link, root id, a unique prefix of
     its root id, or its name (ambiguity is refused)."""
     from p2pshare.errors import LinkError, NotFoundError, UsageError
-    from p2pshare.store.listing import describe_shares
 
     try:
         return parse_root_or_link(text)
     except LinkError:
         if not text.strip():
             raise
-    items: Any = call_node(home_of(ctx), "ls")
-    if items is NO_NODE:
-        items = describe_shares(_open_store(ctx))
+    items: Any = call_home(home_of(ctx), "ls")
     by_prefix = [i for i in items if i["root"].startswith(text)]
     for found in (
         by_prefix if len(text) >= MIN_PREFIX else [],
@@ -187,15 +163,8 @@ def link(ctx: click.Context, root: str, no_hints: bool) -> None:
     (and the seeds keeping replicas), as `share` prints it.
     """
     share = resolve_share(ctx, root)
-    via = call_node(home_of(ctx), "link", root=share.root_cid, hints=not no_hints)
-    if via is not NO_NODE:
-        click.echo(via["link"])
-        return
-    store = _open_store(ctx)
-    row = store.catalog.get_share(share.root_id)
-    if row.key is None:
-        raise click.UsageError("this home holds no key for that share")
-    click.echo(str(ShareLink(root_id=row.root, key=row.key)))
+    got = call_home(home_of(ctx), "link", root=share.root_cid, hints=not no_hints)
+    click.echo(got["link"])
 
 
 @cli.command()
@@ -207,10 +176,7 @@ def rm(ctx: click.Context, root: str) -> None:
     The source files of reference shares are never touched.
     """
     target = resolve_share(ctx, root)
-    if call_node(home_of(ctx), "rm", root=target.root_cid) is NO_NODE:
-        store = _open_store(ctx)
-        for bid in store.catalog.remove_top(target.root_id):
-            store.blocks.delete(bid)
+    call_home(home_of(ctx), "rm", root=target.root_cid)
     click.echo(f"removed {target.root_cid}", err=True)
 
 
@@ -224,15 +190,7 @@ def gc(ctx: click.Context, as_json: bool) -> None:
     behind; never a block a share or a download in progress needs. A node
     also does this each time it starts.
     """
-    from p2pshare.daemon import HomeLock
-    from p2pshare.store.gc import collect
-
-    home = home_of(ctx)
-    report: Any = call_node(home, "gc")
-    if report is NO_NODE:
-        home.ensure()
-        with HomeLock(home.path):  # no node starts while we collect
-            report = collect(_open_store(ctx)).to_wire()
+    report: Any = call_home(home_of(ctx), "gc")
     if as_json:
         click.echo(json.dumps(report))
         return

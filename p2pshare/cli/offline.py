@@ -1,0 +1,147 @@
+"""The commands that need no node, answered from the store when none runs.
+
+``add``, ``ls``, ``link``, ``rm`` and ``gc`` work on the home whether or
+not a node runs for it. :func:`call_home` sends the call to the home's node
+when one answers (it serves what is added, puts its addresses in links and
+stops serving what is removed), and otherwise answers it here, from the
+store, with the same result shape (``docs/control.md``). So each command
+is written once, above ``call_home``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from p2pshare.cli.runtime import NO_NODE, call_node
+from p2pshare.config import Home
+from p2pshare.errors import NotFoundError, UsageError
+from p2pshare.format import (
+    DEFAULT_CHUNK_SIZE,
+    ShareLink,
+    parse_root_or_link,
+    root_to_cid,
+)
+
+__all__ = ["call_home"]
+
+# (title, total) -> a context holding a bar with .advance(n)
+Progress = Callable[[str, int | None], AbstractContextManager[Any]]
+
+
+def call_home(
+    home: Home, method: str, *, progress: Progress | None = None, **params: Any
+) -> Any:
+    """``method`` through the home's node, or from its store when none runs.
+
+    A chunk size other than the default is an offline-only option of
+    ``add``: it is answered from the store even with a node running.
+    """
+    if params.get("chunk_size", DEFAULT_CHUNK_SIZE) == DEFAULT_CHUNK_SIZE:
+        sent = {k: v for k, v in params.items() if k != "chunk_size"}
+        result = call_node(home, method, **sent)
+        if result is not NO_NODE:
+            return result
+    handler = _OFFLINE.get(method)
+    if handler is None:  # a bug: every caller names one of _OFFLINE
+        raise UsageError(f"{method}: needs a running node")
+    return handler(home, progress, **params)
+
+
+def _add(
+    home: Home,
+    progress: Progress | None,
+    *,
+    paths: list[str],
+    copy: bool,
+    new: bool,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> list[dict[str, Any]]:
+    from p2pshare.store.adder import add_path, scan_size
+    from p2pshare.store.local import LocalStore
+
+    out = []
+    with LocalStore(home) as store:
+        for raw in paths:
+            path = Path(raw)
+            shown = (
+                progress(f"adding {path.name}", scan_size(path))
+                if progress is not None
+                else contextlib.nullcontext(None)
+            )
+            with shown as bar:
+                added = add_path(
+                    store,
+                    path,
+                    copy=copy,
+                    chunk_size=chunk_size,
+                    progress=bar.advance if bar is not None else _ignore,
+                    new=new,
+                )
+            out.append(
+                {
+                    "root": root_to_cid(added.root),
+                    "link": str(ShareLink(root_id=added.root, key=added.key)),
+                    "kind": added.kind,
+                    "size": added.size,
+                    "reused": added.reused,
+                }
+            )
+    return out
+
+
+def _ls(home: Home, progress: Progress | None) -> list[dict[str, Any]]:
+    from p2pshare.store.listing import describe_shares
+    from p2pshare.store.local import LocalStore
+
+    with LocalStore(home) as store:
+        return describe_shares(store)
+
+
+def _link(
+    home: Home, progress: Progress | None, *, root: str, hints: bool = True
+) -> dict[str, str]:
+    from p2pshare.store.local import LocalStore
+
+    target = parse_root_or_link(root)
+    with LocalStore(home) as store:
+        row = store.catalog.get_share(target.root_id)
+    if row.key is None:
+        raise NotFoundError("share: this home holds no key for it")
+    return {"link": str(ShareLink(root_id=row.root, key=row.key))}
+
+
+def _rm(home: Home, progress: Progress | None, *, root: str) -> dict[str, str]:
+    from p2pshare.store.local import LocalStore
+
+    target = parse_root_or_link(root)
+    with LocalStore(home) as store:
+        for bid in store.catalog.remove_top(target.root_id):
+            store.blocks.delete(bid)
+    return {"root": target.root_cid}
+
+
+def _gc(home: Home, progress: Progress | None) -> dict[str, int]:
+    from p2pshare.daemon import HomeLock
+    from p2pshare.store.gc import collect
+    from p2pshare.store.local import LocalStore
+
+    home.ensure()
+    with HomeLock(home.path), LocalStore(home) as store:  # no node starts meanwhile
+        return collect(store).to_wire()
+
+
+def _ignore(_n: int) -> None:
+    pass
+
+
+_OFFLINE: dict[str, Callable[..., Any]] = {
+    "add": _add,
+    "ls": _ls,
+    "link": _link,
+    "rm": _rm,
+    "gc": _gc,
+}
