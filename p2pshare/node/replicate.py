@@ -53,7 +53,8 @@ from p2pshare.errors import (
 from p2pshare.format import FileKeys, root_to_cid
 from p2pshare.format.grant import make_grant
 from p2pshare.node import dht as dhtmod
-from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT, _receive, replica_bytes
+from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT, replica_bytes
+from p2pshare.node.streams import read_frame
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import ReplicaRow
 from p2pshare.store.reader import open_share
@@ -163,8 +164,10 @@ async def call(node: Node, peer: Any, request: Any) -> Any:
                 peer = await node.host.connect(peer)
             stream = await node.host.open_stream(peer, PIN_PROTOCOL)
             async with stream:
-                await stream.send_all(pinproto.encode_request(request))
-                return await _receive(stream, pinproto.decode_response)
+                wire = pinproto.PinStream("client")
+                await stream.send_all(wire.send(request))
+                frame = await read_frame(stream, pinproto.MAX_PIN_FRAME_BYTES, "pin")
+                return wire.receive_frame(frame)
     except trio.TooSlowError:
         raise NoProviders("seed: no answer in time") from None
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:

@@ -207,9 +207,10 @@ class SeedService:
     async def handle(self, stream: LibP2PStream) -> None:
         """Answer one request on ``stream``. Never raises ``P2PShareError``."""
         peer = stream.remote_peer_bytes
+        wire = pinproto.PinStream("seed")
         try:
             with trio.fail_after(REQUEST_TIMEOUT_S):
-                request = await _receive(stream, pinproto.decode_request)
+                request = wire.receive_frame(await _read(stream))
         except (RemoteProtocolError, trio.TooSlowError) as exc:
             log.info("pin: bad request from %s: %s", peer[-6:].hex(), exc)
             return
@@ -218,7 +219,7 @@ class SeedService:
         except P2PShareError as exc:
             response = pinproto.PinRefused(code=_code(exc), message=_printable(exc))
         with trio.fail_after(REQUEST_TIMEOUT_S):
-            await stream.send_all(pinproto.encode_response(response))
+            await stream.send_all(wire.send(response))
 
     async def _answer(self, request: Any, peer: bytes) -> Any:
         if isinstance(request, pinproto.InfoRequest):
@@ -628,6 +629,6 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-async def _receive(stream: LibP2PStream, decode: Callable[[bytes], Any]) -> Any:
+async def _read(stream: LibP2PStream) -> bytes:
     """Read one whole frame (length prefix checked before reading on)."""
-    return decode(await read_frame(stream, pinproto.MAX_PIN_FRAME_BYTES, "pin"))
+    return await read_frame(stream, pinproto.MAX_PIN_FRAME_BYTES, "pin")

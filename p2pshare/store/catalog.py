@@ -63,227 +63,32 @@ All methods are synchronous; the node calls them from a worker thread.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
+from p2pshare.store.catalog_downloads import DownloadTables
+from p2pshare.store.catalog_seed import SeedTables
+from p2pshare.store.schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    SHARE_COLS,
+    DownloadRow,
+    PinRow,
+    ReplicaRow,
+    ShareRow,
+    forget_share,
+    locked,
+    share_row,
+)
 
 __all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
-# 2: pins and replicas (seeds); 3: vouchers; 4: fingerprints and the home
-# secret (re-adding an unchanged source). Every statement is idempotent,
-# so an older catalog is upgraded by running them all again.
-SCHEMA_VERSION = 4
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shares (
-    root BLOB PRIMARY KEY CHECK (length(root) = 32),
-    key BLOB CHECK (key IS NULL OR length(key) = 32),
-    storage TEXT NOT NULL CHECK (storage IN ('ref', 'copy', 'partial')),
-    mode TEXT NOT NULL CHECK (mode IN ('ref', 'copy')),
-    top INTEGER NOT NULL DEFAULT 0,
-    source TEXT,
-    source_size INTEGER,
-    source_mtime_ns INTEGER,
-    tree_size INTEGER,
-    added_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS shares_source ON shares(source) WHERE source IS NOT NULL;
-CREATE TABLE IF NOT EXISTS children (
-    parent BLOB NOT NULL,
-    child BLOB NOT NULL,
-    PRIMARY KEY (parent, child)
-);
-CREATE TABLE IF NOT EXISTS share_blocks (
-    root BLOB NOT NULL,
-    block BLOB NOT NULL,
-    PRIMARY KEY (root, block)
-);
-CREATE INDEX IF NOT EXISTS share_blocks_block ON share_blocks(block);
-CREATE TABLE IF NOT EXISTS downloads (
-    id INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    dest TEXT NOT NULL,
-    partial TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    bitmap BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'active',
-    created_at INTEGER NOT NULL,
-    UNIQUE (root, dest)
-);
-CREATE TABLE IF NOT EXISTS pins (
-    root BLOB PRIMARY KEY CHECK (length(root) = 32),
-    owner BLOB NOT NULL,
-    grant_bytes BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    lease_expires INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('fetching', 'complete', 'failed')),
-    error TEXT,
-    top INTEGER NOT NULL DEFAULT 1,
-    added_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS seed_vouchers (
-    serial BLOB PRIMARY KEY CHECK (length(serial) = 16),
-    peer BLOB NOT NULL,
-    quota INTEGER NOT NULL,
-    expires INTEGER NOT NULL,
-    redeemed_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS seed_vouchers_peer ON seed_vouchers(peer);
-CREATE TABLE IF NOT EXISTS my_vouchers (
-    serial BLOB PRIMARY KEY CHECK (length(serial) = 16),
-    seed TEXT NOT NULL,
-    code TEXT NOT NULL,
-    quota INTEGER NOT NULL,
-    expires INTEGER NOT NULL,
-    redeemed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS replicas (
-    root BLOB NOT NULL,
-    seed TEXT NOT NULL,
-    addrs TEXT NOT NULL,
-    region TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    lease_expires INTEGER,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (root, seed)
-);
-CREATE TABLE IF NOT EXISTS fingerprints (
-    fingerprint BLOB PRIMARY KEY CHECK (length(fingerprint) = 32),
-    root BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS secrets (
-    name TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-"""
-
-
-# Every table that records a share by its root (constants: hence noqa: S608).
-_SHARE_TABLES = (
-    ("share_blocks", "root"),
-    ("children", "parent"),
-    ("fingerprints", "root"),
-    ("shares", "root"),
-)
-
-
-def _forget_share(db: sqlite3.Connection, root: bytes) -> None:
-    """Delete every row of share ``root`` (inside the caller's transaction)."""
-    for table, column in _SHARE_TABLES:
-        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (root,))  # noqa: S608
-
-
-# Constant column list; queries interpolate only this (hence noqa: S608).
-_SHARE_COLS = (
-    "root, key, storage, mode, top, source, source_size, source_mtime_ns,"
-    " tree_size, added_at"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ShareRow:
-    root: bytes
-    key: bytes | None
-    storage: str
-    mode: str
-    top: bool
-    source: str | None
-    source_size: int | None
-    source_mtime_ns: int | None
-    tree_size: int | None
-    added_at: int
-
-    def __repr__(self) -> str:  # no key, no path
-        return f"ShareRow(root={self.root.hex()[:12]}, storage={self.storage})"
-
-
-@dataclass(frozen=True, slots=True)
-class PinRow:
-    root: bytes
-    owner: bytes
-    grant: bytes
-    size: int
-    lease_expires: int
-    state: str
-    error: str | None
-    top: bool
-    added_at: int
-
-    def __repr__(self) -> str:  # no grant
-        return f"PinRow(root={self.root.hex()[:12]}, state={self.state})"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaRow:
-    root: bytes
-    seed: str
-    addrs: tuple[str, ...]
-    region: str
-    state: str
-    lease_expires: int | None
-    updated_at: int
-
-    def to_wire(self) -> dict[str, Any]:
-        """As the control API and ``--json`` show it (docs/control.md)."""
-        return {
-            "seed": self.seed,
-            "region": self.region,
-            "state": self.state,
-            "addrs": list(self.addrs),
-            "lease_expires": self.lease_expires,
-        }
-
-
-_PIN_COLS = "root, owner, grant_bytes, size, lease_expires, state, error, top, added_at"
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _locked(method: F) -> F:
-    @functools.wraps(method)
-    def wrapper(self: Catalog, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _share_row(r: tuple[Any, ...]) -> ShareRow:
-    return ShareRow(
-        root=r[0],
-        key=r[1],
-        storage=r[2],
-        mode=r[3],
-        top=bool(r[4]),
-        source=r[5],
-        source_size=r[6],
-        source_mtime_ns=r[7],
-        tree_size=r[8],
-        added_at=r[9],
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadRow:
-    id: int
-    root: bytes
-    dest: str
-    partial: str
-    count: int
-    bitmap: bytes
-    state: str
-
-
-class Catalog:
+class Catalog(DownloadTables, SeedTables):
     """One connection to a home's catalog.
 
     Thread-safe: every public method holds one re-entrant lock, so the node
@@ -311,7 +116,7 @@ class Catalog:
                 )
             if version < SCHEMA_VERSION:
                 with self.transaction() as db:
-                    for statement in _SCHEMA.split(";"):
+                    for statement in SCHEMA.split(";"):
                         if statement.strip():
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -323,24 +128,12 @@ class Catalog:
             with contextlib.suppress(OSError):
                 os.chmod(f"{path}{suffix}", 0o600)
 
-    @_locked
+    @locked
     def close(self) -> None:
         self._db.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
     # -- shares -------------------------------------------------------------
-    @_locked
+    @locked
     def put_share(
         self,
         row: ShareRow,
@@ -350,7 +143,7 @@ class Catalog:
         """Insert or replace a share with the blocks it keeps (one transaction)."""
         with self.transaction() as db:
             db.execute(
-                f"INSERT INTO shares ({_SHARE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
+                f"INSERT INTO shares ({SHARE_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)"  # noqa: S608
                 " ON CONFLICT(root) DO UPDATE SET top = max(top, excluded.top),"
                 " key = coalesce(key, excluded.key)",
                 (
@@ -375,45 +168,45 @@ class Catalog:
                 [(row.root, c) for c in children],
             )
 
-    @_locked
+    @locked
     def get_share(self, root: bytes) -> ShareRow:
         """Raises NotFoundError when this home holds no such share."""
         cur = self._db.execute(
-            f"SELECT {_SHARE_COLS} FROM shares WHERE root = ?",  # noqa: S608
+            f"SELECT {SHARE_COLS} FROM shares WHERE root = ?",  # noqa: S608
             (root,),
         )
         found = cur.fetchone()
         if found is None:
             raise NotFoundError("share: not in the local store")
-        return _share_row(found)
+        return share_row(found)
 
-    @_locked
+    @locked
     def has_share(self, root: bytes) -> bool:
         return (
             self._db.execute("SELECT 1 FROM shares WHERE root = ?", (root,)).fetchone()
             is not None
         )
 
-    @_locked
+    @locked
     def top_shares(self) -> list[ShareRow]:
         """The user's shares (not the keyless replicas a seed keeps)."""
         rows = self._db.execute(
-            f"SELECT {_SHARE_COLS} FROM shares WHERE top = 1 AND key IS NOT NULL"  # noqa: S608
+            f"SELECT {SHARE_COLS} FROM shares WHERE top = 1 AND key IS NOT NULL"  # noqa: S608
             " ORDER BY added_at, root"
         ).fetchall()
-        return [_share_row(r) for r in rows]
+        return [share_row(r) for r in rows]
 
-    @_locked
+    @locked
     def shares_by_source(
         self, source: str, *, top_only: bool = False
     ) -> list[ShareRow]:
         rows = self._db.execute(
-            f"SELECT {_SHARE_COLS} FROM shares WHERE source = ? AND top >= ?",  # noqa: S608
+            f"SELECT {SHARE_COLS} FROM shares WHERE source = ? AND top >= ?",  # noqa: S608
             (source, int(top_only)),
         ).fetchall()
-        return [_share_row(r) for r in rows]
+        return [share_row(r) for r in rows]
 
-    @_locked
+    @locked
     def remove_top(self, root: bytes) -> list[bytes]:
         """Un-top ``root`` and drop every share no longer reachable from a
         top share (downloads in progress and pinned replicas stay). Returns
@@ -454,10 +247,10 @@ class Catalog:
                         "SELECT block FROM share_blocks WHERE root = ?", (r,)
                     )
                 )
-                _forget_share(db, r)
+                forget_share(db, r)
             return sorted(b for b in candidates if not self.is_block_kept(b))
 
-    @_locked
+    @locked
     def secret(self, name: str) -> bytes:
         """A 32-byte random secret of this home, made on first use."""
         with self.transaction() as db:
@@ -470,26 +263,26 @@ class Catalog:
             db.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
             return value
 
-    @_locked
+    @locked
     def share_by_fingerprint(self, fingerprint: bytes) -> ShareRow | None:
         """The share an unchanged source became, if this home still has it
         (with its key)."""
         found = self._db.execute(
-            f"SELECT {_SHARE_COLS} FROM shares WHERE key IS NOT NULL"  # noqa: S608
+            f"SELECT {SHARE_COLS} FROM shares WHERE key IS NOT NULL"  # noqa: S608
             " AND storage IN ('ref', 'copy')"
             " AND root = (SELECT root FROM fingerprints WHERE fingerprint = ?)",
             (fingerprint,),
         ).fetchone()
-        return None if found is None else _share_row(found)
+        return None if found is None else share_row(found)
 
-    @_locked
+    @locked
     def put_fingerprint(self, fingerprint: bytes, root: bytes) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO fingerprints (fingerprint, root) VALUES (?, ?)",
             (fingerprint, root),
         )
 
-    @_locked
+    @locked
     def drop_orphan_partials(self) -> int:
         """Forget partial shares that no download and no share needs any more
         (a cancelled or superseded download); their blocks become garbage.
@@ -512,10 +305,10 @@ class Catalog:
                 )
             ]
             for r in gone:
-                _forget_share(db, r)
+                forget_share(db, r)
             return len(gone)
 
-    @_locked
+    @locked
     def kept_of(self, blocks: Sequence[bytes]) -> set[bytes]:
         """Which of ``blocks`` some share or pin keeps (one query)."""
         found: set[bytes] = set()
@@ -531,362 +324,10 @@ class Catalog:
             )
         return found
 
-    @_locked
+    @locked
     def children_of(self, root: bytes) -> list[bytes]:
         """The member shares of a folder share (none for a file)."""
         rows = self._db.execute(
             "SELECT child FROM children WHERE parent = ? ORDER BY child", (root,)
         ).fetchall()
         return [r[0] for r in rows]
-
-    @_locked
-    def is_block_kept(self, block: bytes) -> bool:
-        return (
-            self._db.execute(
-                "SELECT 1 FROM share_blocks WHERE block = ? LIMIT 1", (block,)
-            ).fetchone()
-            is not None
-        )
-
-    # -- downloads ------------------------------------------------------------
-    @_locked
-    def open_download(
-        self, root: bytes, dest: str, partial: str, count: int
-    ) -> DownloadRow:
-        """Return the download of ``root`` into ``dest``, creating it if new."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO downloads (root, dest, partial, count, bitmap,"
-                " created_at) VALUES (?,?,?,?,?,?)",
-                (root, dest, partial, count, bytes(-(-count // 8)), int(time.time())),
-            )
-            found = db.execute(
-                "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
-                " WHERE root = ? AND dest = ?",
-                (root, dest),
-            ).fetchone()
-        row = DownloadRow(*found)
-        if row.count != count or len(row.bitmap) != -(-count // 8):
-            raise StoreCorrupt("download: bitmap does not match the share")
-        return row
-
-    @_locked
-    def save_bitmap(self, download_id: int, bitmap: bytes) -> None:
-        self._db.execute(
-            "UPDATE downloads SET bitmap = ? WHERE id = ?", (bitmap, download_id)
-        )
-
-    @_locked
-    def finish_download(self, download_id: int) -> None:
-        self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
-
-    @_locked
-    def download_of(self, root: bytes) -> DownloadRow | None:
-        """The most advanced download of ``root`` (for serving it partially)."""
-        rows = self._db.execute(
-            "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
-            " WHERE root = ?",
-            (root,),
-        ).fetchall()
-        if not rows:
-            return None
-        return max((DownloadRow(*r) for r in rows), key=lambda d: sum(d.bitmap))
-
-    @_locked
-    def complete_share(
-        self, root: bytes, source: str, size: int, mtime_ns: int
-    ) -> None:
-        """A downloaded share is complete: serve it by reference from now on."""
-        self._db.execute(
-            "UPDATE shares SET storage = 'ref', source = ?, source_size = ?,"
-            " source_mtime_ns = ? WHERE root = ? AND storage = 'partial'",
-            (source, size, mtime_ns, root),
-        )
-
-    @_locked
-    def announced_roots(self) -> list[bytes]:
-        """Roots this node announces: what the user shares, and downloads in
-        progress (their verified chunks are served). Folder members need no
-        record of their own: the folder's providers serve them."""
-        rows = self._db.execute(
-            "SELECT root FROM shares WHERE top = 1 OR storage = 'partial'"
-            " ORDER BY added_at"
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    @_locked
-    def set_storage(self, root: bytes, storage: str) -> None:
-        self._db.execute(
-            "UPDATE shares SET storage = ? WHERE root = ?", (storage, root)
-        )
-
-    @_locked
-    def set_tree_size(self, root: bytes, size: int) -> None:
-        """A folder's total (a downloaded folder knew only its listing's)."""
-        self._db.execute("UPDATE shares SET tree_size = ? WHERE root = ?", (size, root))
-
-    @_locked
-    def set_top(self, root: bytes) -> None:
-        """Show a (downloaded) share in ``ls`` and keep it until ``rm``."""
-        self._db.execute("UPDATE shares SET top = 1 WHERE root = ?", (root,))
-
-    @_locked
-    def rebase_sources(self, old_prefix: str, new_prefix: str) -> None:
-        """Sources under ``old_prefix`` moved (a finished folder download)."""
-        n = len(old_prefix)
-        self._db.execute(
-            "UPDATE shares SET source = ? || substr(source, ?)"
-            " WHERE substr(source, 1, ?) = ?",
-            (new_prefix, n + 1, n, old_prefix),
-        )
-
-    @_locked
-    def downloads(self) -> list[DownloadRow]:
-        rows = self._db.execute(
-            "SELECT id, root, dest, partial, count, bitmap, state FROM downloads"
-            " ORDER BY id"
-        ).fetchall()
-        return [DownloadRow(*r) for r in rows]
-
-    # -- pins (a seed) --------------------------------------------------------
-    @_locked
-    def put_pin(self, pin: PinRow) -> None:
-        """Record a pin (or renew one: a new grant, lease and size)."""
-        self._db.execute(
-            f"INSERT INTO pins ({_PIN_COLS}) VALUES (?,?,?,?,?,?,?,?,?)"  # noqa: S608
-            " ON CONFLICT(root) DO UPDATE SET grant_bytes = excluded.grant_bytes,"
-            " lease_expires = max(lease_expires, excluded.lease_expires),"
-            " top = max(top, excluded.top)",
-            (
-                pin.root,
-                pin.owner,
-                pin.grant,
-                pin.size,
-                pin.lease_expires,
-                pin.state,
-                pin.error,
-                int(pin.top),
-                pin.added_at,
-            ),
-        )
-
-    @_locked
-    def get_pin(self, root: bytes) -> PinRow | None:
-        r = self._db.execute(
-            f"SELECT {_PIN_COLS} FROM pins WHERE root = ?",  # noqa: S608
-            (root,),
-        ).fetchone()
-        return None if r is None else _pin_row(r)
-
-    @_locked
-    def pins(self) -> list[PinRow]:
-        rows = self._db.execute(
-            f"SELECT {_PIN_COLS} FROM pins ORDER BY added_at, root"  # noqa: S608
-        ).fetchall()
-        return [_pin_row(r) for r in rows]
-
-    @_locked
-    def redeem_voucher(
-        self, serial: bytes, peer: bytes, quota: int, expires: int, now: int
-    ) -> bool:
-        """Bind a voucher to ``peer`` (first redeemer wins). Returns False
-        when another peer redeemed it already; redeeming again is fine."""
-        with self.transaction() as db:
-            row = db.execute(
-                "SELECT peer FROM seed_vouchers WHERE serial = ?", (serial,)
-            ).fetchone()
-            if row is not None:
-                return bytes(row[0]) == peer
-            db.execute(
-                "INSERT INTO seed_vouchers (serial, peer, quota, expires,"
-                " redeemed_at) VALUES (?,?,?,?,?)",
-                (serial, peer, quota, expires, now),
-            )
-            return True
-
-    @_locked
-    def balance(self, peer: bytes, now: int) -> tuple[int, int, int, int | None]:
-        """``(quota, used, vouchers, latest expiry)`` of ``peer`` on this seed."""
-        quota, count, latest = self._db.execute(
-            "SELECT coalesce(sum(quota), 0), count(*), max(expires)"
-            " FROM seed_vouchers WHERE peer = ? AND expires > ?",
-            (peer, now),
-        ).fetchone()
-        (used,) = self._db.execute(
-            "SELECT coalesce(sum(size), 0) FROM pins WHERE owner = ?"
-            " AND state != 'failed'",
-            (peer,),
-        ).fetchone()
-        return min(int(quota), (1 << 63) - 1), int(used), int(count), latest
-
-    @_locked
-    def add_my_voucher(
-        self, serial: bytes, seed: str, code: str, quota: int, expires: int, now: int
-    ) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO my_vouchers (serial, seed, code, quota, expires,"
-            " redeemed_at) VALUES (?,?,?,?,?,?)",
-            (serial, seed, code, quota, expires, now),
-        )
-
-    @_locked
-    def my_vouchers(self) -> list[tuple[str, str, int, int]]:
-        """``(seed peer id, code, quota, expires)`` of every redeemed voucher."""
-        rows = self._db.execute(
-            "SELECT seed, code, quota, expires FROM my_vouchers ORDER BY redeemed_at"
-        ).fetchall()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    @_locked
-    def pinned_bytes(self) -> int:
-        """Ciphertext bytes reserved by pins that are not failed."""
-        (total,) = self._db.execute(
-            "SELECT coalesce(sum(size), 0) FROM pins WHERE state != 'failed'"
-        ).fetchone()
-        return int(total)
-
-    @_locked
-    def fetching_pins(self, owner: bytes) -> int:
-        """How many of ``owner``'s pins are still being fetched."""
-        (n,) = self._db.execute(
-            "SELECT count(*) FROM pins WHERE owner = ? AND state = 'fetching'",
-            (owner,),
-        ).fetchone()
-        return int(n)
-
-    @_locked
-    def set_pin_size(self, root: bytes, size: int) -> None:
-        self._db.execute("UPDATE pins SET size = ? WHERE root = ?", (size, root))
-
-    @_locked
-    def set_pin_state(self, root: bytes, state: str, error: str | None = None) -> None:
-        self._db.execute(
-            "UPDATE pins SET state = ?, error = ? WHERE root = ?", (state, error, root)
-        )
-
-    @_locked
-    def keep_blocks(self, root: bytes, blocks: Sequence[bytes]) -> None:
-        """Blocks a replica being fetched keeps (so a failed pin finds them)."""
-        self._db.executemany(
-            "INSERT OR IGNORE INTO share_blocks (root, block) VALUES (?, ?)",
-            [(root, b) for b in blocks],
-        )
-
-    @_locked
-    def complete_replica(self, row: ShareRow) -> None:
-        """Every chunk of a pinned root is stored: serve it (no key)."""
-        with self.transaction() as db:
-            db.execute(
-                f"INSERT OR IGNORE INTO shares ({_SHARE_COLS})"  # noqa: S608
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row.root,
-                    None,
-                    "copy",
-                    "copy",
-                    int(row.top),
-                    None,
-                    None,
-                    None,
-                    row.tree_size,
-                    row.added_at,
-                ),
-            )
-            db.execute(
-                "UPDATE pins SET state = 'complete', error = NULL WHERE root = ?",
-                (row.root,),
-            )
-
-    @_locked
-    def drop_pin(self, root: bytes, *, keep_pin: bool = False) -> list[bytes]:
-        """Forget a pin and its replica; returns the blocks no share keeps
-        any more (the caller deletes their files). A share this node holds
-        for itself (with a key) is kept, only the pin goes. With
-        ``keep_pin`` only the replica goes and the pin row stays (a failed
-        pin, whose owner should see why)."""
-        with self.transaction() as db:
-            if not keep_pin:
-                db.execute("DELETE FROM pins WHERE root = ?", (root,))
-            mine = db.execute(
-                "SELECT 1 FROM shares WHERE root = ? AND key IS NOT NULL", (root,)
-            ).fetchone()
-            if mine is not None:
-                return []
-            blocks = [
-                b
-                for (b,) in db.execute(
-                    "SELECT block FROM share_blocks WHERE root = ?", (root,)
-                )
-            ]
-            _forget_share(db, root)
-            return sorted(b for b in set(blocks) if not self.is_block_kept(b))
-
-    @_locked
-    def expired_pins(self, now: int) -> list[bytes]:
-        rows = self._db.execute(
-            "SELECT root FROM pins WHERE lease_expires <= ?", (now,)
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    @_locked
-    def announced_pins(self) -> list[bytes]:
-        """Complete top replicas (a seed announces them like shares)."""
-        rows = self._db.execute(
-            "SELECT root FROM pins WHERE state = 'complete' AND top = 1"
-            " ORDER BY added_at"
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    # -- replicas (an owner) ----------------------------------------------------
-    @_locked
-    def put_replica(self, rep: ReplicaRow) -> None:
-        self._db.execute(
-            "INSERT INTO replicas (root, seed, addrs, region, state, lease_expires,"
-            " updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(root, seed) DO UPDATE"
-            " SET addrs = excluded.addrs, region = excluded.region,"
-            " state = excluded.state, lease_expires = excluded.lease_expires,"
-            " updated_at = excluded.updated_at",
-            (
-                rep.root,
-                rep.seed,
-                "\n".join(rep.addrs),
-                rep.region,
-                rep.state,
-                rep.lease_expires,
-                rep.updated_at,
-            ),
-        )
-
-    @_locked
-    def replicas(self, root: bytes | None = None) -> list[ReplicaRow]:
-        sql = (
-            "SELECT root, seed, addrs, region, state, lease_expires, updated_at"
-            " FROM replicas"
-        )
-        args: tuple[Any, ...] = ()
-        if root is not None:
-            sql += " WHERE root = ?"
-            args = (root,)
-        rows = self._db.execute(sql + " ORDER BY root, seed", args).fetchall()
-        return [
-            ReplicaRow(
-                r[0],
-                r[1],
-                tuple(a for a in r[2].split("\n") if a),
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-            )
-            for r in rows
-        ]
-
-    @_locked
-    def drop_replica(self, root: bytes, seed: str) -> None:
-        self._db.execute(
-            "DELETE FROM replicas WHERE root = ? AND seed = ?", (root, seed)
-        )
-
-
-def _pin_row(r: tuple[Any, ...]) -> PinRow:
-    return PinRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8])
