@@ -193,7 +193,7 @@ def seed(
     A seed stores only ciphertext and never the keys: it cannot read what
     it keeps. Prints its multiaddrs (with /p2p/<id>), one per line.
     """
-    from p2pshare.node.seed import SeedPolicy
+    from p2pshare.node.seed_policy import SeedPolicy
 
     if len(region) > 64:
         raise click.BadParameter("at most 64 characters", param_hint="--region")

@@ -377,13 +377,13 @@ class _Connection:
         }
 
     async def m_check(self, req: Request) -> Any:
-        from p2pshare.node.replicate import check_report
+        from p2pshare.node.replica_check import check_report
 
         target = parse_root_or_link(_param(req, "root", str))
         return await check_report(self.node, target.root_id)
 
     async def m_repair(self, req: Request) -> Any:
-        from p2pshare.node.replicate import repair_report
+        from p2pshare.node.replica_check import repair_report
 
         target = parse_root_or_link(_param(req, "root", str))
         n = _param(req, "replicas", int)

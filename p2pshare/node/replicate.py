@@ -31,7 +31,6 @@ until the share has N good replicas again.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,6 @@ from p2pshare.errors import (
     NoProviders,
     NotFoundError,
     P2PShareError,
-    ProtocolError,
     RemoteProtocolError,
     ReplicationError,
     UsageError,
@@ -53,7 +51,9 @@ from p2pshare.errors import (
 from p2pshare.format import FileKeys, root_to_cid
 from p2pshare.format.grant import make_grant
 from p2pshare.node import dht as dhtmod
-from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT, replica_bytes
+from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT
+from p2pshare.node.seed_choice import SeedInfo, rank, too_small
+from p2pshare.node.seed_policy import replica_bytes
 from p2pshare.node.streams import read_frame
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import ReplicaRow
@@ -64,17 +64,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEASE_S",
-    "CheckResult",
+    "Progress",
     "ReplicationError",
+    "RootEntry",
     "SeedInfo",
-    "check",
-    "check_report",
+    "call",
     "find_seeds",
+    "full_addrs",
+    "quiet",
     "reach",
     "renew_loop",
-    "repair",
-    "repair_report",
     "replicate",
+    "tree_of",
+    "with_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,63 +91,17 @@ RENEW_CHECK_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
-class SeedInfo:
-    peer: bytes  # raw peer id
-    peer_id: str
-    addrs: tuple[str, ...]
-    region: str
-    free_bytes: int
-    admission: str
-    configured: bool = False
-    credit: int | None = None  # voucher balance left here (voucher seeds)
-
-    @property
-    def room(self) -> int:
-        """Bytes this seed would take from us: free space, and for a
-        voucher seed no more than our balance there."""
-        if self.admission == "voucher":
-            return min(self.free_bytes, self.credit or 0)
-        return self.free_bytes
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "peer_id": self.peer_id,
-            "addrs": list(self.addrs),
-            "region": self.region,
-            "free_bytes": self.free_bytes,
-            "admission": self.admission,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class _Root:
+class RootEntry:
     root: bytes
     key: bytes
     size: int  # replica bytes
     top: bool
 
 
-@dataclass
-class CheckResult:
-    seed: str
-    region: str
-    ok: bool
-    detail: str
-    addrs: tuple[str, ...] = ()
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "region": self.region,
-            "ok": self.ok,
-            "detail": self.detail,
-        }
-
-
 Progress = Callable[[str, int, int, str], None]  # seed, have, count, state
 
 
-def _quiet(_seed: str, _have: int, _count: int, _state: str) -> None:
+def quiet(_seed: str, _have: int, _count: int, _state: str) -> None:
     pass
 
 
@@ -241,7 +197,7 @@ async def find_seeds(
         async with trio.open_nursery() as nursery:
             for i in infos:
                 if str(i.peer_id) not in found:
-                    nursery.start_soon(ask, i.peer_id, _full(i), False)
+                    nursery.start_soon(ask, i.peer_id, full_addrs(i), False)
     return list(found.values())
 
 
@@ -257,18 +213,18 @@ def _voucher_addrs(node: Node) -> list[str]:
             v = Voucher.from_code(code)
         except P2PShareError:
             continue
-        out += [_with_id(a, ID(v.seed)) for a in v.addrs[:1]]
+        out += [with_id(a, ID(v.seed)) for a in v.addrs[:1]]
     return out
 
 
-def _with_id(addr: Any, peer_id: Any) -> str:
+def with_id(addr: Any, peer_id: Any) -> str:
     text = str(addr)
     return text if "/p2p/" in text else f"{text}/p2p/{peer_id}"
 
 
-def _full(info: Any) -> tuple[str, ...]:
+def full_addrs(info: Any) -> tuple[str, ...]:
     """A PeerInfo's addresses as full multiaddrs (``…/p2p/<id>``)."""
-    return tuple(_with_id(a, info.peer_id) for a in info.addrs)[:4]
+    return tuple(with_id(a, info.peer_id) for a in info.addrs)[:4]
 
 
 def _addrs_of(node: Node, peer_id: Any) -> list[str]:
@@ -276,68 +232,14 @@ def _addrs_of(node: Node, peer_id: Any) -> list[str]:
         addrs = node.host.host.get_peerstore().addrs(peer_id)
     except Exception:  # an unknown peer has no addresses: not an error
         return []
-    return [_with_id(a, peer_id) for a in addrs][:4]
-
-
-def rank(seeds: Sequence[SeedInfo], need: int) -> list[SeedInfo]:
-    """Candidates in the order to try: seeds where we hold voucher credit,
-    then configured ones, then regions not chosen yet, then the most room;
-    seeds without room (or without a voucher, when they need one) are
-    left out."""
-    usable = [s for s in seeds if s.room >= need]
-    ordered: list[SeedInfo] = []
-    regions: set[str] = set()
-    pool = sorted(
-        usable,
-        key=lambda s: (s.credit is None, not s.configured, -s.room, s.peer_id),
-    )
-    while pool:
-        first = pool[0]
-        pick = next(
-            (
-                s
-                for s in pool
-                if s.region not in regions
-                and (s.credit is None) == (first.credit is None)
-            ),
-            first,
-        )
-        pool.remove(pick)
-        ordered.append(pick)
-        regions.add(pick.region)
-    return ordered
-
-
-def _too_small(seeds: Sequence[SeedInfo], need: int) -> list[str]:
-    out = []
-    for s in seeds:
-        if s.room >= need:
-            continue
-        who = f"{s.peer_id[-8:]} ({s.region or '?'})"
-        if s.admission == "voucher" and not s.credit:
-            out.append(f"{who}: admits by voucher and you have no credit there")
-        elif s.admission == "voucher" and (s.credit or 0) < need <= s.free_bytes:
-            out.append(
-                f"{who}: voucher balance {_mib(s.credit or 0)}, the replica"
-                f" needs {_mib(need)}"
-            )
-        else:
-            out.append(
-                f"{who}: seed storage full, the replica needs {_mib(need)},"
-                f" {_mib(s.free_bytes)} is free"
-            )
-    return out
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
+    return [with_id(a, peer_id) for a in addrs][:4]
 
 
 # -- replicate --------------------------------------------------------------------
-def _tree(node: Node, root: bytes) -> list[_Root]:
+def tree_of(node: Node, root: bytes) -> list[RootEntry]:
     """The share and, for a folder, every member share below it."""
     catalog = node.store.catalog
-    out: list[_Root] = []
+    out: list[RootEntry] = []
     seen: set[bytes] = set()
     stack = [(root, True)]
     while stack:
@@ -350,7 +252,7 @@ def _tree(node: Node, root: bytes) -> list[_Root]:
             raise AccessDenied("share: this home holds no key for it")
         with open_share(node.store, r) as share:
             size = replica_bytes(share.envelope, len(share.envelope_bytes))
-        out.append(_Root(r, row.key, size, top))
+        out.append(RootEntry(r, row.key, size, top))
         stack.extend((c, False) for c in catalog.children_of(r))
     return out
 
@@ -371,7 +273,7 @@ async def replicate(
     seeds: Sequence[str] = (),
     lease_s: int = DEFAULT_LEASE_S,
     exclude: Sequence[str] = (),
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     use_dht: bool = True,
     wait: bool = True,
 ) -> list[ReplicaRow]:
@@ -385,7 +287,7 @@ async def replicate(
     """
     if n < 1:
         raise UsageError("replicas: must be at least 1")
-    tree = await node.db(_tree, node, root)
+    tree = await node.db(tree_of, node, root)
     need = sum(r.size for r in tree)
     found = [
         s
@@ -393,7 +295,7 @@ async def replicate(
         if s.peer_id not in set(exclude)
     ]
     candidates = rank(found, need)
-    reasons: list[str] = _too_small(found, need)
+    reasons: list[str] = too_small(found, need)
     good: list[_Target] = []
     queue = list(candidates)
 
@@ -406,7 +308,7 @@ async def replicate(
         while len(good) + len(made) < n and queue:
             target = _Target(queue.pop(0))
             try:
-                await _pin_tree(node, target, tree, lease_s)
+                await _pintree_of(node, target, tree, lease_s)
             except P2PShareError as exc:
                 reasons.append(why(target, exc))
                 log.info("seed %s refused: %s", target.seed.peer_id[-8:], exc)
@@ -443,8 +345,8 @@ async def replicate(
     return rows
 
 
-async def _pin_tree(
-    node: Node, target: _Target, tree: list[_Root], lease_s: int
+async def _pintree_of(
+    node: Node, target: _Target, tree: list[RootEntry], lease_s: int
 ) -> None:
     expires = int(time.time()) + lease_s
     hints = tuple(node.addrs()[:4])
@@ -470,7 +372,7 @@ async def _pin_tree(
         target.pinned.append(r.root)
 
 
-async def _unpin_all(node: Node, target: _Target, tree: list[_Root]) -> None:
+async def _unpin_all(node: Node, target: _Target, tree: list[RootEntry]) -> None:
     keys = {r.root: r.key for r in tree}
     for root in target.pinned:
         await unpin(node, target.seed.peer, root, keys[root])
@@ -496,7 +398,7 @@ async def unpin(node: Node, seed: bytes | Any, root: bytes, key: bytes) -> bool:
 
 
 async def _await_complete(
-    node: Node, target: _Target, tree: list[_Root], progress: Progress
+    node: Node, target: _Target, tree: list[RootEntry], progress: Progress
 ) -> None:
     total_have = 0
     while True:
@@ -562,9 +464,9 @@ async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
             if rep.lease_expires - now > lease // 2:
                 continue
             try:
-                tree = await node.db(_tree, node, rep.root)
+                tree = await node.db(tree_of, node, rep.root)
                 target = _Target(_seed_of(rep))
-                await _pin_tree(node, target, tree, lease)
+                await _pintree_of(node, target, tree, lease)
                 await node.db(_record, node, rep.root, target, rep.state, lease)
                 log.info("replica on %s renewed", rep.seed[-8:])
             except Exception as exc:  # a job root: one renewal, not the node
@@ -583,82 +485,6 @@ def _seed_of(rep: ReplicaRow) -> SeedInfo:
     )
 
 
-# -- check / repair -----------------------------------------------------------------
-async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckResult]:
-    """Storage-prove every known replica of ``root`` (recorded seeds, and
-    other providers the DHT lists)."""
-    tree = await node.db(_tree, node, root)
-    rows = await node.db(node.store.catalog.replicas, root)
-    targets: dict[str, tuple[str, tuple[str, ...]]] = {
-        r.seed: (r.region, r.addrs) for r in rows
-    }
-    if use_dht:
-        infos: list[Any] = []
-        with trio.move_on_after(CALL_TIMEOUT_S):
-            infos = await dhtmod.find_providers(node.host.dht, root, count=20)
-        for i in infos:
-            targets.setdefault(str(i.peer_id), ("", _full(i)))
-    sample = tree if len(tree) <= MAX_PROVE_ROOTS else _sample(tree)
-    results: list[CheckResult] = []
-
-    async def one(seed: str, region: str, addrs: tuple[str, ...]) -> None:
-        results.append(await _prove_seed(node, seed, region, addrs, sample))
-
-    async with trio.open_nursery() as nursery:
-        for seed, (region, addrs) in targets.items():
-            nursery.start_soon(one, seed, region, addrs)
-    results.sort(key=lambda r: (not r.ok, r.seed))
-    return results
-
-
-def _sample(tree: list[_Root]) -> list[_Root]:
-    top = [r for r in tree if r.top]
-    rest = [r for r in tree if not r.top]
-    picked = [
-        rest.pop(secrets.randbelow(len(rest)))
-        for _ in range(MAX_PROVE_ROOTS - len(top))
-    ]
-    return top + picked
-
-
-async def _prove_seed(
-    node: Node,
-    seed: str,
-    region: str,
-    addrs: tuple[str, ...],
-    tree: list[_Root],
-) -> CheckResult:
-    def result(ok: bool, detail: str) -> CheckResult:
-        return CheckResult(seed, region, ok, detail, addrs)
-
-    try:
-        peer: Any = await reach(node, ID.from_base58(seed), addrs)
-    except P2PShareError as exc:
-        return result(False, f"unreachable ({exc})")
-    proved = 0
-    for r in tree:
-        nonce = secrets.token_bytes(32)
-        expect = await node.db(_expected, node, r.root, nonce)
-        indices, digest = expect
-        try:
-            resp = await call(
-                node,
-                peer,
-                pinproto.ProveRequest(root=r.root, nonce=nonce, indices=indices),
-            )
-        except (P2PShareError, ProtocolError) as exc:
-            return result(False, f"no storage proof ({exc})")
-        if isinstance(resp, pinproto.PinRefused):
-            return result(False, f"storage proof refused: {resp.message}")
-        if not isinstance(resp, pinproto.ProveResponse) or resp.digest != digest:
-            return result(
-                False, "storage proof failed: the seed does not hold the data"
-            )
-        proved += 1
-    chunks = sum(1 for _ in tree)
-    return result(True, f"storage proof ok ({proved} of {chunks} share(s) sampled)")
-
-
 async def reach(
     node: Node, peer: ID, addrs: Sequence[str], *, timeout_s: float = INFO_TIMEOUT_S
 ) -> ID:
@@ -668,69 +494,8 @@ async def reach(
     for addr in addrs:
         try:
             with trio.fail_after(timeout_s):
-                connected: ID = await node.host.connect(_with_id(addr, peer))
+                connected: ID = await node.host.connect(with_id(addr, peer))
                 return connected
         except Exception:  # try the next address  # noqa: S112
             continue
     return peer
-
-
-def _expected(node: Node, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:
-    with open_share(node.store, root) as share:
-        count = share.envelope.count
-        k = min(PROVE_CHUNKS, count)
-        indices: list[int] = []
-        while len(indices) < k:
-            i = secrets.randbelow(count)
-            if i not in indices:
-                indices.append(i)
-        blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in indices]
-    return tuple(indices), pinproto.storage_digest(nonce, blocks)
-
-
-async def repair(
-    node: Node,
-    root: bytes,
-    n: int,
-    *,
-    seeds: Sequence[str] = (),
-    lease_s: int = DEFAULT_LEASE_S,
-    progress: Progress = _quiet,
-    use_dht: bool = True,
-) -> tuple[list[CheckResult], list[ReplicaRow]]:
-    """Check, forget failed replicas, replicate until ``n`` good ones."""
-    results = await check(node, root, use_dht=use_dht)
-    recorded = {r.seed for r in await node.db(node.store.catalog.replicas, root)}
-    good = [r for r in results if r.ok and r.seed in recorded]
-    for r in results:
-        if not r.ok and r.seed in recorded:
-            await node.db(node.store.catalog.drop_replica, root, r.seed)
-    if len(good) < n:
-        await replicate(
-            node,
-            root,
-            n - len(good),
-            seeds=seeds,
-            lease_s=lease_s,
-            exclude=[r.seed for r in results],
-            progress=progress,
-            use_dht=use_dht,
-        )
-    return results, await node.db(node.store.catalog.replicas, root)
-
-
-# -- results as the control API and --json show them (docs/control.md) ----------
-async def check_report(node: Node, root: bytes) -> dict[str, Any]:
-    results = await check(node, root)
-    return {"root": root_to_cid(root), "providers": [r.to_wire() for r in results]}
-
-
-async def repair_report(
-    node: Node, root: bytes, n: int, seeds: Sequence[str] = ()
-) -> dict[str, Any]:
-    checked, rows = await repair(node, root, n, seeds=seeds)
-    return {
-        "root": root_to_cid(root),
-        "checked": [r.to_wire() for r in checked],
-        "replicas": [r.to_wire() for r in rows],
-    }

@@ -44,7 +44,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -57,15 +57,26 @@ from p2pshare.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from p2pshare.format import Envelope, ShareLink, block_id, root_to_cid
-from p2pshare.format.chunks import ID_BYTES
-from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
+from p2pshare.format import Envelope, root_to_cid
 from p2pshare.format.grant import Grant
 from p2pshare.format.voucher import Voucher
-from p2pshare.node.fill import STALL_TIMEOUT_S, Fill, NetShare
+from p2pshare.node.seed_fetch import Fetching, fetch_replica
+from p2pshare.node.seed_policy import (
+    MAX_CONCURRENT_FETCHES,
+    MAX_FETCHES_PER_OWNER,
+    MAX_FETCHING_PER_PEER,
+    MAX_HINTS_KEPT,
+    MAX_PIN_BYTES,
+    REQUEST_TIMEOUT_S,
+    Refused,
+    SeedPolicy,
+    mib,
+    printable_error,
+    refuse_code,
+)
 from p2pshare.node.streams import LibP2PStream, read_frame
 from p2pshare.protocol import pin as pinproto
-from p2pshare.store.catalog import PinRow, ShareRow
+from p2pshare.store.catalog import PinRow
 from p2pshare.store.reader import open_share
 
 if TYPE_CHECKING:
@@ -74,10 +85,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PIN_PROTOCOL",
     "SEED_ROOT",
-    "CipherSink",
-    "SeedPolicy",
     "SeedService",
-    "replica_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,80 +93,6 @@ log = logging.getLogger(__name__)
 PIN_PROTOCOL = "/p2pshare/pin/1"
 # The DHT key every seed provides, so owners find seeds with no configuration.
 SEED_ROOT = hashlib.blake2b(b"p2pshare/seeds/v1", digest_size=32).digest()
-REQUEST_TIMEOUT_S = 20.0  # to read a request or write a response
-FETCH_TIMEOUT_S = 60.0  # to find a first provider for a pinned root
-GC_INTERVAL_S = 30.0
-MAX_HINTS_KEPT = 8
-# Bounds on what one peer can make a seed do (open seeds with no storage
-# limit included): the bytes one pin may reserve before the envelope gives
-# the real size, the pins a peer may have fetching at once, and the fetches
-# the seed runs at once (the others wait their turn, still "fetching"), and
-# of those the ones a single owner may run: 8 owners that stall cannot hold
-# every slot for long (a fetch with no verified byte for ``fetch_stall_s``
-# fails, its blocks deleted and its reserved bytes credited back), and one
-# owner with many pins cannot hold them at all.
-MAX_PIN_BYTES = 1 << 50
-MAX_FETCHING_PER_PEER = 64
-MAX_CONCURRENT_FETCHES = 8
-MAX_FETCHES_PER_OWNER = 2
-
-
-@dataclass(frozen=True, slots=True)
-class SeedPolicy:
-    region: str = ""
-    max_storage: int | None = None  # ciphertext bytes; None: no limit
-    admission: Literal["open", "voucher"] = "voucher"
-    gc_interval_s: float = GC_INTERVAL_S
-    fetch_stall_s: float = STALL_TIMEOUT_S  # no verified byte: the fetch fails
-    open_relay: bool = False  # relay bulk data for anyone, not only vouchers
-    relay_rate: float | None = None  # bytes/s relayed in all
-    relay_peer_rate: float | None = None  # bytes/s relayed for one peer
-
-
-def replica_bytes(env: Envelope, envelope_bytes: int) -> int:
-    """Bytes a replica of this envelope takes: envelope, index blocks, chunks."""
-    chunks = (env.count - 1) * env.cipher_len(0) + env.cipher_len(env.count - 1)
-    index = env.count * ID_BYTES if env.index_ids is not None else 0
-    return envelope_bytes + index + chunks
-
-
-class CipherSink:
-    """Keep verified chunk ciphertext as blocks (a seed's replica)."""
-
-    def __init__(self, node: Node, share: NetShare) -> None:
-        self.store = node.store
-        self.share = share
-        self.done: set[int] = set()
-        for i in range(share.envelope.count):  # resume: blocks kept earlier
-            if self.store.blocks.has(share.chunk_id(i)):
-                self.done.add(i)
-
-    def missing(self) -> list[int]:
-        return [i for i in range(self.share.envelope.count) if i not in self.done]
-
-    def has(self, i: int) -> bool:
-        return i in self.done
-
-    def amount(self, i: int) -> int:
-        return self.share.envelope.cipher_len(i)
-
-    def verify_write(self, i: int, data: bytes) -> bool:
-        chunk_id = self.share.chunk_id(i)
-        if block_id(data) != chunk_id:
-            return False
-        with self.store.writing():
-            self.store.blocks.put(data)
-            self.store.catalog.keep_blocks(self.share.root, [chunk_id])
-        self.done.add(i)
-        return True
-
-
-@dataclass
-class _Fetching:
-    hints: tuple[str, ...]
-    have: int = 0
-    count: int = 0
-    scope: trio.CancelScope | None = None
 
 
 @dataclass(eq=False)
@@ -168,7 +102,7 @@ class SeedService:
     node: Node
     policy: SeedPolicy
     now: Callable[[], float] = time.time
-    fetching: dict[bytes, _Fetching] = field(default_factory=dict)
+    fetching: dict[bytes, Fetching] = field(default_factory=dict)
     _admit: trio.Lock = field(default_factory=trio.Lock)
     _fetch_slots: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(MAX_CONCURRENT_FETCHES)
@@ -217,7 +151,9 @@ class SeedService:
         try:
             response = await self._answer(request, peer)
         except P2PShareError as exc:
-            response = pinproto.PinRefused(code=_code(exc), message=_printable(exc))
+            response = pinproto.PinRefused(
+                code=refuse_code(exc), message=printable_error(exc)
+            )
         with trio.fail_after(REQUEST_TIMEOUT_S):
             await stream.send_all(wire.send(response))
 
@@ -237,7 +173,7 @@ class SeedService:
             return await self.balance(peer)
         if isinstance(request, pinproto.BalanceRequest):
             return await self.balance(peer)
-        raise _Refused("bad_request", "pin: unknown request")
+        raise Refused("bad_request", "pin: unknown request")
 
     async def describe(self) -> dict[str, Any]:
         """This seed in ``status``: region, admission, pins, storage."""
@@ -269,7 +205,7 @@ class SeedService:
         try:
             grant = Grant.from_bytes(req.grant)
         except FormatError as exc:
-            raise _Refused("bad_request", f"grant: malformed ({exc})") from None
+            raise Refused("bad_request", f"grant: malformed ({exc})") from None
         if grant.root != req.root:
             raise AccessDenied("grant: for another share")
         if grant.peer != self.node.host.peer_id_bytes:
@@ -277,7 +213,7 @@ class SeedService:
         if grant.expires <= self.now():
             raise AccessDenied("grant: expired")
         if req.size > MAX_PIN_BYTES:
-            raise _Refused("bad_request", f"pin: size over {_mib(MAX_PIN_BYTES)}")
+            raise Refused("bad_request", f"pin: size over {mib(MAX_PIN_BYTES)}")
         catalog = self.node.store.catalog
         # one admission at a time: balance and storage checks, then the pin
         # row that charges them, with nothing in between
@@ -287,7 +223,7 @@ class SeedService:
             if new and await self._db(catalog.fetching_pins, peer) >= (
                 MAX_FETCHING_PER_PEER
             ):
-                raise _Refused(
+                raise Refused(
                     "unavailable",
                     f"pin: {MAX_FETCHING_PER_PEER} of your pins are still"
                     " fetching here; try again when they are done",
@@ -302,10 +238,10 @@ class SeedService:
                 used = await self._db(catalog.pinned_bytes)
                 limit = self.policy.max_storage
                 if limit is not None and used + req.size > limit:
-                    raise _Refused(
+                    raise Refused(
                         "storage_full",
-                        f"seed storage full: the replica needs {_mib(req.size)},"
-                        f" {_mib(max(0, limit - used))} of {_mib(limit)} is free",
+                        f"seed storage full: the replica needs {mib(req.size)},"
+                        f" {mib(max(0, limit - used))} of {mib(limit)} is free",
                     )
             row = PinRow(
                 root=req.root,
@@ -324,7 +260,7 @@ class SeedService:
             await self._db(catalog.put_pin, row)
         if existing is None:
             log.info(
-                "pin %s: accepted (%s, lease %d s)", cid, _mib(req.size), req.lease_s
+                "pin %s: accepted (%s, lease %d s)", cid, mib(req.size), req.lease_s
             )
             self._start_fetch(req.root, peer, req.hints)
         else:
@@ -355,7 +291,7 @@ class SeedService:
         if not bound:
             raise AccessDenied("voucher: already redeemed by another peer")
         log.info(
-            "voucher %s…: redeemed (%s)", voucher.serial.hex()[:8], _mib(voucher.quota)
+            "voucher %s…: redeemed (%s)", voucher.serial.hex()[:8], mib(voucher.quota)
         )
 
     async def relay_admits(self, peer: Any) -> bool:
@@ -381,17 +317,17 @@ class SeedService:
         (the pin row, once written, is the charge)."""
         b = await self.balance(peer)
         if b.vouchers == 0:
-            raise _Refused(
+            raise Refused(
                 "quota",
                 "this seed admits pins by voucher: redeem one from its operator"
                 " (p2pshare voucher redeem CODE)",
             )
         if b.used + size > b.quota:
-            raise _Refused(
+            raise Refused(
                 "quota",
-                f"voucher quota exceeded: the pin needs {_mib(size)}, your balance"
-                f" on this seed is {_mib(max(0, b.quota - b.used))} of a"
-                f" {_mib(b.quota)} quota",
+                f"voucher quota exceeded: the pin needs {mib(size)}, your balance"
+                f" on this seed is {mib(max(0, b.quota - b.used))} of a"
+                f" {mib(b.quota)} quota",
             )
 
     async def status(self, root: bytes) -> pinproto.PinStatus:
@@ -418,7 +354,7 @@ class SeedService:
         def digest() -> bytes:
             with open_share(self.node.store, req.root) as share:
                 if any(i >= share.envelope.count for i in req.indices):
-                    raise _Refused("bad_request", "prove: chunk index out of range")
+                    raise Refused("bad_request", "prove: chunk index out of range")
                 blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in req.indices]
             return pinproto.storage_digest(req.nonce, blocks)
 
@@ -448,7 +384,7 @@ class SeedService:
 
     # -- fetching a replica -------------------------------------------------------
     def _start_fetch(self, root: bytes, owner: bytes, hints: Sequence[str]) -> None:
-        f = _Fetching(tuple(hints)[:MAX_HINTS_KEPT])
+        f = Fetching(tuple(hints)[:MAX_HINTS_KEPT])
         self.fetching[root] = f
         self.node.jobs.spawn(
             "pin", root_to_cid(root)[:16], lambda: self._fetch(root, owner, f)
@@ -471,18 +407,20 @@ class SeedService:
             if not stats.borrowed_tokens and not stats.tasks_waiting:
                 self._owner_slots.pop(owner, None)
 
-    async def _fetch(self, root: bytes, owner: bytes, f: _Fetching) -> None:
+    async def _fetch(self, root: bytes, owner: bytes, f: Fetching) -> None:
         cid = root_to_cid(root)[:16]
         catalog = self.node.store.catalog
         with trio.CancelScope() as scope:
             f.scope = scope
             try:
                 async with self._slot(owner):
-                    await self._fetch_into_store(root, f)
+                    await fetch_replica(self.node, self.policy, root, f, self.now)
             except Exception as exc:  # a job root: the failure is this pin's
                 error = self.node.jobs.record("pin", cid, exc)
                 await self._discard_blocks(root)
-                await self._db(catalog.set_pin_state, root, "failed", _printable(error))
+                await self._db(
+                    catalog.set_pin_state, root, "failed", printable_error(error)
+                )
             else:
                 log.info("pin %s: replica complete (%d chunks)", cid, f.count)
                 pin = await self._db(catalog.get_pin, root)
@@ -490,71 +428,6 @@ class SeedService:
                     self.node.announce_soon(root)
             finally:
                 self.fetching.pop(root, None)
-
-    async def _fetch_into_store(self, root: bytes, f: _Fetching) -> None:
-        catalog = self.node.store.catalog
-        pin = await self._db(catalog.get_pin, root)
-        if pin is None:
-            return
-        link = ShareLink(root_id=root, key=None, peers=f.hints)
-        async with self.node.source(
-            link, timeout_s=FETCH_TIMEOUT_S, stall_s=self.policy.fetch_stall_s
-        ) as source:
-            share = await source.open_sessions(root, pin.grant)
-            env = share.envelope
-            Grant.from_bytes(pin.grant).verify(
-                env.access_public,
-                root=root,
-                peer=self.node.host.peer_id_bytes,
-                now=self.now(),
-            )
-            need = replica_bytes(env, len(share.envelope_bytes))
-            if need > pin.size:
-                raise _Refused(
-                    "storage_full",
-                    f"replica needs {_mib(need)}, more than the {_mib(pin.size)}"
-                    " reserved",
-                )
-            # reserve what it really takes (an owner may have declared more)
-            await self._db(catalog.set_pin_size, root, need)
-            f.count = env.count
-
-            def keep_meta() -> None:
-                blocks = self.node.store.blocks
-                with self.node.store.writing():
-                    kept = [blocks.put(share.envelope_bytes)]
-                    if env.index_ids is not None:
-                        step = IDS_PER_INDEX_BLOCK * ID_BYTES
-                        kept += [
-                            blocks.put(share.ids[o : o + step])
-                            for o in range(0, len(share.ids), step)
-                        ]
-                    catalog.keep_blocks(root, kept)
-
-            await self._db(keep_meta)
-            sink = await self._db(CipherSink, self.node, share)
-            f.have = len(sink.done)
-
-            def progress(_n: int) -> None:
-                f.have = len(sink.done)
-
-            await Fill(source, share, pin.grant, sink, progress).run()
-            f.have = len(sink.done)
-        await self._db(
-            catalog.complete_replica,
-            ShareRow(
-                root=root,
-                key=None,
-                storage="copy",
-                mode="copy",
-                top=pin.top,
-                source=None,
-                source_size=None,
-                source_mtime_ns=None,
-                tree_size=None,
-                added_at=time.time_ns(),
-            ),
-        )
 
     async def _drop(self, root: bytes) -> None:
         f = self.fetching.pop(root, None)
@@ -578,35 +451,6 @@ class SeedService:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.node.store_limiter)
 
 
-class _Refused(P2PShareError):
-    """A pin refused with a protocol code (``PinRefused.code``)."""
-
-    code = "pin_refused"
-    exit_code = 7
-
-    def __init__(self, pin_code: str, message: str) -> None:
-        super().__init__(message)
-        self.pin_code = pin_code
-
-
-def _code(exc: P2PShareError) -> str:
-    if isinstance(exc, _Refused):
-        return exc.pin_code
-    if isinstance(exc, AccessDenied):
-        return "access_denied"
-    if isinstance(exc, NotFoundError):
-        return "not_found"
-    if isinstance(exc, FormatError):
-        return "bad_request"
-    return "unavailable"
-
-
-def _printable(exc: BaseException) -> str:
-    """An error as one line of printable text for the wire."""
-    text = "".join(c if c.isprintable() else " " for c in str(exc))
-    return text[: pinproto.MAX_PIN_TEXT_CHARS] or type(exc).__name__
-
-
 def _fetching_by(node: Node, peer: bytes) -> int:
     return sum(
         1
@@ -623,10 +467,6 @@ def _chunk_count(node: Node, root: bytes) -> int:
 def _delete_blocks(node: Node, blocks: Sequence[bytes]) -> None:
     for b in blocks:
         node.store.blocks.delete(b)
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
 
 
 async def _read(stream: LibP2PStream) -> bytes:

@@ -61,18 +61,19 @@ from p2pshare.node.relay import (
 )
 from p2pshare.node.relay import path as relay_path
 from p2pshare.node.replicate import renew_loop
-from p2pshare.node.seed import PIN_PROTOCOL, SeedPolicy, SeedService
+from p2pshare.node.seed import PIN_PROTOCOL, SeedService
+from p2pshare.node.seed_policy import SeedPolicy
 from p2pshare.node.upnp import PortMapper
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.protocol.reach import REACH_PROTOCOL
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.gc import collect
 from p2pshare.store.partial import partial_name
+from p2pshare.store.rebuild import get_walk
 from p2pshare.store.restore import LocalSource
 from p2pshare.store.walk import (
     DEFAULT_LIMITS,
     FolderLimits,
-    get_walk,
     parse_selection,
     run_walk,
     tree_walk,
@@ -605,7 +606,7 @@ class Node:
             TransferTimeout: every provider stalled.
             UsageError: a bad path in ``paths``; NotFoundError: one that is
                 not in the folder.
-            AccessDenied, IntegrityError, …: as ``store.walk.get_walk``.
+            AccessDenied, IntegrityError, …: as ``store.rebuild.get_walk``.
         """
         select = parse_selection(paths) if paths else None
         row = await trio.to_thread.run_sync(self._local_row, link.root_id)

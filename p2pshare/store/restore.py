@@ -19,6 +19,7 @@ from p2pshare.store.local import LocalStore
 from p2pshare.store.partial import PartialFile
 from p2pshare.store.pipeline import ordered_map
 from p2pshare.store.reader import OpenShare, open_share
+from p2pshare.store.rebuild import get_walk
 from p2pshare.store.walk import (
     DEFAULT_LIMITS,
     FolderLimits,
@@ -26,7 +27,6 @@ from p2pshare.store.walk import (
     OpenedShare,
     Selection,
     check_key,
-    get_walk,
     run_walk,
 )
 
@@ -114,7 +114,7 @@ def get_offline(
     limits: FolderLimits = DEFAULT_LIMITS,
 ) -> GetResult:
     """Rebuild the share of ``link`` from this home into ``out_dir``
-    (``on_total``, ``select`` and ``limits`` as in ``walk.get_walk``).
+    (``on_total``, ``select`` and ``limits`` as in ``rebuild.get_walk``).
 
     Raises:
         AccessDenied: the link has no key, or the wrong one.

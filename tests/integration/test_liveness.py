@@ -232,7 +232,7 @@ async def test_the_only_source_is_a_seed_with_a_corrupt_replica(
     checks what it reads and answers ``missing`` for that chunk (a seed that
     sent it anyway would be banned): the download ends, naming it."""
     from p2pshare.node import replicate as rep
-    from p2pshare.node.seed import SeedPolicy
+    from p2pshare.node.seed_policy import SeedPolicy
 
     _src, root, key = share
     with trio.fail_after(2 * TIMEOUT_S):
@@ -392,7 +392,7 @@ async def test_eight_stalling_owners_cannot_starve_an_open_seed(
     slots, but only until the seed's stall bound; then their pins fail,
     their partial blocks are deleted and their reserved bytes freed, and
     the honest owner, who asked last, gets its replica."""
-    from p2pshare.node.seed import MAX_CONCURRENT_FETCHES, SeedPolicy
+    from p2pshare.node.seed_policy import MAX_CONCURRENT_FETCHES, SeedPolicy
 
     stallers = [f"s{i}" for i in range(MAX_CONCURRENT_FETCHES)]
     shares = _files(tmp_path, [*stallers, "honest"])
@@ -437,6 +437,7 @@ async def test_one_owner_cannot_hold_every_fetch_slot(
     """An owner with more stalling pins than its share of slots: another
     owner's pin starts at once, long before the stall bound."""
     from p2pshare.node import seed as seedmod
+    from p2pshare.node.seed_policy import SeedPolicy
 
     monkeypatch.setattr(seedmod, "MAX_CONCURRENT_FETCHES", 3)
     greedy = tmp_path / "greedy"
@@ -447,7 +448,7 @@ async def test_one_owner_cannot_hold_every_fetch_slot(
         roots.append(_add(greedy, src))
     shares = _files(tmp_path, ["honest"])
     bad = Misbehaviour(monkeypatch)
-    policy = seedmod.SeedPolicy(admission="open", fetch_stall_s=600)
+    policy = SeedPolicy(admission="open", fetch_stall_s=600)
     with trio.fail_after(30):
         async with (
             nodes(tmp_path / "seed", dht_mode="server", seed=policy) as [seed],

@@ -20,8 +20,9 @@ from p2pshare.config import Home
 from p2pshare.errors import AccessDenied
 from p2pshare.format import FileKeys
 from p2pshare.format.grant import make_grant
+from p2pshare.node import replica_check as chk
 from p2pshare.node import replicate as rep
-from p2pshare.node.seed import SeedPolicy
+from p2pshare.node.seed_policy import SeedPolicy
 from p2pshare.node.service import Node, open_node
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store import LocalStore
@@ -99,7 +100,7 @@ async def test_replicate_check_detects_deleted_and_corrupt_blocks_and_repair(
             spare = next(s for s in seeds if s not in holders)
             for h in holders:
                 assert h.store.catalog.get_share(root).key is None  # no key on a seed
-            results = await rep.check(owner, root, use_dht=False)
+            results = await chk.check(owner, root, use_dht=False)
             assert sorted(r.seed for r in results if r.ok) == sorted(
                 r.seed for r in rows
             )
@@ -120,7 +121,7 @@ async def test_replicate_check_detects_deleted_and_corrupt_blocks_and_repair(
             for p in _chunk_blocks(holders[0]):
                 if p != env_block:
                     p.unlink()
-            results = await rep.check(owner, root, use_dht=False)
+            results = await chk.check(owner, root, use_dht=False)
             assert {r.seed: r.ok for r in results} == {
                 holders[0].peer_id: False,
                 holders[1].peer_id: False,
@@ -128,11 +129,11 @@ async def test_replicate_check_detects_deleted_and_corrupt_blocks_and_repair(
             assert all("storage proof" in r.detail for r in results), results
 
             # repair: the spare seed takes a replica; the failed ones are forgotten
-            _checked, rows = await rep.repair(
+            _checked, rows = await chk.repair(
                 owner, root, 1, seeds=_addrs(seeds), use_dht=False
             )
             assert [r.seed for r in rows] == [spare.peer_id]
-            results = await rep.check(owner, root, use_dht=False)
+            results = await chk.check(owner, root, use_dht=False)
             assert [(r.seed, r.ok) for r in results if r.ok] == [(spare.peer_id, True)]
 
 

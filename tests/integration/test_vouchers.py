@@ -25,7 +25,7 @@ from p2pshare.format.voucher import Voucher, issue_voucher
 from p2pshare.node import replicate as rep
 from p2pshare.node import vouchers
 from p2pshare.node.identity import signing_key
-from p2pshare.node.seed import SeedPolicy
+from p2pshare.node.seed_policy import SeedPolicy
 from p2pshare.node.service import Node, open_node
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store import LocalStore

@@ -1,0 +1,199 @@
+"""Checking replicas by storage proofs, and repairing them.
+
+``check`` asks every seed that holds a root (recorded, or found in the DHT)
+for a keyed hash of randomly chosen chunks with a fresh nonce
+(``protocol/pin/proof.py``) and compares it with the same hash over our own
+copy; ``repair`` re-replicates until N seeds hold a complete replica again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+from libp2p.peer.id import ID
+
+from p2pshare.errors import P2PShareError, ProtocolError
+from p2pshare.format import root_to_cid
+from p2pshare.node import dht as dhtmod
+from p2pshare.node.replicate import (
+    CALL_TIMEOUT_S,
+    DEFAULT_LEASE_S,
+    MAX_PROVE_ROOTS,
+    PROVE_CHUNKS,
+    Progress,
+    RootEntry,
+    call,
+    full_addrs,
+    quiet,
+    reach,
+    replicate,
+    tree_of,
+)
+from p2pshare.protocol import pin as pinproto
+from p2pshare.store.catalog import ReplicaRow
+from p2pshare.store.reader import open_share
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = ["CheckResult", "check", "check_report", "repair", "repair_report"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckResult:
+    seed: str
+    region: str
+    ok: bool
+    detail: str
+    addrs: tuple[str, ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "region": self.region,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckResult]:
+    """Storage-prove every known replica of ``root`` (recorded seeds, and
+    other providers the DHT lists)."""
+    tree = await node.db(tree_of, node, root)
+    rows = await node.db(node.store.catalog.replicas, root)
+    targets: dict[str, tuple[str, tuple[str, ...]]] = {
+        r.seed: (r.region, r.addrs) for r in rows
+    }
+    if use_dht:
+        infos: list[Any] = []
+        with trio.move_on_after(CALL_TIMEOUT_S):
+            infos = await dhtmod.find_providers(node.host.dht, root, count=20)
+        for i in infos:
+            targets.setdefault(str(i.peer_id), ("", full_addrs(i)))
+    sample = tree if len(tree) <= MAX_PROVE_ROOTS else _sample(tree)
+    results: list[CheckResult] = []
+
+    async def one(seed: str, region: str, addrs: tuple[str, ...]) -> None:
+        results.append(await _prove_seed(node, seed, region, addrs, sample))
+
+    async with trio.open_nursery() as nursery:
+        for seed, (region, addrs) in targets.items():
+            nursery.start_soon(one, seed, region, addrs)
+    results.sort(key=lambda r: (not r.ok, r.seed))
+    return results
+
+
+def _sample(tree: list[RootEntry]) -> list[RootEntry]:
+    top = [r for r in tree if r.top]
+    rest = [r for r in tree if not r.top]
+    picked = [
+        rest.pop(secrets.randbelow(len(rest)))
+        for _ in range(MAX_PROVE_ROOTS - len(top))
+    ]
+    return top + picked
+
+
+async def _prove_seed(
+    node: Node,
+    seed: str,
+    region: str,
+    addrs: tuple[str, ...],
+    tree: list[RootEntry],
+) -> CheckResult:
+    def result(ok: bool, detail: str) -> CheckResult:
+        return CheckResult(seed, region, ok, detail, addrs)
+
+    try:
+        peer: Any = await reach(node, ID.from_base58(seed), addrs)
+    except P2PShareError as exc:
+        return result(False, f"unreachable ({exc})")
+    proved = 0
+    for r in tree:
+        nonce = secrets.token_bytes(32)
+        expect = await node.db(_expected, node, r.root, nonce)
+        indices, digest = expect
+        try:
+            resp = await call(
+                node,
+                peer,
+                pinproto.ProveRequest(root=r.root, nonce=nonce, indices=indices),
+            )
+        except (P2PShareError, ProtocolError) as exc:
+            return result(False, f"no storage proof ({exc})")
+        if isinstance(resp, pinproto.PinRefused):
+            return result(False, f"storage proof refused: {resp.message}")
+        if not isinstance(resp, pinproto.ProveResponse) or resp.digest != digest:
+            return result(
+                False, "storage proof failed: the seed does not hold the data"
+            )
+        proved += 1
+    chunks = sum(1 for _ in tree)
+    return result(True, f"storage proof ok ({proved} of {chunks} share(s) sampled)")
+
+
+def _expected(node: Node, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:
+    with open_share(node.store, root) as share:
+        count = share.envelope.count
+        k = min(PROVE_CHUNKS, count)
+        indices: list[int] = []
+        while len(indices) < k:
+            i = secrets.randbelow(count)
+            if i not in indices:
+                indices.append(i)
+        blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in indices]
+    return tuple(indices), pinproto.storage_digest(nonce, blocks)
+
+
+async def repair(
+    node: Node,
+    root: bytes,
+    n: int,
+    *,
+    seeds: Sequence[str] = (),
+    lease_s: int = DEFAULT_LEASE_S,
+    progress: Progress = quiet,
+    use_dht: bool = True,
+) -> tuple[list[CheckResult], list[ReplicaRow]]:
+    """Check, forget failed replicas, replicate until ``n`` good ones."""
+    results = await check(node, root, use_dht=use_dht)
+    recorded = {r.seed for r in await node.db(node.store.catalog.replicas, root)}
+    good = [r for r in results if r.ok and r.seed in recorded]
+    for r in results:
+        if not r.ok and r.seed in recorded:
+            await node.db(node.store.catalog.drop_replica, root, r.seed)
+    if len(good) < n:
+        await replicate(
+            node,
+            root,
+            n - len(good),
+            seeds=seeds,
+            lease_s=lease_s,
+            exclude=[r.seed for r in results],
+            progress=progress,
+            use_dht=use_dht,
+        )
+    return results, await node.db(node.store.catalog.replicas, root)
+
+
+# -- results as the control API and --json show them (docs/control.md) ----------
+async def check_report(node: Node, root: bytes) -> dict[str, Any]:
+    results = await check(node, root)
+    return {"root": root_to_cid(root), "providers": [r.to_wire() for r in results]}
+
+
+async def repair_report(
+    node: Node, root: bytes, n: int, seeds: Sequence[str] = ()
+) -> dict[str, Any]:
+    checked, rows = await repair(node, root, n, seeds=seeds)
+    return {
+        "root": root_to_cid(root),
+        "checked": [r.to_wire() for r in checked],
+        "replicas": [r.to_wire() for r in rows],
+    }

@@ -1,0 +1,157 @@
+"""A seed fetching a replica: ciphertext only, verified, into its store.
+
+The seed opens the share on its providers with the owner's grant instead
+of a key (``fetch.NetworkSource.open_sessions``), checks the grant against
+the envelope, reserves what the replica really takes, keeps the envelope
+and index blocks, then fills :class:`CipherSink` with every chunk verified
+against its id (``fill.Fill``), exactly as a downloader does, but keeping
+ciphertext it cannot read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from p2pshare.format import ShareLink, block_id
+from p2pshare.format.chunks import ID_BYTES
+from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
+from p2pshare.format.grant import Grant
+from p2pshare.node.fill import Fill, NetShare
+from p2pshare.node.seed_policy import (
+    FETCH_TIMEOUT_S,
+    Refused,
+    SeedPolicy,
+    mib,
+    replica_bytes,
+)
+from p2pshare.store.catalog import ShareRow
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = ["CipherSink", "Fetching", "fetch_replica"]
+
+
+@dataclass
+class Fetching:
+    """A replica being fetched: its hints and progress (``pin status``)."""
+
+    hints: tuple[str, ...]
+    have: int = 0
+    count: int = 0
+    scope: trio.CancelScope | None = None
+
+
+class CipherSink:
+    """Keep verified chunk ciphertext as blocks (a seed's replica)."""
+
+    def __init__(self, node: Node, share: NetShare) -> None:
+        self.store = node.store
+        self.share = share
+        self.done: set[int] = set()
+        for i in range(share.envelope.count):  # resume: blocks kept earlier
+            if self.store.blocks.has(share.chunk_id(i)):
+                self.done.add(i)
+
+    def missing(self) -> list[int]:
+        return [i for i in range(self.share.envelope.count) if i not in self.done]
+
+    def has(self, i: int) -> bool:
+        return i in self.done
+
+    def amount(self, i: int) -> int:
+        return self.share.envelope.cipher_len(i)
+
+    def verify_write(self, i: int, data: bytes) -> bool:
+        chunk_id = self.share.chunk_id(i)
+        if block_id(data) != chunk_id:
+            return False
+        with self.store.writing():
+            self.store.blocks.put(data)
+            self.store.catalog.keep_blocks(self.share.root, [chunk_id])
+        self.done.add(i)
+        return True
+
+
+async def fetch_replica(
+    node: Node, policy: SeedPolicy, root: bytes, f: Fetching, now: Callable[[], float]
+) -> None:
+    """Fetch the pinned replica of ``root`` (see the module docstring).
+
+    Raises:
+        Refused: the replica is larger than the pin reserved.
+        AccessDenied: the grant does not open this share for us.
+        NoProviders, TransferTimeout, …: as a download.
+    """
+    catalog = node.store.catalog
+    pin = await _db(node, catalog.get_pin, root)
+    if pin is None:
+        return
+    link = ShareLink(root_id=root, key=None, peers=f.hints)
+    async with node.source(
+        link, timeout_s=FETCH_TIMEOUT_S, stall_s=policy.fetch_stall_s
+    ) as source:
+        share = await source.open_sessions(root, pin.grant)
+        env = share.envelope
+        Grant.from_bytes(pin.grant).verify(
+            env.access_public,
+            root=root,
+            peer=node.host.peer_id_bytes,
+            now=now(),
+        )
+        need = replica_bytes(env, len(share.envelope_bytes))
+        if need > pin.size:
+            raise Refused(
+                "storage_full",
+                f"replica needs {mib(need)}, more than the {mib(pin.size)} reserved",
+            )
+        # reserve what it really takes (an owner may have declared more)
+        await _db(node, catalog.set_pin_size, root, need)
+        f.count = env.count
+
+        def keep_meta() -> None:
+            blocks = node.store.blocks
+            with node.store.writing():
+                kept = [blocks.put(share.envelope_bytes)]
+                if env.index_ids is not None:
+                    step = IDS_PER_INDEX_BLOCK * ID_BYTES
+                    kept += [
+                        blocks.put(share.ids[o : o + step])
+                        for o in range(0, len(share.ids), step)
+                    ]
+                catalog.keep_blocks(root, kept)
+
+        await _db(node, keep_meta)
+        sink = await _db(node, CipherSink, node, share)
+        f.have = len(sink.done)
+
+        def progress(_n: int) -> None:
+            f.have = len(sink.done)
+
+        await Fill(source, share, pin.grant, sink, progress).run()
+        f.have = len(sink.done)
+    await _db(
+        node,
+        catalog.complete_replica,
+        ShareRow(
+            root=root,
+            key=None,
+            storage="copy",
+            mode="copy",
+            top=pin.top,
+            source=None,
+            source_size=None,
+            source_mtime_ns=None,
+            tree_size=None,
+            added_at=time.time_ns(),
+        ),
+    )
+
+
+async def _db(node: Node, fn: Callable[..., Any], *args: Any) -> Any:
+    return await trio.to_thread.run_sync(fn, *args, limiter=node.store_limiter)
