@@ -25,7 +25,8 @@ from p2pshare.node.dht import (
     root_key,
     serve_announcer,
 )
-from p2pshare.node.host import NodeHost, open_host, parse_peer_addr
+from p2pshare.node.host import NodeHost, parse_peer_addr
+from p2pshare.node.host_start import open_host
 from p2pshare.node.identity import load_or_create_identity
 from p2pshare.node.streams import LibP2PStream, transfer_deadline
 

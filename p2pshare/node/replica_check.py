@@ -1,5 +1,13 @@
 """Checking replicas by storage proofs, and repairing them.
 
+**Check.** A storage proof per seed and root: a fresh random nonce and a few
+random chunk indices; the seed answers the keyed hash of those chunks'
+ciphertext, which the owner recomputes from its own copy. Only a seed that
+holds those exact bytes can answer.
+
+**Repair.** Check, forget the seeds that failed, and replicate to new seeds
+until the share has N good replicas again.
+
 ``check`` asks every seed that holds a root (recorded, or found in the DHT)
 for a keyed hash of randomly chosen chunks with a fresh nonce
 (``protocol/pin/proof.py``) and compares it with the same hash over our own

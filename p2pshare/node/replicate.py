@@ -19,13 +19,8 @@ reporting progress. Replicas are recorded in the catalog (``replicas``).
 **Renew.** The node re-pins every recorded replica when less than half of
 its lease is left (a pin for a root already kept only extends the lease).
 
-**Check.** A storage proof per seed and root: a fresh random nonce and a few
-random chunk indices; the seed answers the keyed hash of those chunks'
-ciphertext, which the owner recomputes from its own copy. Only a seed that
-holds those exact bytes can answer.
-
-**Repair.** Check, forget the seeds that failed, and replicate to new seeds
-until the share has N good replicas again.
+**Check and repair** are ``replica_check.py``; ranking seeds is
+``seed_choice.py``.
 """
 
 from __future__ import annotations

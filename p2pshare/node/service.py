@@ -30,63 +30,43 @@ from typing import Any, Literal
 import trio
 from multiaddr import Multiaddr
 
-from p2pshare import __version__
 from p2pshare.config import Home, load_config
-from p2pshare.errors import NoProviders, NotFoundError, P2PShareError
+from p2pshare.errors import P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.format.links import MAX_PEERS
-from p2pshare.groups import single_error
 from p2pshare.node import compat
 from p2pshare.node import dht as dhtmod
-from p2pshare.node.compat import short_peer_id
+from p2pshare.node.circuits import (
+    RelayClient,
+)
 from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
-from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm, drive
-from p2pshare.node.fill import STALL_TIMEOUT_S
-from p2pshare.node.host import NodeHost, open_host
+from p2pshare.node.fetch import DownloadStats, Swarm
+from p2pshare.node.getting import XFER_PROTOCOL, Getting
+from p2pshare.node.host import NodeHost
+from p2pshare.node.host_start import open_host
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.known_peers import load_known, remember_known
 from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.ports import check_free, remember_port, sticky
-from p2pshare.node.provider import ProviderConn
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.reach import Reachability, ReachServer, tcp_addr
-from p2pshare.node.relay import (
-    RelayClient,
-    RelayPolicy,
-    SeedRelay,
-    circuit_limit,
-    is_relayed,
-    wait_direct,
-)
-from p2pshare.node.relay import path as relay_path
+from p2pshare.node.relay import RelayPolicy, SeedRelay
 from p2pshare.node.replicate import renew_loop
+from p2pshare.node.reporting import Rates, Reporting
 from p2pshare.node.seed import PIN_PROTOCOL, SeedService
 from p2pshare.node.seed_policy import SeedPolicy
 from p2pshare.node.upnp import PortMapper
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.protocol.reach import REACH_PROTOCOL
-from p2pshare.store import GetResult, LocalStore
+from p2pshare.store import LocalStore
 from p2pshare.store.gc import collect
-from p2pshare.store.partial import partial_name
-from p2pshare.store.rebuild import get_walk
-from p2pshare.store.restore import LocalSource
-from p2pshare.store.walk import (
-    DEFAULT_LIMITS,
-    FolderLimits,
-    parse_selection,
-    run_walk,
-    tree_walk,
-)
 
 __all__ = ["XFER_PROTOCOL", "Node", "link_hints", "open_node"]
 
 log = logging.getLogger(__name__)
 
-XFER_PROTOCOL = "/p2pshare/xfer/1"
-DIAL_TIMEOUT_S = 15.0
 LINKS_READY_S = 15.0  # a link printed at start waits this long for relays
-MAX_PATHS = 64  # Node.paths
 MAX_LINK_PEERS = MAX_PEERS  # what a link may carry
 
 
@@ -113,20 +93,8 @@ def _hint_rank(addr: str) -> int:
     return 1 if rank is None else rank
 
 
-@dataclass
-class Rates:
-    """Bytes per second, smoothed (EWMA over one-second samples)."""
-
-    upload: float = 0.0
-    download: float = 0.0
-
-    def update(self, sent: int, received: int) -> None:
-        self.upload = 0.6 * self.upload + 0.4 * max(0, sent)
-        self.download = 0.6 * self.download + 0.4 * max(0, received)
-
-
 @dataclass(eq=False)
-class Node:
+class Node(Getting, Reporting):
     host: NodeHost
     store: LocalStore
     server: ShareServer
@@ -364,94 +332,6 @@ class Node:
             self.announcer.withdraw(root)
         self.bus.publish("share.removed", root=root_to_cid(root))
 
-    def peers(self) -> list[dict[str, Any]]:
-        out = []
-        host = self.host.host
-        for peer_id in self.host.connected_peers():
-            try:
-                addrs = [str(a) for a in host.get_peerstore().addrs(peer_id)]
-            except Exception:  # an unknown peer has no addresses: not an error
-                addrs = []
-            raw = peer_id.to_bytes()
-            rates = self.peer_rates.get(raw, Rates())
-            out.append(
-                {
-                    "peer_id": str(peer_id),
-                    "addrs": addrs[:8],
-                    "path": relay_path(host, peer_id),
-                    "sent": self.server.stats.per_peer_sent[raw],
-                    "received": self.received_by_peer[raw],
-                    "upload_rate": round(rates.upload, 1),
-                    "download_rate": round(rates.download, 1),
-                }
-            )
-        return out
-
-    async def providers(self, root: bytes, *, timeout_s: float = 10.0) -> int:
-        """How many peers provide ``root`` (a DHT lookup), this node included
-        when it serves the share."""
-        found: list[Any] = []
-        with trio.move_on_after(timeout_s):
-            found = await dhtmod.find_providers(self.host.dht, root, count=20)
-        others = {i.peer_id for i in found if i.peer_id != self.host.peer_id}
-        mine = await trio.to_thread.run_sync(
-            lambda: root in set(self.store.catalog.announced_roots()),
-            limiter=self.store_limiter,
-        )
-        return len(others) + (1 if mine else 0)
-
-    async def status(self) -> dict[str, Any]:
-        shares = await trio.to_thread.run_sync(
-            lambda: len(self.store.catalog.top_shares()), limiter=self.store_limiter
-        )
-        try:
-            table = self.host.dht.routing_table.size()
-        except Exception:  # the attribute moved between libp2p versions
-            table = None
-        downloads = self.downloads.list() if self.downloads is not None else []
-        return {
-            "peer_id": self.peer_id,
-            "addrs": self.addrs(),
-            "dht_routing_table": table,
-            "connected_peers": len(self.host.connected_peers()),
-            "shares": shares,
-            "downloads_active": sum(1 for d in downloads if d.state == "active"),
-            "uploads_active": sum(self.server.stats.per_peer_streams.values()),
-            "upload_rate": round(self.rates.upload, 1),
-            "download_rate": round(self.rates.download, 1),
-            "bytes_sent": self.server.stats.bytes_sent,
-            "jobs_failed": self.jobs.failures,
-            "recent_failures": [
-                {"job": f.kind, "what": f.what, "code": f.code}
-                for f in self.jobs.recent
-            ],
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "version": __version__,
-            "seeds": await self.db(self._seeds_known),
-            "seed": await self.seed.describe() if self.seed is not None else None,
-            "lan": self.lan.describe() if self.lan is not None else {"mdns": False},
-            "relay": self.relay.describe() if self.relay is not None else None,
-            "upnp": self.upnp.describe() if self.upnp is not None else None,
-            "seed_relay": (
-                self.seed_relay.describe() if self.seed_relay is not None else None
-            ),
-            "reachability": (
-                self.reach.describe()
-                if self.reach is not None
-                else {"state": "unknown", "why": "not checked (not serving)"}
-            ),
-        }
-
-    def _seeds_known(self) -> list[dict[str, Any]]:
-        """The seeds keeping replicas of this node's shares."""
-        out: dict[str, dict[str, Any]] = {}
-        for r in self.store.catalog.replicas():
-            s = out.setdefault(
-                r.seed, {"peer_id": r.seed, "region": r.region, "replicas": 0}
-            )
-            s["replicas"] += 1
-        return list(out.values())
-
     def roots_to_announce(self) -> list[bytes]:
         roots = self.store.catalog.announced_roots()
         if self.seed is not None:
@@ -468,196 +348,6 @@ class Node:
         """Announce in the background: a DHT provide can take seconds and
         must never hold up a transfer (nor fail anything but itself)."""
         self.jobs.spawn("announce", root_to_cid(root)[:16], lambda: self.announce(root))
-
-    # -- providers ------------------------------------------------------------------
-    async def dial(self, peer: Any, nursery: trio.Nursery) -> ProviderConn | None:
-        """Connect to ``peer`` (a multiaddr text or a PeerInfo) and open a
-        transfer stream; its reader runs in ``nursery``."""
-        with trio.fail_after(DIAL_TIMEOUT_S):
-            if isinstance(peer, str):
-                peer_id = await self.host.connect(peer)
-            else:
-                await self.host.connect_info(peer)
-                peer_id = peer.peer_id
-            if peer_id == self.host.peer_id:
-                return None
-            host = self.host.host
-            if is_relayed(host, peer_id):  # give hole punching a moment
-                if self.relay is not None and self.relay.dcutr is not None:
-                    punch = self.relay.dcutr.initiate_hole_punch
-                    self.jobs.spawn(
-                        "hole punch", short_peer_id(peer_id), lambda: punch(peer_id)
-                    )
-                waited = trio.current_time()
-                direct = await wait_direct(host, peer_id)
-                waited = trio.current_time() - waited
-                how = (
-                    f"direct after hole punching ({waited:.1f} s relayed)"
-                    if direct
-                    else relay_path(host, peer_id)
-                )
-                self.paths[short_peer_id(peer_id)] = how
-                while len(self.paths) > MAX_PATHS:
-                    del self.paths[next(iter(self.paths))]
-                log.info("provider %s: %s", short_peer_id(peer_id), how)
-            relayed = is_relayed(host, peer_id)
-            stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
-        pc = ProviderConn(
-            stream,
-            local_peer=self.host.peer_id_bytes,
-            name=short_peer_id(peer_id),
-            traffic=self.received_by_peer,
-        )
-        limit = circuit_limit(self.host.host, peer_id) if relayed else None
-        if limit is not None:  # only limited circuits have one
-            relay, data, _duration = limit
-            pc.relay_note = (
-                f"cut by the relay limit of {short_peer_id(relay)} "
-                f"({data // 1024} KiB per circuit without a voucher there)"
-            )
-        await nursery.start(pc.serve)
-        if pc.dead:
-            return None
-        return pc
-
-    async def find(self, root: bytes) -> list[tuple[Any, bytes]]:
-        infos = await dhtmod.find_providers(self.host.dht, root, count=3)
-        return [
-            (i, i.peer_id.to_bytes()) for i in infos if i.peer_id != self.host.peer_id
-        ]
-
-    # -- downloads ------------------------------------------------------------------
-    @asynccontextmanager
-    async def source(
-        self,
-        link: ShareLink,
-        *,
-        timeout_s: float,
-        use_dht: bool = True,
-        stall_s: float = STALL_TIMEOUT_S,
-        held: bool = False,
-    ) -> AsyncIterator[NetworkSource]:
-        """Providers of ``link`` (hints and DHT in parallel) as a source;
-        waits for the first one, unless the share is ``held`` here already
-        (then only members it lacks come from providers).
-
-        Raises:
-            NoProviders: nobody serving it was found within ``timeout_s``.
-        """
-        root = link.root_id
-        started = trio.current_time()
-        swarm: Swarm | None = None
-        try:
-            with single_error():
-                async with trio.open_nursery() as nursery:
-                    swarm = Swarm(
-                        dial=lambda peer: self.dial(peer, nursery),
-                        find=(lambda: self.find(root)) if use_dht else None,
-                        hints=link.peers,
-                    )
-                    self.swarms[root] = swarm
-                    await swarm.run(nursery)
-                    swarm.offer(self.lan_candidates())
-                    if not held:  # a share held here needs no provider to start
-                        with trio.move_on_after(timeout_s) as scope:
-                            await swarm.wait_for_provider()
-                        if scope.cancelled_caught:
-                            raise NoProviders(
-                                f"share {root_to_cid(root)[:16]}…: no provider found"
-                                f" within {timeout_s:g} s"
-                            )
-                    source = NetworkSource(
-                        self.store,
-                        swarm,
-                        announce=self.announce_soon,
-                        give_up_s=timeout_s,
-                        stall_s=stall_s,
-                    )
-                    source.stats.started_at = started
-                    yield source
-                    nursery.cancel_scope.cancel()
-        finally:
-            if self.swarms.get(root) is swarm:
-                self.swarms.pop(root, None)
-
-    async def get(
-        self,
-        link: ShareLink,
-        out_dir: Path,
-        *,
-        progress: Callable[[int], None] = lambda _n: None,
-        on_total: Callable[[int], None] = lambda _n: None,
-        timeout_s: float = 60.0,
-        use_dht: bool = True,
-        paths: Sequence[str] = (),
-        on_name: Callable[[str], None] = lambda _name: None,
-        stall_s: float = STALL_TIMEOUT_S,
-        limits: FolderLimits = DEFAULT_LIMITS,
-    ) -> GetResult:
-        """Download ``link`` into ``out_dir`` from every provider found;
-        with ``paths``, only those files and folders of a folder share.
-
-        ``timeout_s`` bounds the wait for a first provider; ``stall_s`` ends
-        the download when no provider sent a verified byte for that long.
-
-        Raises:
-            NoProviders: nobody serving it was found within ``timeout_s``,
-                or every provider failed (the message says how).
-            TransferTimeout: every provider stalled.
-            UsageError: a bad path in ``paths``; NotFoundError: one that is
-                not in the folder.
-            AccessDenied, IntegrityError, …: as ``store.rebuild.get_walk``.
-        """
-        select = parse_selection(paths) if paths else None
-        row = await trio.to_thread.run_sync(self._local_row, link.root_id)
-        async with self.source(
-            link,
-            timeout_s=timeout_s,
-            use_dht=use_dht,
-            stall_s=stall_s,
-            held=row is not None and row.storage in ("ref", "copy"),
-        ) as source:
-            walk = get_walk(
-                self.store.catalog,
-                link,
-                out_dir,
-                progress=progress,
-                on_total=on_total,
-                select=select,
-                on_name=on_name,
-                limits=limits,
-            )
-            result = await drive(walk, source)
-            self.last_download = source.stats
-            await trio.to_thread.run_sync(self._adopt_download, link.root_id, result)
-        return result
-
-    async def inspect(
-        self, link: ShareLink, *, timeout_s: float = 60.0, use_dht: bool = True
-    ) -> dict[str, Any]:
-        """What ``link`` holds (name, kind, size, the folder tree), fetching
-        only envelopes and folder listings. See ``describe_tree``."""
-        row = await trio.to_thread.run_sync(self._local_row, link.root_id)
-        if row is not None and row.storage in ("ref", "copy"):
-            local = LocalSource(self.store)
-            return await trio.to_thread.run_sync(run_walk, tree_walk(link), local)
-        async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
-            return await drive(tree_walk(link), net)
-
-    def _local_row(self, root: bytes) -> Any:
-        try:
-            return self.store.catalog.get_share(root)
-        except NotFoundError:
-            return None
-
-    def _adopt_download(self, root: bytes, result: GetResult) -> None:
-        """Keep serving a finished download: by reference from where it landed."""
-        if result.kind == "folder":
-            old = str(result.path.with_name(partial_name(root)))
-            self.store.catalog.rebase_sources(old + "/", str(result.path) + "/")
-            # ls shows what it holds, not the size of its listing
-            self.store.catalog.set_tree_size(root, result.size)
-        self.store.catalog.set_top(root)
 
 
 def _collect_at_start(store: LocalStore) -> None:

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from p2pshare.format import parse_link
-from p2pshare.node.host import open_host
+from p2pshare.node.host_start import open_host
 from tests.helpers.procs import running, share
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from p2pshare.node.host import DHTModeName, NodeHost, open_host
+from p2pshare.node.host import DHTModeName, NodeHost
+from p2pshare.node.host_start import open_host
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus  # trio-stubs shadow trio.TaskStatus

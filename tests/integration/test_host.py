@@ -23,7 +23,8 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 
 from p2pshare.errors import ConfigError, TransferError, UsageError
 from p2pshare.node import compat
-from p2pshare.node.host import open_host, parse_peer_addr
+from p2pshare.node.host import parse_peer_addr
+from p2pshare.node.host_start import open_host
 from p2pshare.node.identity import IDENTITY_FILE
 from p2pshare.node.streams import LibP2PStream
 from tests.helpers.nodes import LOOPBACK_ANY_PORT, open_test_nodes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multiaddr import Multiaddr
 
-from p2pshare.node.relay import split_circuit
+from p2pshare.node.circuits import split_circuit
 from tui.widgets.network import _where
 
 R = "12D3KooWJxyw6Aa56nug9ziqWFWv2EBqdSMHerJJ4bAK1wbcaSeb"
