@@ -44,6 +44,17 @@ class DownloadTables(Tables):
         self._db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
 
     @locked
+    def forget_downloads(self, dest: str) -> int:
+        """Forget downloads into ``dest`` and below it (``dest/...``): what a
+        crash left behind a file or folder that is in place since."""
+        below = dest.rstrip("/") + "/"
+        cur = self._db.execute(
+            "DELETE FROM downloads WHERE dest = ? OR substr(dest, 1, ?) = ?",
+            (dest, len(below), below),
+        )
+        return cur.rowcount
+
+    @locked
     def download_of(self, root: bytes) -> DownloadRow | None:
         """The most advanced download of ``root`` (for serving it partially)."""
         rows = self._db.execute(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 
 from p2pshare.store.local import LocalStore
@@ -65,6 +66,11 @@ def collect(store: LocalStore, *, wait_s: float = WAIT_FOR_WRITERS_S) -> GcRepor
             process has this home's store open (nothing was removed).
     """
     with store.blocks.guard.collecting(wait_s):
+        # a download whose partial file is gone (a crash between placing
+        # the finished file and forgetting it) is nothing to resume
+        for row in store.catalog.downloads():
+            if not os.path.lexists(row.partial):
+                store.catalog.finish_download(row.id)
         partials = store.catalog.drop_orphan_partials()
         blocks = freed = 0
         batch: list[tuple[int, bytes]] = []

@@ -203,6 +203,7 @@ class _Job:
             if select and found != select:  # the listings changed under us
                 raise NotFoundError("paths: not all found in this folder")
             place(top, dest)
+            self.catalog.forget_downloads(str(top))  # none left, unless a crash
         except (FormatError, AccessDenied):
             self._discard_tree(top)
             raise
@@ -321,8 +322,11 @@ class _Job:
                 else:
                     continue
             if entry.kind == "file" and _is_regular(target):
+                # finished in an earlier, interrupted run (which may have
+                # died between placing the file and forgetting its download)
+                self.catalog.forget_downloads(str(target))
                 self.progress(entry.size)
-                continue  # finished in an earlier, interrupted run
+                continue
             try:
                 child, ckeys, cmeta = yield Open(entry.root, entry.key)
             except NotFoundError as exc:
