@@ -17,6 +17,7 @@ finds nothing any share still needs and leaves nothing unreferenced.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_add_survives_a_fault_at_every_write_step(
     for k in range(1, steps + 1):
         home = Home(tmp_path / f"h{k}")
         with injected(monkeypatch, Faults(k, error), home.path):
-            assert in_child(lambda h=home: add(h)) in (1, KILLED)
+            assert in_child(functools.partial(add, home)) in (1, KILLED)
         _check_home(home, src, tmp_path / f"o{k}")
         add(home)  # the same add again succeeds
         _check_home(home, src, tmp_path / f"p{k}")
@@ -193,7 +194,7 @@ def test_rebuild_survives_a_fault_at_every_write_step_and_resumes(
     for k in range(1, steps + 1):
         out = tmp_path / f"out{k}"
         with injected(monkeypatch, Faults(k, error), home.path):
-            assert in_child(lambda o=out: get(o)) in (1, KILLED)
+            assert in_child(functools.partial(get, out)) in (1, KILLED)
         dest = out / "src"
         if dest.exists():  # placed: only ever complete and verified
             assert _snapshot(dest) == _snapshot(src)
@@ -235,7 +236,7 @@ def test_a_partial_file_never_claims_an_unsynced_chunk(
         db, dest = tmp_path / f"{k}.db", tmp_path / f"k{k}" / "f"
         dest.parent.mkdir()
         with injected(monkeypatch, Faults(k), tmp_path):
-            assert in_child(lambda d=db, f=dest: write_all(d, f)) == KILLED
+            assert in_child(functools.partial(write_all, db, dest)) == KILLED
         for row in Catalog(db).downloads():
             if not Path(row.partial).exists():  # died after placing the file
                 assert dest.exists(), f"step {k}: a download lost its file"
