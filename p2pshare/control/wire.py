@@ -71,6 +71,7 @@ from p2pshare.control.messages import (
     printable,
 )
 from p2pshare.errors import LocalProtocolError, P2PShareError, RemoteProtocolError
+from p2pshare.protocol.codec import transition
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -201,15 +202,8 @@ class _Wire:
             raise LocalProtocolError("control: the wire is in ERROR")
 
     def _step(self, direction: str, tag: str) -> State:
-        nxt = self._TABLE[self._state].get(f"{direction} {tag}")
-        if nxt is not None:
-            return nxt
-        if direction == "recv":
-            raise RemoteProtocolError(
-                f"control: unexpected {tag!r} in state {self._state.name}"
-            )
-        raise LocalProtocolError(
-            f"control: cannot send {tag!r} in state {self._state.name}"
+        return transition(
+            self._TABLE, self._state, direction, tag, "control", shown=repr(tag)
         )
 
     def _send(self, message: Message) -> bytes:

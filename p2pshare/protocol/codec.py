@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 
@@ -56,6 +56,7 @@ __all__ = [
     "check_text",
     "check_uint",
     "prefixed",
+    "transition",
 ]
 
 PREFIX_BYTES = 4
@@ -67,6 +68,7 @@ CODE_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 BodyRule = Callable[[memoryview], dict[str, Any]]
 Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 Omit = Literal["none", "default", "never"]
+S = TypeVar("S")
 
 
 def prefixed(packed: bytes, *, max_frame: int) -> bytes:
@@ -168,6 +170,29 @@ class FrameDecoder:
                 return self._rule(raw)
         finally:
             del buf[:end]  # consumed even when malformed
+
+
+def transition(
+    table: Mapping[Any, Mapping[str, S]],
+    state: S,
+    direction: str,
+    what: str,
+    where: str,
+    *,
+    shown: str | None = None,
+) -> S:
+    """The next state of a protocol state machine: ``table[state]`` maps
+    ``"<send|recv> <what>"`` to it. A missing entry is the peer's error
+    when received (:class:`RemoteProtocolError`) and ours when sent
+    (:class:`LocalProtocolError`); ``where`` prefixes the message."""
+    nxt = table[state].get(f"{direction} {what}")
+    if nxt is not None:
+        return nxt
+    name = getattr(state, "name", state)
+    shown = what if shown is None else shown
+    if direction == "recv":
+        raise RemoteProtocolError(f"{where}: unexpected {shown} in state {name}")
+    raise LocalProtocolError(f"{where}: cannot send {shown} in state {name}")
 
 
 # -- messages ------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from enum import Enum
 from typing import ClassVar
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.protocol.codec import transition
 from p2pshare.protocol.framing import FrameDecoder, encode_frame
 from p2pshare.protocol.messages import (
     MAX_REASON_CHARS,
@@ -283,14 +284,7 @@ class Connection:
             raise LocalProtocolError("xfer: connection is in ERROR")
 
     def _next_state(self, direction: str, tag: str) -> State:
-        nxt = self._TRANSITIONS[self._state].get(f"{direction} {tag}")
-        if nxt is not None:
-            return nxt
-        if direction == "recv":
-            raise RemoteProtocolError(
-                f"xfer: unexpected {tag} in state {self._state.name}"
-            )
-        raise LocalProtocolError(f"xfer: cannot send {tag} in state {self._state.name}")
+        return transition(self._TRANSITIONS, self._state, direction, tag, "xfer")
 
     def _send(self, message: Message) -> bytes:
         # Callers check their bookkeeping first, then commit it after this

@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Generic, Literal
 
 from p2pshare.errors import LocalProtocolError, RemoteProtocolError
+from p2pshare.protocol.codec import transition
 from p2pshare.protocol.framing import FrameDecoder, encode_frame
 from p2pshare.protocol.pin.messages import (
     MAX_PIN_FRAME_BYTES,
@@ -267,13 +268,4 @@ class PinStream:
         return message
 
     def _step(self, direction: str, kind: str) -> StreamState:
-        nxt = _TABLES[self._role][self._state].get(f"{direction} {kind}")
-        if nxt is not None:
-            return nxt
-        if direction == "recv":
-            raise RemoteProtocolError(
-                f"pin: unexpected {kind} in state {self._state.name}"
-            )
-        raise LocalProtocolError(
-            f"pin: cannot send a {kind} in state {self._state.name}"
-        )
+        return transition(_TABLES[self._role], self._state, direction, kind, "pin")
