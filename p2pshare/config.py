@@ -19,8 +19,10 @@ import platformdirs
 from p2pshare.errors import ConfigError
 
 __all__ = [
+    "GET_TIMEOUT_S",
     "HOME_ENV",
     "MDNS_ENV",
+    "STALL_TIMEOUT_S",
     "Config",
     "Home",
     "load_config",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 HOME_ENV = "P2PSHARE_HOME"
+# defaults of `get` that the CLI, the control API and the node share
+GET_TIMEOUT_S = 60.0  # --timeout: to find a first provider
+STALL_TIMEOUT_S = 60.0  # --stall-timeout: no verified byte from anyone this long
 MDNS_ENV = "P2PSHARE_MDNS"
 _TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
 _NETWORK = frozenset({"mdns", "upnp"})

@@ -20,6 +20,7 @@ from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
+from p2pshare.control.api import GetParams
 from p2pshare.errors import AccessDenied
 from p2pshare.format import ShareLink, parse_link
 from p2pshare.format.names import display_name
@@ -121,16 +122,16 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths, limits)
         return
     home = home_of(ctx)
-    params = {
-        "link": link_text,
-        "out_dir": absolute(out_dir),
-        "paths": list(paths),
-        "timeout": timeout_s,
-        "stall_timeout": stall_s,
-        "max_entries": limits["entries"],
-        "max_depth": limits["depth"],
-        "bootstrap": list(bootstrap),
-    }
+    params = GetParams(
+        link=link_text,
+        out_dir=absolute(out_dir),
+        paths=paths,
+        timeout=timeout_s,
+        stall_timeout=stall_s,
+        max_entries=max_entries,
+        max_depth=max_depth,
+        bootstrap=bootstrap,
+    ).to_params()
     final = with_node(
         home,
         functools.partial(_follow_get, params),

@@ -52,6 +52,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pshare.control.api import (
+    AddParams,
+    GetParams,
+    IdParams,
+    LinkParams,
+    LinkTextParams,
+    NoParams,
+    RedeemParams,
+    ReplicateParams,
+    RootParams,
+    parse_params,
+)
 from p2pshare.control.wire import Hello, Request, ServerWire, State
 from p2pshare.errors import (
     ConfigError,
@@ -59,11 +71,8 @@ from p2pshare.errors import (
     NotFoundError,
     P2PShareError,
     RemoteProtocolError,
-    UsageError,
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
-from p2pshare.node.downloads import DEFAULT_TIMEOUT_S
-from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import parse_peer_addr
 from p2pshare.store.walk import FolderLimits
 
@@ -83,9 +92,6 @@ IDLE_TIMEOUT_S = 300.0
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
 INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
-MAX_TIMEOUT_S = 1e6  # a get's --timeout, as the CLI bounds it
-MAX_ENTRIES_LIMIT = 10_000_000  # a get's --max-entries, as the CLI bounds it
-MAX_DEPTH_LIMIT = 1000  # a get's --max-depth, as the CLI bounds it
 
 
 def peer_uid(sock: Any) -> int:
@@ -236,9 +242,10 @@ class _Connection:
     async def _answer(self, req: Request) -> bytes:
         # a task root: the supervisor types any failure, never takes the node down
         try:
+            params = parse_params(req.method, req.params)  # the one schema
             handler = self._method(req.method)
             result = await self.node.jobs.run(
-                "control", req.method, lambda: handler(req)
+                "control", req.method, lambda: handler(req, params)
             )
             return self.wire.respond(req.id, result) if self.usable() else b""
         except P2PShareError as exc:
@@ -246,8 +253,8 @@ class _Connection:
                 return b""
             return self.wire.error(req.id, exc.code, str(exc))
 
-    def _method(self, name: str) -> Callable[[Request], Awaitable[Any]]:
-        table: dict[str, Callable[[Request], Awaitable[Any]]] = {
+    def _method(self, name: str) -> Callable[[Request, Any], Awaitable[Any]]:
+        table: dict[str, Callable[[Request, Any], Awaitable[Any]]] = {
             "status": self.m_status,
             "ls": self.m_ls,
             "add": self.m_add,
@@ -271,103 +278,77 @@ class _Connection:
             "gc": self.m_gc,
             "stop": self.m_stop,
         }
-        try:
-            return table[name]
-        except KeyError:
-            raise UsageError(f"control: unknown method {name!r}") from None
+        return table[name]  # parse_params refused any other name
 
-    # -- methods ------------------------------------------------------------------
-    async def m_status(self, req: Request) -> Any:
+    # -- methods (params: control/api.py) ---------------------------------------
+    async def m_status(self, req: Request, p: NoParams) -> Any:
         return await self.node.status()
 
-    async def m_ls(self, req: Request) -> Any:
+    async def m_ls(self, req: Request, p: NoParams) -> Any:
         from p2pshare.store.listing import describe_shares
 
-        return await trio.to_thread.run_sync(describe_shares, self.node.store)
+        return await self.node.db(describe_shares, self.node.store)
 
-    async def m_add(self, req: Request) -> Any:
-        # add and share are one method here: the node serves what it adds,
-        # so both links carry its addresses as peer hints
-        paths = _param(req, "paths", list)
-        copy = bool(req.params.get("copy", False))
-        new = bool(req.params.get("new", False))
-        out = []
-        for raw in paths:
-            if not isinstance(raw, str) or not os.path.isabs(raw):
-                raise UsageError("add: paths must be absolute")
-            added = await self.node.add(Path(raw), copy=copy, hints=True, new=new)
-            out.append(added)
-        return out
+    async def m_add(self, req: Request, p: AddParams) -> Any:
+        # the node serves what it adds, so the links carry its addresses
+        return [
+            await self.node.add(Path(raw), copy=p.copy, hints=True, new=p.new)
+            for raw in p.paths
+        ]
 
-    async def m_share(self, req: Request) -> Any:
+    async def m_share(self, req: Request, p: AddParams) -> Any:
         # behind a NAT, the links should carry relay addresses: wait (a few
         # seconds at most) for the first reachability answer and relay
         await self.node.links_ready()
-        return await self.m_add(req)
+        return await self.m_add(req, p)
 
-    async def m_link(self, req: Request) -> Any:
-        target = parse_root_or_link(_param(req, "root", str))
+    async def m_link(self, req: Request, p: LinkParams) -> Any:
+        target = parse_root_or_link(p.root)
         row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         if row.key is None:
             raise NotFoundError("share: this node holds no key for it")
-        if req.params.get("hints", True) is False:
+        if not p.hints:
             return {"link": str(ShareLink(root_id=row.root, key=row.key))}
         replicas = await self.node.db(self.node.store.catalog.replicas, row.root)
         return {"link": str(self.node.link(row.root, row.key, replicas))}
 
-    async def m_rm(self, req: Request) -> Any:
-        target = parse_root_or_link(_param(req, "root", str))
+    async def m_rm(self, req: Request, p: RootParams) -> Any:
+        target = parse_root_or_link(p.root)
         await self.node.remove(target.root_id)
         return {"root": target.root_cid}
 
-    async def m_get(self, req: Request) -> Any:
-        link: ShareLink = parse_link(_param(req, "link", str))
-        out_dir = _param(req, "out_dir", str)
-        if not os.path.isabs(out_dir):
-            raise UsageError("get: out_dir must be absolute")
-        paths = req.params.get("paths") or []
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            raise UsageError("get: parameter 'paths' must be a list of strings")
-        timeout = _seconds(req, "timeout", DEFAULT_TIMEOUT_S)
-        stall = _seconds(req, "stall_timeout", STALL_TIMEOUT_S)
-        default = FolderLimits()
-        limits = FolderLimits(
-            entries=_count(req, "max_entries", default.entries, MAX_ENTRIES_LIMIT),
-            depth=_count(req, "max_depth", default.depth, MAX_DEPTH_LIMIT),
-        )
-        bootstrap = _strings(req, "bootstrap")
-        for addr in bootstrap:
+    async def m_get(self, req: Request, p: GetParams) -> Any:
+        link: ShareLink = parse_link(p.link)
+        for addr in p.bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
-        if bootstrap:  # as `get --bootstrap` without a node: join through them
+        if p.bootstrap:  # as `get --bootstrap` without a node: join through them
             self.node.jobs.spawn(
                 "bootstrap",
-                f"{len(bootstrap)} peers",
-                lambda: self.node.host.bootstrap(bootstrap),
+                f"{len(p.bootstrap)} peers",
+                lambda: self.node.host.bootstrap(p.bootstrap),
             )
         started = self.node.downloads.start(
             link,
-            Path(out_dir),
-            paths,
-            timeout_s=timeout,
-            stall_s=stall,
-            limits=limits,
+            Path(p.out_dir),
+            p.paths,
+            timeout_s=p.timeout,
+            stall_s=p.stall_timeout,
+            limits=FolderLimits(entries=p.max_entries, depth=p.max_depth),
         )
         return started.to_wire()
 
-    async def m_inspect(self, req: Request) -> Any:  # entries: FLAT list, see docs
-        link: ShareLink = parse_link(_param(req, "link", str))
-        return await self.node.inspect(link, timeout_s=INSPECT_TIMEOUT_S)
+    async def m_inspect(self, req: Request, p: LinkTextParams) -> Any:
+        # entries: a FLAT list, see docs/control.md
+        return await self.node.inspect(parse_link(p.link), timeout_s=INSPECT_TIMEOUT_S)
 
-    async def m_replicate(self, req: Request) -> Any:
-        target = parse_root_or_link(_param(req, "root", str))
-        n = _param(req, "replicas", int)
-        seeds = _strings(req, "seeds")
+    async def m_replicate(self, req: Request, p: ReplicateParams) -> Any:
+        target = parse_root_or_link(p.root)
         # the node owns the work: a client that goes away (Ctrl-C) stops
         # waiting, not replicating
         rows = await self.node.jobs.detach(
             "replicate",
             target.root_cid[:16],
-            lambda: self.node.replicate(target.root_id, n, seeds=seeds),
+            lambda: self.node.replicate(target.root_id, p.replicas, seeds=p.seeds),
         )
         row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         return {
@@ -376,52 +357,48 @@ class _Connection:
             "replicas": [r.to_wire() for r in rows],
         }
 
-    async def m_check(self, req: Request) -> Any:
+    async def m_check(self, req: Request, p: RootParams) -> Any:
         from p2pshare.node.replica_check import check_report
 
-        target = parse_root_or_link(_param(req, "root", str))
-        return await check_report(self.node, target.root_id)
+        return await check_report(self.node, parse_root_or_link(p.root).root_id)
 
-    async def m_repair(self, req: Request) -> Any:
+    async def m_repair(self, req: Request, p: ReplicateParams) -> Any:
         from p2pshare.node.replica_check import repair_report
 
-        target = parse_root_or_link(_param(req, "root", str))
-        n = _param(req, "replicas", int)
-        return await repair_report(
-            self.node, target.root_id, n, seeds=_strings(req, "seeds")
-        )
+        root = parse_root_or_link(p.root).root_id
+        return await repair_report(self.node, root, p.replicas, seeds=p.seeds)
 
-    async def m_vouchers(self, req: Request) -> Any:
+    async def m_vouchers(self, req: Request, p: NoParams) -> Any:
         from p2pshare.node.vouchers import balances
 
         return await balances(self.node)
 
-    async def m_redeem(self, req: Request) -> Any:
+    async def m_redeem(self, req: Request, p: RedeemParams) -> Any:
         from p2pshare.node.vouchers import redeem
 
-        return await redeem(self.node, _param(req, "code", str))
+        return await redeem(self.node, p.code)
 
-    async def m_providers(self, req: Request) -> Any:
-        target = parse_root_or_link(_param(req, "root", str))
+    async def m_providers(self, req: Request, p: RootParams) -> Any:
+        target = parse_root_or_link(p.root)
         count = await self.node.providers(target.root_id)
         return {"root": target.root_cid, "providers": count}
 
-    async def m_downloads(self, req: Request) -> Any:
+    async def m_downloads(self, req: Request, p: NoParams) -> Any:
         return [d.to_wire() for d in self.node.downloads.list()]
 
-    async def m_pause(self, req: Request) -> Any:
-        return (await self.node.downloads.pause(_param(req, "id", int))).to_wire()
+    async def m_pause(self, req: Request, p: IdParams) -> Any:
+        return (await self.node.downloads.pause(p.id)).to_wire()
 
-    async def m_resume(self, req: Request) -> Any:
-        return self.node.downloads.resume(_param(req, "id", int)).to_wire()
+    async def m_resume(self, req: Request, p: IdParams) -> Any:
+        return self.node.downloads.resume(p.id).to_wire()
 
-    async def m_cancel(self, req: Request) -> Any:
-        return (await self.node.downloads.cancel(_param(req, "id", int))).to_wire()
+    async def m_cancel(self, req: Request, p: IdParams) -> Any:
+        return (await self.node.downloads.cancel(p.id)).to_wire()
 
-    async def m_peers(self, req: Request) -> Any:
+    async def m_peers(self, req: Request, p: NoParams) -> Any:
         return self.node.peers()
 
-    async def m_events(self, req: Request) -> Any:
+    async def m_events(self, req: Request, p: NoParams) -> Any:
         async with self.node.bus.subscribe() as events:
             async for event in events:
                 if not self.usable():
@@ -429,43 +406,9 @@ class _Connection:
                 await self.send(self.wire.event(req.id, event.to_wire()))
         return {}
 
-    async def m_gc(self, req: Request) -> Any:
+    async def m_gc(self, req: Request, p: NoParams) -> Any:
         return await self.node.gc()
 
-    async def m_stop(self, req: Request) -> Any:
+    async def m_stop(self, req: Request, p: NoParams) -> Any:
         log.info("control: stop requested")
         return {}  # _dispatch stops the node once this answer is sent
-
-
-def _strings(req: Request, name: str) -> list[str]:
-    value = req.params.get(name) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"{req.method}: parameter {name!r} must be a list of strings")
-    return value
-
-
-def _seconds(req: Request, name: str, default: float) -> float:
-    """An optional duration parameter: a finite number of seconds, 0..1e6."""
-    value = req.params.get(name, default)
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not 0 <= value <= MAX_TIMEOUT_S
-    ):
-        raise UsageError(f"{req.method}: parameter {name!r} must be 0..1e6 seconds")
-    return float(value)
-
-
-def _count(req: Request, name: str, default: int, limit: int) -> int:
-    """An optional count parameter: an integer from 1 to ``limit``."""
-    value = req.params.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        raise UsageError(f"{req.method}: parameter {name!r} must be 1..{limit}")
-    return value
-
-
-def _param(req: Request, name: str, typ: type) -> Any:
-    value = req.params.get(name)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise UsageError(f"{req.method}: parameter {name!r} must be {typ.__name__}")
-    return value

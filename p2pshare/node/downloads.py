@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from p2pshare.config import GET_TIMEOUT_S
 from p2pshare.errors import NotFoundError, UsageError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node.events import EventBus
@@ -45,7 +46,7 @@ __all__ = ["Download", "DownloadManager"]
 log = logging.getLogger(__name__)
 
 TICK_S = 0.5
-DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_TIMEOUT_S = GET_TIMEOUT_S
 
 
 @dataclass(eq=False)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from p2pshare.config import STALL_TIMEOUT_S
 from p2pshare.errors import (
     IntegrityError,
     NoProviders,
@@ -75,7 +76,6 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 32  # chunks requested at once over all providers: bounds memory
 WRITE_QUEUE = 8  # chunks waiting for the disk
 STALL_S = 15.0  # one request unanswered this long is asked elsewhere
-STALL_TIMEOUT_S = 60.0  # no verified byte from anyone this long: providers out
 STALLED = "stalled"
 
 Progress = Callable[[int], None]
