@@ -1,15 +1,17 @@
 """Starting the home's background node, attaching to it, stopping it.
 
-The one place a background node is started from: ``p2pshare node
---background`` (the CLI), the terminal UI when no node runs, and the demo
-(through the CLI) all come here. :func:`start_background` spawns
-``p2pshare node --daemonized`` detached (``process.spawn_background``) and
-returns once its control socket answers; :func:`stop_node` asks a node to
-stop over the socket and waits for its process to exit.
+The one place a background node is started from: :func:`start_background`
+(``p2pshare node --background``) spawns ``p2pshare node --daemonized``
+detached (``process.spawn_background``) and returns once its control socket
+answers. The terminal UI (:func:`attach_or_start`) and the demo run that
+same command in a process of their own, so the node is never a child of
+the UI. :func:`stop_node` asks a node to stop over the socket and waits for
+its process to exit.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Literal
 
 import anyio
 
-from p2pshare.config import Home
+from p2pshare.config import HOME_ENV, Home
 from p2pshare.control.client import open_client
 from p2pshare.control.process import read_owner, spawn_background, wait_for_exit
 from p2pshare.daemon import HomeLock
@@ -25,16 +27,19 @@ from p2pshare.errors import NodeLost, NodeNotRunning
 from p2pshare.logs import logs_dir
 
 __all__ = [
+    "ATTACH_TIMEOUT_S",
     "START_TIMEOUT_S",
     "STOP_TIMEOUT_S",
     "Background",
     "attach_or_start",
     "node_answers",
     "start_background",
+    "start_command",
     "stop_node",
 ]
 
 START_TIMEOUT_S = 30.0
+ATTACH_TIMEOUT_S = 90.0  # the whole `node --background` process, from the TUI
 STOP_TIMEOUT_S = 10.0
 
 
@@ -108,26 +113,53 @@ def start_background(
     return pid, addrs
 
 
+def start_command(home: Home, how: Background) -> list[str]:
+    """``p2pshare --home H node --background …``: how the TUI starts a node."""
+    cmd = [sys.executable, "-m", "p2pshare", "--home", str(home.path), "node"]
+    cmd.append("--background")
+    for addr in how.listen:
+        cmd += ["--listen", addr]
+    for addr in how.bootstrap:
+        cmd += ["--bootstrap", addr]
+    return cmd
+
+
 async def attach_or_start(
     home: Home,
     how: Background,
     *,
-    timeout_s: float = START_TIMEOUT_S,
+    timeout_s: float = ATTACH_TIMEOUT_S,
     name: str = "p2pshare-cli",
 ) -> bool:
     """Make sure a node runs for ``home``; return True if we started it.
 
+    The node is started the way a user would (``p2pshare node
+    --background``, which is :func:`start_background`), in a process of its
+    own that returns once the node answers: the node is then nobody's child
+    in this process, whatever becomes of it.
+
     Raises:
-        NodeNotRunning: the node could not be started (the message says why).
+        NodeNotRunning: the node could not be started (its last line of
+            stderr says why).
     """
     if await node_answers(home, name=name):
         return False
+    env = {k: v for k, v in os.environ.items() if k != HOME_ENV}
     try:
-        await anyio.to_thread.run_sync(
-            lambda: start_background(home, how, timeout_s=timeout_s)
-        )
-    except Exception as exc:  # NodeStartFailed, NodeAlreadyRunning, ConfigError
-        raise NodeNotRunning(f"{home.path}: the node did not start: {exc}") from exc
+        with anyio.fail_after(timeout_s):
+            proc = await anyio.run_process(
+                start_command(home, how), check=False, env=env
+            )
+    except TimeoutError:
+        raise NodeNotRunning(f"{home.path}: the node did not start in time") from None
+    except OSError as exc:
+        raise NodeNotRunning(f"{home.path}: cannot start a node ({exc})") from exc
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        why = err[-1] if err else f"exit code {proc.returncode}"
+        raise NodeNotRunning(f"{home.path}: the node did not start: {why}")
+    if not await node_answers(home, name=name):
+        raise NodeNotRunning(f"{home.path}: the node started but does not answer")
     return True
 
 

@@ -85,6 +85,9 @@ __all__ = ["ControlServer", "check_peer_uid", "peer_uid"]
 
 log = logging.getLogger(__name__)
 
+# a method: the request (for its id) and its typed params -> the result
+Handler = Callable[[Request, Any], Awaitable[object]]
+
 MAX_INFLIGHT = 32
 MAX_CLIENTS = 64
 HELLO_TIMEOUT_S = 10.0
@@ -253,8 +256,8 @@ class _Connection:
                 return b""
             return self.wire.error(req.id, exc.code, str(exc))
 
-    def _method(self, name: str) -> Callable[[Request, Any], Awaitable[Any]]:
-        table: dict[str, Callable[[Request, Any], Awaitable[Any]]] = {
+    def _method(self, name: str) -> Handler:
+        table: dict[str, Handler] = {
             "status": self.m_status,
             "ls": self.m_ls,
             "add": self.m_add,
@@ -281,28 +284,28 @@ class _Connection:
         return table[name]  # parse_params refused any other name
 
     # -- methods (params: control/api.py) ---------------------------------------
-    async def m_status(self, req: Request, p: NoParams) -> Any:
+    async def m_status(self, req: Request, p: NoParams) -> object:
         return await self.node.status()
 
-    async def m_ls(self, req: Request, p: NoParams) -> Any:
+    async def m_ls(self, req: Request, p: NoParams) -> object:
         from p2pshare.store.listing import describe_shares
 
         return await self.node.db(describe_shares, self.node.store)
 
-    async def m_add(self, req: Request, p: AddParams) -> Any:
+    async def m_add(self, req: Request, p: AddParams) -> object:
         # the node serves what it adds, so the links carry its addresses
         return [
             await self.node.add(Path(raw), copy=p.copy, hints=True, new=p.new)
             for raw in p.paths
         ]
 
-    async def m_share(self, req: Request, p: AddParams) -> Any:
+    async def m_share(self, req: Request, p: AddParams) -> object:
         # behind a NAT, the links should carry relay addresses: wait (a few
         # seconds at most) for the first reachability answer and relay
         await self.node.links_ready()
         return await self.m_add(req, p)
 
-    async def m_link(self, req: Request, p: LinkParams) -> Any:
+    async def m_link(self, req: Request, p: LinkParams) -> object:
         target = parse_root_or_link(p.root)
         row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
         if row.key is None:
@@ -312,12 +315,12 @@ class _Connection:
         replicas = await self.node.db(self.node.store.catalog.replicas, row.root)
         return {"link": str(self.node.link(row.root, row.key, replicas))}
 
-    async def m_rm(self, req: Request, p: RootParams) -> Any:
+    async def m_rm(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)
         await self.node.remove(target.root_id)
         return {"root": target.root_cid}
 
-    async def m_get(self, req: Request, p: GetParams) -> Any:
+    async def m_get(self, req: Request, p: GetParams) -> object:
         link: ShareLink = parse_link(p.link)
         for addr in p.bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
@@ -337,11 +340,11 @@ class _Connection:
         )
         return started.to_wire()
 
-    async def m_inspect(self, req: Request, p: LinkTextParams) -> Any:
+    async def m_inspect(self, req: Request, p: LinkTextParams) -> object:
         # entries: a FLAT list, see docs/control.md
         return await self.node.inspect(parse_link(p.link), timeout_s=INSPECT_TIMEOUT_S)
 
-    async def m_replicate(self, req: Request, p: ReplicateParams) -> Any:
+    async def m_replicate(self, req: Request, p: ReplicateParams) -> object:
         target = parse_root_or_link(p.root)
         # the node owns the work: a client that goes away (Ctrl-C) stops
         # waiting, not replicating
@@ -357,48 +360,48 @@ class _Connection:
             "replicas": [r.to_wire() for r in rows],
         }
 
-    async def m_check(self, req: Request, p: RootParams) -> Any:
+    async def m_check(self, req: Request, p: RootParams) -> object:
         from p2pshare.node.replica_check import check_report
 
         return await check_report(self.node, parse_root_or_link(p.root).root_id)
 
-    async def m_repair(self, req: Request, p: ReplicateParams) -> Any:
+    async def m_repair(self, req: Request, p: ReplicateParams) -> object:
         from p2pshare.node.replica_check import repair_report
 
         root = parse_root_or_link(p.root).root_id
         return await repair_report(self.node, root, p.replicas, seeds=p.seeds)
 
-    async def m_vouchers(self, req: Request, p: NoParams) -> Any:
+    async def m_vouchers(self, req: Request, p: NoParams) -> object:
         from p2pshare.node.vouchers import balances
 
         return await balances(self.node)
 
-    async def m_redeem(self, req: Request, p: RedeemParams) -> Any:
+    async def m_redeem(self, req: Request, p: RedeemParams) -> object:
         from p2pshare.node.vouchers import redeem
 
         return await redeem(self.node, p.code)
 
-    async def m_providers(self, req: Request, p: RootParams) -> Any:
+    async def m_providers(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)
         count = await self.node.providers(target.root_id)
         return {"root": target.root_cid, "providers": count}
 
-    async def m_downloads(self, req: Request, p: NoParams) -> Any:
+    async def m_downloads(self, req: Request, p: NoParams) -> object:
         return [d.to_wire() for d in self.node.downloads.list()]
 
-    async def m_pause(self, req: Request, p: IdParams) -> Any:
+    async def m_pause(self, req: Request, p: IdParams) -> object:
         return (await self.node.downloads.pause(p.id)).to_wire()
 
-    async def m_resume(self, req: Request, p: IdParams) -> Any:
+    async def m_resume(self, req: Request, p: IdParams) -> object:
         return self.node.downloads.resume(p.id).to_wire()
 
-    async def m_cancel(self, req: Request, p: IdParams) -> Any:
+    async def m_cancel(self, req: Request, p: IdParams) -> object:
         return (await self.node.downloads.cancel(p.id)).to_wire()
 
-    async def m_peers(self, req: Request, p: NoParams) -> Any:
+    async def m_peers(self, req: Request, p: NoParams) -> object:
         return self.node.peers()
 
-    async def m_events(self, req: Request, p: NoParams) -> Any:
+    async def m_events(self, req: Request, p: NoParams) -> object:
         async with self.node.bus.subscribe() as events:
             async for event in events:
                 if not self.usable():
@@ -406,9 +409,9 @@ class _Connection:
                 await self.send(self.wire.event(req.id, event.to_wire()))
         return {}
 
-    async def m_gc(self, req: Request, p: NoParams) -> Any:
+    async def m_gc(self, req: Request, p: NoParams) -> object:
         return await self.node.gc()
 
-    async def m_stop(self, req: Request, p: NoParams) -> Any:
+    async def m_stop(self, req: Request, p: NoParams) -> object:
         log.info("control: stop requested")
         return {}  # _dispatch stops the node once this answer is sent

@@ -22,6 +22,13 @@ from p2pshare.store import LocalStore
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from p2pshare.node.downloads import DownloadManager
+    from p2pshare.node.lan import LanDiscovery
+    from p2pshare.node.reach import Reachability
+    from p2pshare.node.relay import SeedRelay
+    from p2pshare.node.seed import SeedService
+    from p2pshare.node.upnp import PortMapper
+
 __all__ = ["Rates", "Reporting"]
 
 
@@ -50,12 +57,12 @@ class Reporting:
     received_by_peer: Counter[bytes]
     store_limiter: trio.CapacityLimiter
     started_at: float
-    downloads: Any
-    seed: Any
-    lan: Any
-    upnp: Any
-    seed_relay: Any
-    reach: Any
+    downloads: DownloadManager
+    seed: SeedService | None
+    lan: LanDiscovery | None
+    upnp: PortMapper | None
+    seed_relay: SeedRelay | None
+    reach: Reachability | None
 
     if TYPE_CHECKING:
 
@@ -110,7 +117,7 @@ class Reporting:
             table = self.host.dht.routing_table.size()
         except Exception:  # the attribute moved between libp2p versions
             table = None
-        downloads = self.downloads.list() if self.downloads is not None else []
+        downloads = self.downloads.list()
         return {
             "peer_id": self.peer_id,
             "addrs": self.addrs(),

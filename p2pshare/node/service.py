@@ -105,8 +105,8 @@ class Node(Getting, Reporting):
     bus: EventBus = field(default_factory=EventBus)
     swarms: dict[bytes, Swarm] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
-    downloads: Any = None  # DownloadManager, set by open_node
-    seed: Any = None  # SeedService when this node is a seed
+    downloads: DownloadManager = field(init=False)  # set by open_node
+    seed: SeedService | None = None  # when this node is a seed
     lan: LanDiscovery | None = None  # mDNS, unless turned off
     reach: Reachability | None = None  # checked by nodes that serve (DHT server)
     relay: RelayClient | None = None  # circuits, hole punching, reservations
@@ -169,8 +169,6 @@ class Node(Getting, Reporting):
         }
 
     def _received(self) -> int:
-        if self.downloads is None:
-            return 0
         return sum(d.done_bytes for d in self.downloads.list())
 
     async def reachability_changed(self, reach: Reachability) -> None:

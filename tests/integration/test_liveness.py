@@ -366,6 +366,7 @@ async def _pin(seed: Node, owner: Node, root: bytes, key: bytes) -> None:
 
 
 async def _pin_state(seed: Node, root: bytes) -> str:
+    assert seed.seed is not None
     status = await seed.seed.status(root)
     return str(status.state)
 
@@ -410,6 +411,7 @@ async def test_eight_stalling_owners_cannot_starve_an_open_seed(
                 root, key = shares[name]
                 await _pin(seed, o, root, key)
             # every slot is taken by a staller before the honest owner asks
+            assert seed.seed is not None
             slots = seed.seed._fetch_slots
             while slots.borrowed_tokens < len(stallers):  # noqa: ASYNC110
                 await trio.sleep(0.05)
