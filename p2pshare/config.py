@@ -21,6 +21,8 @@ from p2pshare.errors import ConfigError
 __all__ = [
     "GET_TIMEOUT_S",
     "HOME_ENV",
+    "MAX_DEPTH",
+    "MAX_ENTRIES",
     "MDNS_ENV",
     "STALL_TIMEOUT_S",
     "Config",
@@ -34,6 +36,11 @@ HOME_ENV = "P2PSHARE_HOME"
 # defaults of `get` that the CLI, the control API and the node share
 GET_TIMEOUT_S = 60.0  # --timeout: to find a first provider
 STALL_TIMEOUT_S = 60.0  # --stall-timeout: no verified byte from anyone this long
+# files and folders one download may create: a tiny share can name the same
+# member folder many times over (1 000 entries of a 1 000-entry folder are
+# a million files); the whole tree is counted before anything is written
+MAX_ENTRIES = 100_000  # --max-entries
+MAX_DEPTH = 64  # --max-depth: folders nested deeper are refused (hostile trees)
 MDNS_ENV = "P2PSHARE_MDNS"
 _TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
 _NETWORK = frozenset({"mdns", "upnp"})

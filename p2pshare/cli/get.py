@@ -20,7 +20,6 @@ from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
-from p2pshare.control.api import GetParams
 from p2pshare.errors import AccessDenied
 from p2pshare.format import ShareLink, parse_link
 from p2pshare.format.names import display_name
@@ -122,6 +121,8 @@ def get(
         _get_offline(ctx, parsed, out_dir, paths, limits)
         return
     home = home_of(ctx)
+    from p2pshare.control.api import GetParams
+
     params = GetParams(
         link=link_text,
         out_dir=absolute(out_dir),

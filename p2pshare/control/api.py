@@ -26,9 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from p2pshare.config import GET_TIMEOUT_S, STALL_TIMEOUT_S
+from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
 from p2pshare.errors import UsageError
-from p2pshare.store.walk import MAX_DEPTH, MAX_ENTRIES
 
 __all__ = [
     "MAX_DEPTH_LIMIT",

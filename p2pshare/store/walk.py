@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from p2pshare.config import MAX_DEPTH, MAX_ENTRIES
 from p2pshare.errors import (
     AccessDenied,
     FolderListingError,
@@ -80,11 +81,6 @@ Progress = Callable[[int], None]
 Selection = frozenset[tuple[str, ...]]
 T = TypeVar("T")
 
-MAX_DEPTH = 64  # folders nested deeper than this are refused (hostile trees)
-# files and folders one download may create: a tiny share can name the same
-# member folder many times over (1 000 entries of a 1 000-entry folder are
-# a million files); the whole tree is counted before anything is written
-MAX_ENTRIES = 100_000
 MAX_TREE_ENTRIES = 50_000  # entries tree_walk returns (bounds a control reply)
 MAX_TREE_TEXT = 8 << 20  # bytes of paths and names it returns (same reason)
 
