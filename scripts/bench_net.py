@@ -984,7 +984,8 @@ def dht_worker(argv: list[str]) -> int:
 
     from p2pshare.node import dht as dhtmod
     from p2pshare.node.compat import configure_libp2p_logging
-    from p2pshare.node.host import NodeHost, open_host
+    from p2pshare.node.host import NodeHost
+    from p2pshare.node.host_start import open_host
 
     logging.basicConfig(
         level=logging.WARNING,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from p2pshare.node.compat import configure_libp2p_logging
-from p2pshare.node.host import open_host
+from p2pshare.node.host_start import open_host
 
 if TYPE_CHECKING:
     from p2pshare.node.streams import LibP2PStream
