@@ -62,6 +62,7 @@ def _add(
 ) -> list[dict[str, Any]]:
     from p2pshare.store.adder import add_path, scan_size
     from p2pshare.store.local import LocalStore
+    from p2pshare.store.walk import no_progress
 
     out = []
     with LocalStore(home) as store:
@@ -78,7 +79,7 @@ def _add(
                     path,
                     copy=copy,
                     chunk_size=chunk_size,
-                    progress=bar.advance if bar is not None else _ignore,
+                    progress=bar.advance if bar is not None else no_progress,
                     new=new,
                 )
             out.append(
@@ -132,10 +133,6 @@ def _gc(home: Home, progress: Progress | None) -> dict[str, int]:
     home.ensure()
     with HomeLock(home.path), LocalStore(home) as store:  # no node starts meanwhile
         return collect(store).to_wire()
-
-
-def _ignore(_n: int) -> None:
-    pass
 
 
 _OFFLINE: dict[str, Callable[..., Any]] = {

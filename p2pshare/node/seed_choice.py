@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SeedInfo", "mib", "rank", "too_small"]
+from p2pshare.node.seed_policy import mib
+
+__all__ = ["SeedInfo", "rank", "too_small"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,3 @@ def too_small(seeds: Sequence[SeedInfo], need: int) -> list[str]:
                 f" {mib(s.free_bytes)} is free"
             )
     return out
-
-
-def mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -89,7 +89,7 @@ async def fetch_replica(
         NoProviders, TransferTimeout, …: as a download.
     """
     catalog = node.store.catalog
-    pin = await _db(node, catalog.get_pin, root)
+    pin = await node.db(catalog.get_pin, root)
     if pin is None:
         return
     link = ShareLink(root_id=root, key=None, peers=f.hints)
@@ -111,7 +111,7 @@ async def fetch_replica(
                 f"replica needs {mib(need)}, more than the {mib(pin.size)} reserved",
             )
         # reserve what it really takes (an owner may have declared more)
-        await _db(node, catalog.set_pin_size, root, need)
+        await node.db(catalog.set_pin_size, root, need)
         f.count = env.count
 
         def keep_meta() -> None:
@@ -126,8 +126,8 @@ async def fetch_replica(
                     ]
                 catalog.keep_blocks(root, kept)
 
-        await _db(node, keep_meta)
-        sink = await _db(node, CipherSink, node, share)
+        await node.db(keep_meta)
+        sink = await node.db(CipherSink, node, share)
         f.have = len(sink.done)
 
         def progress(_n: int) -> None:
@@ -135,8 +135,7 @@ async def fetch_replica(
 
         await Fill(source, share, pin.grant, sink, progress).run()
         f.have = len(sink.done)
-    await _db(
-        node,
+    await node.db(
         catalog.complete_replica,
         ShareRow(
             root=root,
@@ -151,7 +150,3 @@ async def fetch_replica(
             added_at=time.time_ns(),
         ),
     )
-
-
-async def _db(node: Node, fn: Callable[..., Any], *args: Any) -> Any:
-    return await trio.to_thread.run_sync(fn, *args, limiter=node.store_limiter)

@@ -55,14 +55,11 @@ from p2pshare.store.walk import (
     ReadAll,
     Selection,
     Walk,
+    no_progress,
     open_folder,
 )
 
 __all__ = ["get_walk"]
-
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 def get_walk(
@@ -70,8 +67,8 @@ def get_walk(
     link: ShareLink,
     out_dir: Path,
     *,
-    progress: Progress = _no_progress,
-    on_total: Progress = _no_progress,
+    progress: Progress = no_progress,
+    on_total: Progress = no_progress,
     select: Selection | None = None,
     on_name: Callable[[str], None] = lambda _name: None,
     limits: FolderLimits = DEFAULT_LIMITS,

@@ -9,7 +9,7 @@ chunk is verified against its id and authenticated before it is written
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from p2pshare.errors import FormatError, NotFoundError
@@ -25,18 +25,14 @@ from p2pshare.store.walk import (
     FolderLimits,
     GetResult,
     OpenedShare,
+    Progress,
     Selection,
     check_key,
+    no_progress,
     run_walk,
 )
 
 __all__ = ["LocalSource", "get_offline", "inspect_share"]
-
-Progress = Callable[[int], None]
-
-
-def _no_progress(_: int) -> None:
-    pass
 
 
 def inspect_share(
@@ -108,8 +104,8 @@ def get_offline(
     link: ShareLink,
     out_dir: Path,
     *,
-    progress: Progress = _no_progress,
-    on_total: Progress = _no_progress,
+    progress: Progress = no_progress,
+    on_total: Progress = no_progress,
     select: Selection | None = None,
     limits: FolderLimits = DEFAULT_LIMITS,
 ) -> GetResult:

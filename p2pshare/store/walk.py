@@ -71,6 +71,7 @@ __all__ = [
     "Step",
     "Walk",
     "check_key",
+    "no_progress",
     "open_folder",
     "parse_selection",
     "run_walk",
@@ -215,8 +216,8 @@ def run_walk(walk: Walk[T], source: ShareSource) -> T:
 # -- helpers ------------------------------------------------------------------------
 
 
-def _no_progress(_: int) -> None:
-    pass
+def no_progress(_: int) -> None:
+    """A progress callback that ignores progress."""
 
 
 def check_key(envelope: Envelope, key: bytes) -> tuple[FileKeys, Meta]:
