@@ -20,6 +20,7 @@ from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
+from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
 from p2pshare.errors import AccessDenied
 from p2pshare.format import ShareLink, parse_link
 from p2pshare.format.names import display_name
@@ -55,7 +56,7 @@ __all__ = ["get"]
     "--timeout",
     "timeout_s",
     type=Seconds(),
-    default=60.0,
+    default=GET_TIMEOUT_S,
     show_default=True,
     help="Seconds to wait for a first provider.",
 )
@@ -63,7 +64,7 @@ __all__ = ["get"]
     "--stall-timeout",
     "stall_s",
     type=Seconds(),
-    default=60.0,
+    default=STALL_TIMEOUT_S,
     show_default=True,
     help="End the download when no provider sent verified data for this long.",
 )
@@ -71,7 +72,7 @@ __all__ = ["get"]
     "--max-entries",
     "max_entries",
     type=click.IntRange(1, 10_000_000),
-    default=100_000,
+    default=MAX_ENTRIES,
     show_default=True,
     help="Refuse a folder holding more files and folders than this in all"
     " (checked before anything is written).",
@@ -80,7 +81,7 @@ __all__ = ["get"]
     "--max-depth",
     "max_depth",
     type=click.IntRange(1, 1000),
-    default=64,
+    default=MAX_DEPTH,
     show_default=True,
     help="Refuse a folder nested deeper than this.",
 )

@@ -29,7 +29,7 @@ from p2pshare.cli.net import (
 )
 from p2pshare.cli.runtime import run_node
 from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
-from p2pshare.config import Home, load_config
+from p2pshare.config import STALL_TIMEOUT_S, Home, load_config
 from p2pshare.errors import IntegrityError
 from p2pshare.format import parse_root_or_link
 
@@ -150,7 +150,7 @@ def replicate(
     "--stall-timeout",
     "stall_s",
     type=Seconds(),
-    default=60.0,
+    default=STALL_TIMEOUT_S,
     show_default=True,
     help="Fail a replica fetch when its owner sent no verified data for this long"
     " (its blocks are deleted and its reserved bytes freed).",
