@@ -18,11 +18,18 @@ from pathlib import Path
 # Each package of p2pshare, and the packages of p2pshare it may import.
 # Data flows top to bottom and imports only point down; ``format``,
 # ``protocol`` and ``store`` are pure (no trio, libp2p or textual).
-BASE = {"p2pshare", "p2pshare.errors", "p2pshare.groups", "p2pshare.malloc"}
+BASE = {
+    "p2pshare",
+    "p2pshare.errors",
+    "p2pshare.groups",
+    "p2pshare.malloc",
+    "p2pshare.records",
+}
 ALLOWED: dict[str, set[str]] = {
     "p2pshare.errors": set(),
     "p2pshare.groups": {"p2pshare.errors"},
     "p2pshare.malloc": set(),
+    "p2pshare.records": {"p2pshare.errors"},
     "p2pshare.config": BASE,
     "p2pshare.format": BASE,
     "p2pshare.protocol": BASE | {"p2pshare.format"},

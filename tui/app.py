@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from p2pshare.config import Home
 from p2pshare.errors import P2PShareError
+from p2pshare.records import DownloadEvent
 from tui.backend import ControlBackend, NodeBackend
 from tui.commands import NodeCommands
 from tui.errors import describe_error
@@ -168,7 +169,10 @@ class P2PShareApp(App[int]):
                 async for event in events:
                     kind = str(event.get("kind", ""))
                     if kind.startswith("download."):
-                        self.post_message(DownloadProgressed(event))
+                        # checked as a DownloadEvent by the control client
+                        self.post_message(
+                            DownloadProgressed(cast(DownloadEvent, event))
+                        )
                     if kind != "download.progress":
                         self.post_message(NodeEventReceived(event))
         except P2PShareError as exc:

@@ -9,13 +9,24 @@ on another task's connection; the events stream holds its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from p2pshare.config import Home
 from p2pshare.control.client import open_client
 from p2pshare.control.launch import Background, attach_or_start
+from p2pshare.records import (
+    AddResult,
+    Balance,
+    DownloadRecord,
+    Inspection,
+    LinkResult,
+    PeerReport,
+    ProvidersResult,
+    ShareListing,
+    Status,
+)
 
 __all__ = ["ControlBackend", "NodeBackend"]
 
@@ -34,11 +45,13 @@ class NodeBackend(Protocol):
         """Attach to the node, starting one if needed; True if started."""
         ...
 
-    async def status(self) -> dict[str, Any]: ...
+    async def status(self) -> Status: ...
 
-    async def shares(self) -> list[dict[str, Any]]: ...
+    async def shares(self) -> list[ShareListing]: ...
 
-    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]: ...
+    async def add(
+        self, paths: Sequence[str], *, copy: bool = False
+    ) -> list[AddResult]: ...
 
     async def link(self, root: str) -> str: ...
 
@@ -46,29 +59,29 @@ class NodeBackend(Protocol):
 
     async def providers(self, root: str) -> int: ...
 
-    async def inspect(self, link: str) -> dict[str, Any]: ...
+    async def inspect(self, link: str) -> Inspection: ...
 
     async def get(
         self, link: str, out_dir: str, paths: Sequence[str] | None = None
-    ) -> dict[str, Any]: ...
+    ) -> DownloadRecord: ...
 
-    async def downloads(self) -> list[dict[str, Any]]: ...
+    async def downloads(self) -> list[DownloadRecord]: ...
 
-    async def pause(self, download_id: int) -> dict[str, Any]: ...
+    async def pause(self, download_id: int) -> DownloadRecord: ...
 
-    async def resume(self, download_id: int) -> dict[str, Any]: ...
+    async def resume(self, download_id: int) -> DownloadRecord: ...
 
-    async def cancel(self, download_id: int) -> dict[str, Any]: ...
+    async def cancel(self, download_id: int) -> DownloadRecord: ...
 
-    async def peers(self) -> list[dict[str, Any]]: ...
+    async def peers(self) -> list[PeerReport]: ...
 
-    async def vouchers(self) -> list[dict[str, Any]]: ...
+    async def vouchers(self) -> list[Balance]: ...
 
-    async def redeem(self, code: str) -> dict[str, Any]: ...
+    async def redeem(self, code: str) -> Balance: ...
 
     async def stop(self) -> None: ...
 
-    def events(self) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+    def events(self) -> AbstractAsyncContextManager[AsyncIterator[Mapping[str, Any]]]:
         """``async with backend.events() as events: async for ev in events``.
 
         The iteration ends (or raises ``NodeNotRunning``) when the node goes.
@@ -99,66 +112,70 @@ class ControlBackend:
         return await attach_or_start(self.home, how, name=CLIENT_NAME)
 
     async def _call(self, method: str, **params: Any) -> Any:
+        # the client checked the result against its record in
+        # p2pshare.records (RESULTS), so the casts below hold
         async with open_client(self.home, name=CLIENT_NAME) as client:
             return await client.call(method, **params)
 
-    async def status(self) -> dict[str, Any]:
-        return dict(await self._call("status"))
+    async def status(self) -> Status:
+        return cast(Status, await self._call("status"))
 
-    async def shares(self) -> list[dict[str, Any]]:
-        return list(await self._call("ls"))
+    async def shares(self) -> list[ShareListing]:
+        return cast(list[ShareListing], await self._call("ls"))
 
-    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]:
-        return list(await self._call("add", paths=list(paths), copy=copy))
+    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[AddResult]:
+        return cast(
+            list[AddResult], await self._call("add", paths=list(paths), copy=copy)
+        )
 
     async def link(self, root: str) -> str:
-        result = await self._call("link", root=root)
-        return str(result["link"] if isinstance(result, dict) else result)
+        result: LinkResult = await self._call("link", root=root)
+        return result["link"]
 
     async def remove(self, root: str) -> None:
         await self._call("rm", root=root)
 
     async def providers(self, root: str) -> int:
-        result = await self._call("providers", root=root)
-        return int(result["providers"] if isinstance(result, dict) else result)
+        result: ProvidersResult = await self._call("providers", root=root)
+        return result["providers"]
 
-    async def inspect(self, link: str) -> dict[str, Any]:
-        return dict(await self._call("inspect", link=link))
+    async def inspect(self, link: str) -> Inspection:
+        return cast(Inspection, await self._call("inspect", link=link))
 
     async def get(
         self, link: str, out_dir: str, paths: Sequence[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> DownloadRecord:
         params: dict[str, Any] = {"link": link, "out_dir": out_dir}
         if paths:
             params["paths"] = list(paths)
-        return dict(await self._call("get", **params))
+        return cast(DownloadRecord, await self._call("get", **params))
 
-    async def downloads(self) -> list[dict[str, Any]]:
-        return list(await self._call("downloads"))
+    async def downloads(self) -> list[DownloadRecord]:
+        return cast(list[DownloadRecord], await self._call("downloads"))
 
-    async def pause(self, download_id: int) -> dict[str, Any]:
-        return dict(await self._call("download.pause", id=download_id))
+    async def pause(self, download_id: int) -> DownloadRecord:
+        return cast(DownloadRecord, await self._call("download.pause", id=download_id))
 
-    async def resume(self, download_id: int) -> dict[str, Any]:
-        return dict(await self._call("download.resume", id=download_id))
+    async def resume(self, download_id: int) -> DownloadRecord:
+        return cast(DownloadRecord, await self._call("download.resume", id=download_id))
 
-    async def cancel(self, download_id: int) -> dict[str, Any]:
-        return dict(await self._call("download.cancel", id=download_id))
+    async def cancel(self, download_id: int) -> DownloadRecord:
+        return cast(DownloadRecord, await self._call("download.cancel", id=download_id))
 
-    async def peers(self) -> list[dict[str, Any]]:
-        return list(await self._call("peers"))
+    async def peers(self) -> list[PeerReport]:
+        return cast(list[PeerReport], await self._call("peers"))
 
-    async def vouchers(self) -> list[dict[str, Any]]:
-        return list(await self._call("vouchers"))
+    async def vouchers(self) -> list[Balance]:
+        return cast(list[Balance], await self._call("vouchers"))
 
-    async def redeem(self, code: str) -> dict[str, Any]:
-        return dict(await self._call("voucher.redeem", code=code))
+    async def redeem(self, code: str) -> Balance:
+        return cast(Balance, await self._call("voucher.redeem", code=code))
 
     async def stop(self) -> None:
         await self._call("stop")
 
     @asynccontextmanager
-    async def events(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    async def events(self) -> AsyncIterator[AsyncIterator[Mapping[str, Any]]]:
         async with (
             open_client(self.home, name=CLIENT_NAME) as client,
             client.subscribe() as events,

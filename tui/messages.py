@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from textual.message import Message
+
+from p2pshare.records import DownloadRecord, PeerReport, ShareListing, Status
 
 __all__ = [
     "CommandFailed",
@@ -21,7 +24,7 @@ __all__ = [
 class NodeConnected(Message):
     """The UI is attached to the home's node (``started``: we started it)."""
 
-    def __init__(self, status: dict[str, Any], *, started: bool) -> None:
+    def __init__(self, status: Status, *, started: bool) -> None:
         super().__init__()
         self.status = status
         self.started = started
@@ -38,7 +41,7 @@ class NodeLost(Message):
 class NodeEventReceived(Message):
     """An event of the node's subscription (other than download progress)."""
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: Mapping[str, Any]) -> None:
         super().__init__()
         self.event = event
 
@@ -50,13 +53,13 @@ class NodeEventReceived(Message):
 class DownloadProgressed(Message):
     """A download changed (progress, state); the newest replaces older ones."""
 
-    def __init__(self, download: dict[str, Any]) -> None:
+    def __init__(self, download: DownloadRecord) -> None:
         super().__init__()
         self.download = download
 
     @property
-    def id(self) -> Any:
-        return self.download.get("id")
+    def id(self) -> int:
+        return self.download["id"]
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DownloadProgressed) and message.id == self.id
@@ -65,7 +68,7 @@ class DownloadProgressed(Message):
 class DownloadsListed(Message):
     """The node's full list of downloads was read."""
 
-    def __init__(self, downloads: list[dict[str, Any]]) -> None:
+    def __init__(self, downloads: list[DownloadRecord]) -> None:
         super().__init__()
         self.downloads = downloads
 
@@ -73,7 +76,7 @@ class DownloadsListed(Message):
 class NodeSampled(Message):
     """A periodic sample of the node's ``status`` and ``peers``."""
 
-    def __init__(self, status: dict[str, Any], peers: list[dict[str, Any]]) -> None:
+    def __init__(self, status: Status, peers: list[PeerReport]) -> None:
         super().__init__()
         self.status = status
         self.peers = peers
@@ -85,7 +88,7 @@ class NodeSampled(Message):
 class SharesChanged(Message):
     """The list of this home's shares was (re)read."""
 
-    def __init__(self, shares: list[dict[str, Any]]) -> None:
+    def __init__(self, shares: list[ShareListing]) -> None:
         super().__init__()
         self.shares = shares
 

@@ -176,7 +176,7 @@ async def _follow_get(params: dict[str, Any], s: Session) -> dict[str, Any] | No
                     bar.advance(ev["done"] - done)
                     done = ev["done"]
                     if ev["kind"] in _FINAL:
-                        final = ev
+                        final = dict(ev)
                         break
     except KeyboardInterrupt:
         if not d or s.ephemeral:

@@ -25,6 +25,7 @@ from p2pshare.format import (
     parse_root_or_link,
     root_to_cid,
 )
+from p2pshare.records import AddResult, GcReport, LinkResult, RootResult, ShareListing
 
 __all__ = ["call_home"]
 
@@ -59,7 +60,7 @@ def _add(
     copy: bool,
     new: bool,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> list[dict[str, Any]]:
+) -> list[AddResult]:
     from p2pshare.store.adder import add_path, scan_size
     from p2pshare.store.local import LocalStore
     from p2pshare.store.walk import no_progress
@@ -83,18 +84,18 @@ def _add(
                     new=new,
                 )
             out.append(
-                {
-                    "root": root_to_cid(added.root),
-                    "link": str(ShareLink(root_id=added.root, key=added.key)),
-                    "kind": added.kind,
-                    "size": added.size,
-                    "reused": added.reused,
-                }
+                AddResult(
+                    root=root_to_cid(added.root),
+                    link=str(ShareLink(root_id=added.root, key=added.key)),
+                    kind=added.kind,
+                    size=added.size,
+                    reused=added.reused,
+                )
             )
     return out
 
 
-def _ls(home: Home, progress: Progress | None) -> list[dict[str, Any]]:
+def _ls(home: Home, progress: Progress | None) -> list[ShareListing]:
     from p2pshare.store.listing import describe_shares
     from p2pshare.store.local import LocalStore
 
@@ -104,7 +105,7 @@ def _ls(home: Home, progress: Progress | None) -> list[dict[str, Any]]:
 
 def _link(
     home: Home, progress: Progress | None, *, root: str, hints: bool = True
-) -> dict[str, str]:
+) -> LinkResult:
     from p2pshare.store.local import LocalStore
 
     target = parse_root_or_link(root)
@@ -112,20 +113,20 @@ def _link(
         row = store.catalog.get_share(target.root_id)
     if row.key is None:
         raise NotFoundError("share: this home holds no key for it")
-    return {"link": str(ShareLink(root_id=row.root, key=row.key))}
+    return LinkResult(link=str(ShareLink(root_id=row.root, key=row.key)))
 
 
-def _rm(home: Home, progress: Progress | None, *, root: str) -> dict[str, str]:
+def _rm(home: Home, progress: Progress | None, *, root: str) -> RootResult:
     from p2pshare.store.local import LocalStore
 
     target = parse_root_or_link(root)
     with LocalStore(home) as store:
         for bid in store.catalog.remove_top(target.root_id):
             store.blocks.delete(bid)
-    return {"root": target.root_cid}
+    return RootResult(root=target.root_cid)
 
 
-def _gc(home: Home, progress: Progress | None) -> dict[str, int]:
+def _gc(home: Home, progress: Progress | None) -> GcReport:
     from p2pshare.daemon import HomeLock
     from p2pshare.store.gc import collect
     from p2pshare.store.local import LocalStore

@@ -5,8 +5,11 @@ feeds the sans-IO :mod:`p2pshare.control.wire` codec and resolves waiters:
 ``call`` sends a request and waits for its response (an error response is
 raised as the same :class:`~p2pshare.errors.P2PShareError` subclass the
 node raised, so exit codes match a node-less run); ``subscribe`` yields the
-node's events until the caller leaves the block. A lost connection fails
-every waiter with :class:`~p2pshare.errors.NodeLost` (exit 7: the node
+node's events until the caller leaves the block. Every result and event
+is checked against its record in :mod:`p2pshare.records` as it arrives (a
+node that answers a malformed one is a ``RemoteProtocolError``), so the
+CLI and the TUI read only fields that are there with their types. A lost
+connection fails every waiter with :class:`~p2pshare.errors.NodeLost` (exit 7: the node
 went away during the call; ``NodeNotRunning``, exit 8, is only for a node
 that does not answer at all).
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,6 +43,7 @@ from p2pshare.errors import (
     P2PShareError,
     RemoteProtocolError,
 )
+from p2pshare.records import check_event, check_result
 
 __all__ = ["ControlClient", "control_socket", "open_client"]
 
@@ -71,7 +75,7 @@ class ControlClient:
         self._wire = wire
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
-        self._subs: dict[int, MemoryObjectSendStream[dict[str, Any]]] = {}
+        self._subs: dict[int, MemoryObjectSendStream[Mapping[str, Any]]] = {}
         self._ready = _Pending()
         self._lock = anyio.Lock()
         self.node_id: str | None = None
@@ -129,6 +133,7 @@ class ControlClient:
         elif isinstance(event, Event):
             sub = self._subs.get(event.sub)
             if sub is not None:
+                check_event(event.event)  # raises into _reader: the node is broken
                 # a slow subscriber loses events; it never blocks the reader
                 with contextlib.suppress(anyio.WouldBlock):
                     sub.send_nowait(event.event)
@@ -160,13 +165,14 @@ class ControlClient:
         await pending.event.wait()
         if pending.error is not None:
             raise pending.error
+        check_result(method, pending.result)
         return pending.result
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[Mapping[str, Any]]]:
         """Stream the node's events: ``async with c.subscribe() as events``."""
         req = next(self._ids)
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](256)
+        send, receive = anyio.create_memory_object_stream[Mapping[str, Any]](256)
         self._subs[req] = send
         self._pending[req] = _Pending()
         await self._send(self._wire.request(req, "events", {}))

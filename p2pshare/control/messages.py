@@ -245,7 +245,7 @@ class Event(Message):
 
     TAG: ClassVar[str] = "event"
     sub: int
-    event: dict[str, Any] = field(repr=False)
+    event: Mapping[str, object] = field(repr=False)
 
     def __post_init__(self) -> None:
         _id("sub", self.sub)

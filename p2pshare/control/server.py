@@ -74,6 +74,13 @@ from p2pshare.errors import (
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
 from p2pshare.node.host import parse_peer_addr
+from p2pshare.records import (
+    Empty,
+    LinkResult,
+    ProvidersResult,
+    ReplicateResult,
+    RootResult,
+)
 from p2pshare.store.walk import FolderLimits
 
 if TYPE_CHECKING:
@@ -288,9 +295,7 @@ class _Connection:
         return await self.node.status()
 
     async def m_ls(self, req: Request, p: NoParams) -> object:
-        from p2pshare.store.listing import describe_shares
-
-        return await self.node.db(describe_shares, self.node.store)
+        return await self.node.shares.listing()
 
     async def m_add(self, req: Request, p: AddParams) -> object:
         # the node serves what it adds, so the links carry its addresses
@@ -307,18 +312,18 @@ class _Connection:
 
     async def m_link(self, req: Request, p: LinkParams) -> object:
         target = parse_root_or_link(p.root)
-        row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
+        row = await self.node.shares.get(target.root_id)
         if row.key is None:
             raise NotFoundError("share: this node holds no key for it")
         if not p.hints:
-            return {"link": str(ShareLink(root_id=row.root, key=row.key))}
-        replicas = await self.node.db(self.node.store.catalog.replicas, row.root)
-        return {"link": str(self.node.link(row.root, row.key, replicas))}
+            return LinkResult(link=str(ShareLink(root_id=row.root, key=row.key)))
+        replicas = await self.node.shares.replicas(row.root)
+        return LinkResult(link=str(self.node.link(row.root, row.key, replicas)))
 
     async def m_rm(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)
         await self.node.remove(target.root_id)
-        return {"root": target.root_cid}
+        return RootResult(root=target.root_cid)
 
     async def m_get(self, req: Request, p: GetParams) -> object:
         link: ShareLink = parse_link(p.link)
@@ -353,12 +358,12 @@ class _Connection:
             target.root_cid[:16],
             lambda: self.node.replicate(target.root_id, p.replicas, seeds=p.seeds),
         )
-        row = await self.node.db(self.node.store.catalog.get_share, target.root_id)
-        return {
-            "root": target.root_cid,
-            "link": str(self.node.link(row.root, row.key, rows)),
-            "replicas": [r.to_wire() for r in rows],
-        }
+        row = await self.node.shares.get(target.root_id)
+        return ReplicateResult(
+            root=target.root_cid,
+            link=str(self.node.link(row.root, row.key, rows)),
+            replicas=[r.to_wire() for r in rows],
+        )
 
     async def m_check(self, req: Request, p: RootParams) -> object:
         from p2pshare.node.replica_check import check_report
@@ -384,7 +389,7 @@ class _Connection:
     async def m_providers(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)
         count = await self.node.providers(target.root_id)
-        return {"root": target.root_cid, "providers": count}
+        return ProvidersResult(root=target.root_cid, providers=count)
 
     async def m_downloads(self, req: Request, p: NoParams) -> object:
         return [d.to_wire() for d in self.node.downloads.list()]
@@ -407,11 +412,11 @@ class _Connection:
                 if not self.usable():
                     break
                 await self.send(self.wire.event(req.id, event.to_wire()))
-        return {}
+        return Empty()
 
     async def m_gc(self, req: Request, p: NoParams) -> object:
         return await self.node.gc()
 
     async def m_stop(self, req: Request, p: NoParams) -> object:
         log.info("control: stop requested")
-        return {}  # _dispatch stops the node once this answer is sent
+        return Empty()  # _dispatch stops the node once this answer is sent

@@ -281,7 +281,7 @@ class ServerWire(_Wire):
         text = printable(message, MAX_MESSAGE_CHARS)
         return self._answer(id, ErrorResponse(id=id, code=code, message=text))
 
-    def event(self, sub: int, event: dict[str, Any]) -> bytes:
+    def event(self, sub: int, event: Mapping[str, object]) -> bytes:
         """One event of the subscription opened by in-flight request ``sub``."""
         if sub not in self._in_flight:
             raise LocalProtocolError(f"control: no request {sub} in flight")

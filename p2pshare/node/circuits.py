@@ -33,8 +33,11 @@ from multiaddr import Multiaddr
 from p2pshare.errors import P2PShareError, TransferError
 from p2pshare.node import compat
 from p2pshare.node.host import parse_peer_addr
+from p2pshare.records import RelayState, Reservation
 
 if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
     from p2pshare.node.host import NodeHost
 
 from p2pshare.node.relay import HOP_PROTOCOL, LIMITED, REQUEST_TIMEOUT_S
@@ -229,17 +232,19 @@ class RelayClient:
         now = time.time()
         return [f"{h.addr}/p2p-circuit" for h in self.held.values() if h.expires > now]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RelayState:
         now = time.time()
-        return {
-            "reservations": [
-                {"relay": str(r), "expires_in_s": round(h.expires - now)}
+        return RelayState(
+            reservations=[
+                Reservation(relay=str(r), expires_in_s=round(h.expires - now))
                 for r, h in self.held.items()
                 if h.expires > now
             ]
-        }
+        )
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         host = self.nh.host
         compat.set_circuit_dialer(host, dial_circuit)
         self.dcutr = DCUtRProtocol(host)

@@ -25,10 +25,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
+from p2pshare import records
 from p2pshare.config import GET_TIMEOUT_S
 from p2pshare.errors import NotFoundError, UsageError
 from p2pshare.format import ShareLink, root_to_cid
@@ -69,7 +70,7 @@ class Download:
     path: str | None = None
     chunks_total: int = 0  # of the finished download
     chunks_resumed: int = 0  # verified before this run (a resume)
-    stats: dict[str, Any] | None = None  # chunks, bytes, bans, first_chunk_s
+    stats: records.DownloadStats | None = None
     routes: dict[str, str] = field(default_factory=dict)  # provider: relayed, …
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -78,32 +79,35 @@ class Download:
     finished: trio.Event = field(default_factory=trio.Event)
     _last: tuple[float, int] = (0.0, 0)
 
-    def to_wire(self) -> dict[str, Any]:
+    def event(self, kind: str) -> records.DownloadEvent:
+        return records.DownloadEvent(kind=kind, **self.to_wire())
+
+    def to_wire(self) -> records.DownloadRecord:
         eta = None
         if self.total_bytes and self.rate_bps > 0 and self.state == "active":
             eta = max(0.0, (self.total_bytes - self.done_bytes) / self.rate_bps)
-        return {
-            "id": self.id,
-            "root": root_to_cid(self.link.root_id),
-            "name": self.name,
-            "state": self.state,
-            "done": self.done_bytes,
-            "total": self.total_bytes,
-            "rate": round(self.rate_bps, 1),
-            "eta": None if eta is None else round(eta, 1),
-            "providers": self.providers,
-            "error": self.error,
-            "error_code": self.error_code,
-            "path": self.path,
-            "chunks_total": self.chunks_total,
-            "chunks_resumed": self.chunks_resumed,
-            "stats": self.stats,
-            "routes": self.routes,
-            "out_dir": str(self.out_dir),
-            "paths": list(self.paths),
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-        }
+        return records.DownloadRecord(
+            id=self.id,
+            root=root_to_cid(self.link.root_id),
+            name=self.name,
+            state=self.state,
+            done=self.done_bytes,
+            total=self.total_bytes,
+            rate=round(self.rate_bps, 1),
+            eta=None if eta is None else round(eta, 1),
+            providers=self.providers,
+            error=self.error,
+            error_code=self.error_code,
+            path=self.path,
+            chunks_total=self.chunks_total,
+            chunks_resumed=self.chunks_resumed,
+            stats=self.stats,
+            routes=self.routes,
+            out_dir=str(self.out_dir),
+            paths=list(self.paths),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
 
 
 class DownloadManager:
@@ -160,7 +164,7 @@ class DownloadManager:
     async def _run(self, d: Download) -> None:
         d.state, d.error, d.error_code = "active", None, None
         d.finished = trio.Event()
-        self.bus.publish("download.started", **d.to_wire())
+        self.bus.publish(d.event("download.started"))
 
         def progress(n: int) -> None:
             d.done_bytes += n
@@ -203,7 +207,7 @@ class DownloadManager:
         if d.state in ("done", "failed", "cancelled"):
             d.finished_at = time.time()
         d.finished.set()
-        self.bus.publish(f"download.{d.state}", **d.to_wire())
+        self.bus.publish(d.event(f"download.{d.state}"))
 
     async def _tick(self, d: Download) -> None:
         while True:
@@ -215,7 +219,7 @@ class DownloadManager:
                 d.rate_bps = rate if d.rate_bps == 0 else 0.7 * d.rate_bps + 0.3 * rate
             d._last = (now, d.done_bytes)
             d.providers = self.node.active_providers(d.link.root_id)
-            self.bus.publish("download.progress", **d.to_wire())
+            self.bus.publish(d.event("download.progress"))
 
     async def pause(self, download_id: int) -> Download:
         d = self.get(download_id)
@@ -245,7 +249,7 @@ class DownloadManager:
             await d.finished.wait()  # _run published download.cancelled
         else:  # paused or failed: no task runs
             d.state, d.finished_at = "cancelled", time.time()
-            self.bus.publish("download.cancelled", **d.to_wire())
+            self.bus.publish(d.event("download.cancelled"))
         await trio.to_thread.run_sync(self._discard, d)
         return d
 

@@ -9,15 +9,15 @@ says how many), so a stuck client never blocks a transfer.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import trio
+
+from p2pshare.records import Event
 
 __all__ = ["EventBus", "NodeEvent"]
 
@@ -26,18 +26,21 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_BUFFER = 256
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class NodeEvent:
-    """``kind`` names the event (``download.progress``, ``share.added``, …);
-    ``data`` carries JSON-like values only (no keys, no plaintext names
-    except in events about the user's own downloads and shares, which only
-    the local owner can subscribe to)."""
+    """One event, as its record in ``p2pshare/records.py`` (``kind`` names
+    it: ``download.progress``, ``share.added``, …): JSON-like values only
+    (no keys, no plaintext names except in events about the user's own
+    downloads and shares, which only the local owner can subscribe to)."""
 
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
+    record: Event
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.data}
+    @property
+    def kind(self) -> str:
+        return self.record["kind"]
+
+    def to_wire(self) -> Event:
+        return self.record
 
 
 class _Subscriber:
@@ -62,10 +65,11 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: set[_Subscriber] = set()
 
-    def publish(self, kind: str, **data: Any) -> None:
-        event = NodeEvent(kind=kind, data=data)
+    def publish(self, record: Event) -> None:
+        event = NodeEvent(record)
         # ids and states only: names, paths and error texts stay out of logs
-        log.debug("event %s %s", kind, {k: v for k, v in data.items() if k in _LOGGED})
+        logged = {k: v for k, v in record.items() if k in _LOGGED}
+        log.debug("event %s %s", record["kind"], logged)
         for sub in self._subs:
             sub.put(event)
 
@@ -86,7 +90,3 @@ class EventBus:
             yield stream()
         finally:
             self._subs.discard(sub)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)

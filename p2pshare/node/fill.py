@@ -29,10 +29,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
+from p2pshare import records
 from p2pshare.config import STALL_TIMEOUT_S
 from p2pshare.errors import (
     IntegrityError,
@@ -89,18 +90,15 @@ class DownloadStats:
     started_at: float | None = None
     first_chunk_at: float | None = None
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> records.DownloadStats:
         first = (
             None
             if self.first_chunk_at is None or self.started_at is None
             else round(self.first_chunk_at - self.started_at, 4)
         )
-        return {
-            "chunks": self.chunks,
-            "bytes": self.bytes,
-            "bans": self.bans,
-            "first_chunk_s": first,
-        }
+        return records.DownloadStats(
+            chunks=self.chunks, bytes=self.bytes, bans=self.bans, first_chunk_s=first
+        )
 
 
 @dataclass(eq=False)

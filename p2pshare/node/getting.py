@@ -22,7 +22,6 @@ import trio
 from p2pshare.errors import NoProviders, NotFoundError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.groups import single_error
-from p2pshare.node import dht as dhtmod
 from p2pshare.node.circuits import RelayClient, circuit_limit, is_relayed, wait_direct
 from p2pshare.node.circuits import path as relay_path
 from p2pshare.node.compat import short_peer_id
@@ -31,10 +30,12 @@ from p2pshare.node.fill import STALL_TIMEOUT_S
 from p2pshare.node.host import NodeHost
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.provider import ProviderConn
+from p2pshare.records import Inspection
 from p2pshare.store import GetResult, LocalStore
 from p2pshare.store.partial import partial_name
 from p2pshare.store.rebuild import get_walk
 from p2pshare.store.restore import LocalSource
+from p2pshare.store.schema import ShareRow
 from p2pshare.store.walk import (
     DEFAULT_LIMITS,
     FolderLimits,
@@ -122,7 +123,7 @@ class Getting:
         return pc
 
     async def find(self, root: bytes) -> list[tuple[Any, bytes]]:
-        infos = await dhtmod.find_providers(self.host.dht, root, count=3)
+        infos = await self.host.find_providers(root, count=3)
         return [
             (i, i.peer_id.to_bytes()) for i in infos if i.peer_id != self.host.peer_id
         ]
@@ -235,7 +236,7 @@ class Getting:
 
     async def inspect(
         self, link: ShareLink, *, timeout_s: float = 60.0, use_dht: bool = True
-    ) -> dict[str, Any]:
+    ) -> Inspection:
         """What ``link`` holds (name, kind, size, the folder tree), fetching
         only envelopes and folder listings. See ``describe_tree``."""
         row = await trio.to_thread.run_sync(self._local_row, link.root_id)
@@ -245,7 +246,7 @@ class Getting:
         async with self.source(link, timeout_s=timeout_s, use_dht=use_dht) as net:
             return await drive(tree_walk(link), net)
 
-    def _local_row(self, root: bytes) -> Any:
+    def _local_row(self, root: bytes) -> ShareRow | None:
         try:
             return self.store.catalog.get_share(root)
         except NotFoundError:

@@ -54,6 +54,7 @@ from multiaddr import Multiaddr
 
 from p2pshare.errors import ConfigError, TransferError, UsageError
 from p2pshare.node import compat
+from p2pshare.node import dht as dhtmod
 from p2pshare.node.streams import LibP2PStream
 
 if TYPE_CHECKING:
@@ -200,6 +201,18 @@ class NodeHost:
         actually bound.
         """
         return [str(a) for a in self.host.get_addrs()]
+
+    def known_addrs(self, peer_id: ID) -> list[Multiaddr]:
+        """The addresses the peerstore holds for ``peer_id``; none for a
+        peer it does not know (not an error)."""
+        try:
+            return list(self.host.get_peerstore().addrs(peer_id))
+        except Exception:  # libp2p raises PeerStoreError for an unknown peer
+            return []
+
+    async def find_providers(self, root: bytes, *, count: int) -> list[PeerInfo]:
+        """Up to ``count`` peers that announced ``root`` (``dht.find_providers``)."""
+        return await dhtmod.find_providers(self.dht, root, count=count)
 
     def connected_peers(self) -> list[ID]:
         """Peers we currently hold a connection to."""

@@ -68,6 +68,7 @@ from p2pshare.errors import (
 )
 from p2pshare.groups import leaves
 from p2pshare.node.events import EventBus
+from p2pshare.records import JobFailed
 
 __all__ = ["Supervisor", "failure_of"]
 
@@ -233,6 +234,12 @@ class Supervisor:
             if isinstance(error, _MESSAGES_LOGGED):  # else it names paths too
                 log.debug("%s %s: traceback", kind, what, exc_info=exc)
         self.bus.publish(
-            "job.failed", job=kind, what=what, code=error.code, error=str(error)
+            JobFailed(
+                kind="job.failed",
+                job=kind,
+                what=what,
+                code=error.code,
+                error=str(error),
+            )
         )
         return error

@@ -42,8 +42,10 @@ from multiaddr import Multiaddr
 from p2pshare.errors import UsageError
 from p2pshare.node import compat
 from p2pshare.node.host import parse_peer_addr
+from p2pshare.records import LanState
 
 if TYPE_CHECKING:
+    from trio_typing import TaskStatus
     from zeroconf import ServiceStateChange, Zeroconf
 
 __all__ = [
@@ -146,19 +148,21 @@ class LanDiscovery:
         ordered = sorted(self.peers.values(), key=lambda p: -p.seen)
         return [p.info for p in ordered]
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "mdns": self.running,
-            "peers": len(self.candidates()),
-            "announced": list(self.announced),
-        }
+    def describe(self) -> LanState:
+        return LanState(
+            mdns=self.running,
+            peers=len(self.candidates()),
+            announced=list(self.announced),
+        )
 
     def _expire(self) -> None:
         now = time.monotonic()
         for key in [k for k, p in self.peers.items() if now - p.seen > PEER_TTL_S]:
             del self.peers[key]
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Announce and browse until cancelled. Never raises for the network:
         a machine where mDNS cannot start (no multicast, port 5353 refused)
         logs one warning and runs without it."""

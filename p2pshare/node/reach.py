@@ -42,8 +42,11 @@ from p2pshare.node import compat
 from p2pshare.node.host import parse_peer_addr
 from p2pshare.node.streams import read_frame
 from p2pshare.protocol import reach as proto
+from p2pshare.records import ReachState
 
 if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
     from p2pshare.node.host import NodeHost
     from p2pshare.node.streams import LibP2PStream
 
@@ -193,23 +196,25 @@ class Reachability:
     on_change: Callable[[Reachability], Awaitable[None]] | None = None
     _recheck: trio.Event = field(default_factory=trio.Event)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "why": self.why,
-            "observed": self.observed,
-            "port": self.port,
-            "checked_s_ago": (
+    def describe(self) -> ReachState:
+        return ReachState(
+            state=self.state,
+            why=self.why,
+            observed=self.observed,
+            port=self.port,
+            checked_s_ago=(
                 None
                 if self.checked_at is None
                 else round(time.monotonic() - self.checked_at, 1)
             ),
-        }
+        )
 
     def recheck(self) -> None:
         self._recheck.set()
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         task_status.started()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_addrs)

@@ -48,6 +48,7 @@ from libp2p.relay.circuit_v2.resources import RelayLimits
 from p2pshare.errors import TransferError
 from p2pshare.node import compat
 from p2pshare.node.ratelimit import RateLimiter
+from p2pshare.records import SeedRelayState
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
@@ -148,14 +149,14 @@ class SeedRelay(CircuitV2Protocol):
     def limits(self, value: RelayLimits) -> None:
         self._default_limits = value
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "reservations": len(getattr(self.resource_manager, "_reservations", {})),
-            "circuits": dict(self.circuits),
-            "relayed_bytes": self.relayed_total,
-            "refused_reservations": self.refused_reservations,
-            "open_relay": self.policy.open_relay,
-        }
+    def describe(self) -> SeedRelayState:
+        return SeedRelayState(
+            reservations=len(getattr(self.resource_manager, "_reservations", {})),
+            circuits=dict(self.circuits),
+            relayed_bytes=self.relayed_total,
+            refused_reservations=self.refused_reservations,
+            open_relay=self.policy.open_relay,
+        )
 
     async def _handle_reserve(self, stream: INetStream, msg: HopMessage) -> None:
         remote = stream.muxed_conn.peer_id

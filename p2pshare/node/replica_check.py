@@ -20,19 +20,19 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 
+from p2pshare import records
 from p2pshare.errors import P2PShareError, ProtocolError
 from p2pshare.format import root_to_cid
-from p2pshare.node import dht as dhtmod
 from p2pshare.node.replicate import (
     CALL_TIMEOUT_S,
     DEFAULT_LEASE_S,
     MAX_PROVE_ROOTS,
-    PROVE_CHUNKS,
     Progress,
     RootEntry,
     call,
@@ -40,11 +40,9 @@ from p2pshare.node.replicate import (
     quiet,
     reach,
     replicate,
-    tree_of,
 )
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import ReplicaRow
-from p2pshare.store.reader import open_share
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
@@ -62,27 +60,24 @@ class CheckResult:
     detail: str
     addrs: tuple[str, ...] = ()
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "region": self.region,
-            "ok": self.ok,
-            "detail": self.detail,
-        }
+    def to_wire(self) -> records.CheckResult:
+        return records.CheckResult(
+            seed=self.seed, region=self.region, ok=self.ok, detail=self.detail
+        )
 
 
 async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckResult]:
     """Storage-prove every known replica of ``root`` (recorded seeds, and
     other providers the DHT lists)."""
-    tree = await node.db(tree_of, node, root)
-    rows = await node.db(node.store.catalog.replicas, root)
+    tree = await node.shares.tree(root)
+    rows = await node.shares.replicas(root)
     targets: dict[str, tuple[str, tuple[str, ...]]] = {
         r.seed: (r.region, r.addrs) for r in rows
     }
     if use_dht:
-        infos: list[Any] = []
+        infos: list[PeerInfo] = []
         with trio.move_on_after(CALL_TIMEOUT_S):
-            infos = await dhtmod.find_providers(node.host.dht, root, count=20)
+            infos = await node.host.find_providers(root, count=20)
         for i in infos:
             targets.setdefault(str(i.peer_id), ("", full_addrs(i)))
     sample = tree if len(tree) <= MAX_PROVE_ROOTS else _sample(tree)
@@ -119,13 +114,13 @@ async def _prove_seed(
         return CheckResult(seed, region, ok, detail, addrs)
 
     try:
-        peer: Any = await reach(node, ID.from_base58(seed), addrs)
+        peer = await reach(node, ID.from_base58(seed), addrs)
     except P2PShareError as exc:
         return result(False, f"unreachable ({exc})")
     proved = 0
     for r in tree:
         nonce = secrets.token_bytes(32)
-        expect = await node.db(_expected, node, r.root, nonce)
+        expect = await node.shares.proof(r.root, nonce)
         indices, digest = expect
         try:
             resp = await call(
@@ -146,19 +141,6 @@ async def _prove_seed(
     return result(True, f"storage proof ok ({proved} of {chunks} share(s) sampled)")
 
 
-def _expected(node: Node, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:
-    with open_share(node.store, root) as share:
-        count = share.envelope.count
-        k = min(PROVE_CHUNKS, count)
-        indices: list[int] = []
-        while len(indices) < k:
-            i = secrets.randbelow(count)
-            if i not in indices:
-                indices.append(i)
-        blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in indices]
-    return tuple(indices), pinproto.storage_digest(nonce, blocks)
-
-
 async def repair(
     node: Node,
     root: bytes,
@@ -171,11 +153,11 @@ async def repair(
 ) -> tuple[list[CheckResult], list[ReplicaRow]]:
     """Check, forget failed replicas, replicate until ``n`` good ones."""
     results = await check(node, root, use_dht=use_dht)
-    recorded = {r.seed for r in await node.db(node.store.catalog.replicas, root)}
+    recorded = {r.seed for r in await node.shares.replicas(root)}
     good = [r for r in results if r.ok and r.seed in recorded]
     for r in results:
         if not r.ok and r.seed in recorded:
-            await node.db(node.store.catalog.drop_replica, root, r.seed)
+            await node.shares.drop_replica(root, r.seed)
     if len(good) < n:
         await replicate(
             node,
@@ -187,21 +169,23 @@ async def repair(
             progress=progress,
             use_dht=use_dht,
         )
-    return results, await node.db(node.store.catalog.replicas, root)
+    return results, await node.shares.replicas(root)
 
 
 # -- results as the control API and --json show them (docs/control.md) ----------
-async def check_report(node: Node, root: bytes) -> dict[str, Any]:
+async def check_report(node: Node, root: bytes) -> records.CheckReport:
     results = await check(node, root)
-    return {"root": root_to_cid(root), "providers": [r.to_wire() for r in results]}
+    return records.CheckReport(
+        root=root_to_cid(root), providers=[r.to_wire() for r in results]
+    )
 
 
 async def repair_report(
     node: Node, root: bytes, n: int, seeds: Sequence[str] = ()
-) -> dict[str, Any]:
+) -> records.RepairReport:
     checked, rows = await repair(node, root, n, seeds=seeds)
-    return {
-        "root": root_to_cid(root),
-        "checked": [r.to_wire() for r in checked],
-        "replicas": [r.to_wire() for r in rows],
-    }
+    return records.RepairReport(
+        root=root_to_cid(root),
+        checked=[r.to_wire() for r in checked],
+        replicas=[r.to_wire() for r in rows],
+    )

@@ -29,10 +29,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr
 
 from p2pshare.errors import (
     AccessDenied,
@@ -45,14 +47,12 @@ from p2pshare.errors import (
 )
 from p2pshare.format import FileKeys, root_to_cid
 from p2pshare.format.grant import make_grant
-from p2pshare.node import dht as dhtmod
+from p2pshare.node.facades import RootEntry
 from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT
 from p2pshare.node.seed_choice import SeedInfo, rank, too_small
-from p2pshare.node.seed_policy import replica_bytes
 from p2pshare.node.streams import read_frame
 from p2pshare.protocol import pin as pinproto
 from p2pshare.store.catalog import ReplicaRow
-from p2pshare.store.reader import open_share
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
@@ -70,7 +70,6 @@ __all__ = [
     "reach",
     "renew_loop",
     "replicate",
-    "tree_of",
     "with_id",
 ]
 
@@ -80,17 +79,8 @@ DEFAULT_LEASE_S = 7 * 24 * 3600
 CALL_TIMEOUT_S = 20.0
 INFO_TIMEOUT_S = 5.0
 POLL_S = 0.5
-PROVE_CHUNKS = 4  # chunks per storage proof
 MAX_PROVE_ROOTS = 16  # roots of a folder checked per seed (sampled)
 RENEW_CHECK_S = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class RootEntry:
-    root: bytes
-    key: bytes
-    size: int  # replica bytes
-    top: bool
 
 
 Progress = Callable[[str, int, int, str], None]  # seed, have, count, state
@@ -101,7 +91,9 @@ def quiet(_seed: str, _have: int, _count: int, _state: str) -> None:
 
 
 # -- one request, one response ------------------------------------------------------
-async def call(node: Node, peer: Any, request: Any) -> Any:
+async def call(
+    node: Node, peer: ID | bytes | str, request: pinproto.Request
+) -> pinproto.Request | pinproto.Response:
     """Send one pin request to ``peer`` (a peer id, raw or libp2p, or a full
     multiaddr text) and return its response.
 
@@ -131,7 +123,7 @@ async def call(node: Node, peer: Any, request: Any) -> Any:
         raise NoProviders(f"seed: unreachable ({type(exc).__name__})") from exc
 
 
-def _refused(resp: Any, seed: str) -> P2PShareError:
+def _refused(resp: pinproto.PinRefused, seed: str) -> P2PShareError:
     message = f"seed {seed[-8:]}: {resp.message}"
     if resp.code == "access_denied":
         return AccessDenied(message)
@@ -147,7 +139,7 @@ async def find_seeds(
     """Seeds that answer ``Info``: configured ones first, then the DHT's."""
     found: dict[str, SeedInfo] = {}
 
-    async def ask(peer: Any, addrs: tuple[str, ...], configured: bool) -> None:
+    async def ask(peer: ID | str, addrs: tuple[str, ...], configured: bool) -> None:
         try:
             with trio.move_on_after(INFO_TIMEOUT_S):
                 peer_id = (
@@ -181,14 +173,14 @@ async def find_seeds(
         except (P2PShareError, OSError) as exc:
             log.info("seed %s: not usable (%s)", str(peer)[-12:], exc)
 
-    mine = await node.db(_voucher_addrs, node)
+    mine = _voucher_addrs(await node.vouchers.mine())
     async with trio.open_nursery() as nursery:
         for addr in [*configured, *(a for a in mine if a not in configured)]:
             nursery.start_soon(ask, addr, (addr,), True)
     if use_dht:
-        infos: list[Any] = []
+        infos: list[PeerInfo] = []
         with trio.move_on_after(CALL_TIMEOUT_S):
-            infos = await dhtmod.find_providers(node.host.dht, SEED_ROOT, count=20)
+            infos = await node.host.find_providers(SEED_ROOT, count=20)
         async with trio.open_nursery() as nursery:
             for i in infos:
                 if str(i.peer_id) not in found:
@@ -196,12 +188,12 @@ async def find_seeds(
     return list(found.values())
 
 
-def _voucher_addrs(node: Node) -> list[str]:
+def _voucher_addrs(mine: list[tuple[str, str, int, int]]) -> list[str]:
     """One address of each seed we hold a voucher for (from its code)."""
     from p2pshare.format.voucher import Voucher
 
     out = []
-    for _seed, code, _quota, expires in node.store.catalog.my_vouchers():
+    for _seed, code, _quota, expires in mine:
         if expires <= time.time():
             continue
         try:
@@ -212,46 +204,21 @@ def _voucher_addrs(node: Node) -> list[str]:
     return out
 
 
-def with_id(addr: Any, peer_id: Any) -> str:
+def with_id(addr: Multiaddr | str, peer_id: ID) -> str:
     text = str(addr)
     return text if "/p2p/" in text else f"{text}/p2p/{peer_id}"
 
 
-def full_addrs(info: Any) -> tuple[str, ...]:
+def full_addrs(info: PeerInfo) -> tuple[str, ...]:
     """A PeerInfo's addresses as full multiaddrs (``…/p2p/<id>``)."""
     return tuple(with_id(a, info.peer_id) for a in info.addrs)[:4]
 
 
-def _addrs_of(node: Node, peer_id: Any) -> list[str]:
-    try:
-        addrs = node.host.host.get_peerstore().addrs(peer_id)
-    except Exception:  # an unknown peer has no addresses: not an error
-        return []
-    return [with_id(a, peer_id) for a in addrs][:4]
+def _addrs_of(node: Node, peer_id: ID) -> list[str]:
+    return [with_id(a, peer_id) for a in node.host.known_addrs(peer_id)][:4]
 
 
 # -- replicate --------------------------------------------------------------------
-def tree_of(node: Node, root: bytes) -> list[RootEntry]:
-    """The share and, for a folder, every member share below it."""
-    catalog = node.store.catalog
-    out: list[RootEntry] = []
-    seen: set[bytes] = set()
-    stack = [(root, True)]
-    while stack:
-        r, top = stack.pop()
-        if r in seen:
-            continue
-        seen.add(r)
-        row = catalog.get_share(r)
-        if row.key is None:
-            raise AccessDenied("share: this home holds no key for it")
-        with open_share(node.store, r) as share:
-            size = replica_bytes(share.envelope, len(share.envelope_bytes))
-        out.append(RootEntry(r, row.key, size, top))
-        stack.extend((c, False) for c in catalog.children_of(r))
-    return out
-
-
 @dataclass
 class _Target:
     seed: SeedInfo
@@ -282,7 +249,7 @@ async def replicate(
     """
     if n < 1:
         raise UsageError("replicas: must be at least 1")
-    tree = await node.db(tree_of, node, root)
+    tree = await node.shares.tree(root)
     need = sum(r.size for r in tree)
     found = [
         s
@@ -310,7 +277,7 @@ async def replicate(
                 await _unpin_all(node, target, tree)
                 continue
             made.append(target)
-            await node.db(_record, node, root, target, "fetching", lease_s)
+            await node.shares.record_replica(_row(root, target, "fetching", lease_s))
             progress(target.seed.peer_id, 0, 0, "fetching")
         if wait and made:
             async with trio.open_nursery() as nursery:
@@ -319,12 +286,12 @@ async def replicate(
         for target in made:
             if target.state == "failed":
                 reasons.append(why(target, target.error))
-                await node.db(
-                    node.store.catalog.drop_replica, root, target.seed.peer_id
-                )
+                await node.shares.drop_replica(root, target.seed.peer_id)
                 await _unpin_all(node, target, tree)
             else:
-                await node.db(_record, node, root, target, target.state, lease_s)
+                await node.shares.record_replica(
+                    _row(root, target, target.state, lease_s)
+                )
                 good.append(target)
     if len(good) < n:
         detail = (
@@ -336,7 +303,7 @@ async def replicate(
         raise ReplicationError(
             f"share {root_to_cid(root)[:16]}…: {len(good)} of {n} replicas ({detail})"
         )
-    rows: list[ReplicaRow] = await node.db(node.store.catalog.replicas, root)
+    rows = await node.shares.replicas(root)
     return rows
 
 
@@ -373,7 +340,7 @@ async def _unpin_all(node: Node, target: _Target, tree: list[RootEntry]) -> None
         await unpin(node, target.seed.peer, root, keys[root])
 
 
-async def unpin(node: Node, seed: bytes | Any, root: bytes, key: bytes) -> bool:
+async def unpin(node: Node, seed: bytes | ID, root: bytes, key: bytes) -> bool:
     """Ask ``seed`` to drop ``root`` (best effort: False when it could not)."""
     at = int(time.time())
     auth = pinproto.make_unpin_auth(
@@ -431,17 +398,15 @@ async def _await_complete(
         await trio.sleep(POLL_S)
 
 
-def _record(node: Node, root: bytes, target: _Target, state: str, lease_s: int) -> None:
-    node.store.catalog.put_replica(
-        ReplicaRow(
-            root=root,
-            seed=target.seed.peer_id,
-            addrs=target.seed.addrs,
-            region=target.seed.region,
-            state=state,
-            lease_expires=int(time.time()) + lease_s,
-            updated_at=int(time.time()),
-        )
+def _row(root: bytes, target: _Target, state: str, lease_s: int) -> ReplicaRow:
+    return ReplicaRow(
+        root=root,
+        seed=target.seed.peer_id,
+        addrs=target.seed.addrs,
+        region=target.seed.region,
+        state=state,
+        lease_expires=int(time.time()) + lease_s,
+        updated_at=int(time.time()),
     )
 
 
@@ -450,7 +415,7 @@ async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
     """Re-pin replicas whose lease is more than half gone; runs until cancelled."""
     while True:
         await trio.sleep(interval_s)
-        rows = await node.db(node.store.catalog.replicas)
+        rows = await node.shares.replicas()
         now = int(time.time())
         for rep in rows:
             if rep.lease_expires is None or rep.state == "failed":
@@ -459,10 +424,12 @@ async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
             if rep.lease_expires - now > lease // 2:
                 continue
             try:
-                tree = await node.db(tree_of, node, rep.root)
+                tree = await node.shares.tree(rep.root)
                 target = _Target(_seed_of(rep))
                 await _pintree_of(node, target, tree, lease)
-                await node.db(_record, node, rep.root, target, rep.state, lease)
+                await node.shares.record_replica(
+                    _row(rep.root, target, rep.state, lease)
+                )
                 log.info("replica on %s renewed", rep.seed[-8:])
             except Exception as exc:  # a job root: one renewal, not the node
                 node.jobs.record("renew", rep.seed[-8:], exc)

@@ -44,9 +44,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import trio
+from libp2p.peer.id import ID
 
 from p2pshare import __version__
 from p2pshare.errors import (
@@ -57,7 +58,7 @@ from p2pshare.errors import (
     RemoteProtocolError,
     StoreError,
 )
-from p2pshare.format import Envelope, root_to_cid
+from p2pshare.format import root_to_cid
 from p2pshare.format.grant import Grant
 from p2pshare.format.voucher import Voucher
 from p2pshare.node.seed_fetch import Fetching, fetch_replica
@@ -76,10 +77,13 @@ from p2pshare.node.seed_policy import (
 )
 from p2pshare.node.streams import LibP2PStream, read_frame
 from p2pshare.protocol import pin as pinproto
+from p2pshare.records import SeedState
 from p2pshare.store.catalog import PinRow
-from p2pshare.store.reader import open_share
 
 if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+    from p2pshare.node.facades import Pins
     from p2pshare.node.service import Node
 
 __all__ = [
@@ -109,10 +113,16 @@ class SeedService:
     )
     _owner_slots: dict[bytes, trio.CapacityLimiter] = field(default_factory=dict)
 
+    @property
+    def pins(self) -> Pins:
+        return self.node.pins
+
     # -- lifecycle --------------------------------------------------------------
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Resume unfinished pins, then collect expired ones until cancelled."""
-        pins = await self._db(self.node.store.catalog.pins)
+        pins = await self.pins.all()
         for p in pins:
             if p.state == "fetching":
                 self._start_fetch(p.root, p.owner, ())
@@ -126,12 +136,10 @@ class SeedService:
 
     def roots(self) -> list[bytes]:
         """What a seed announces beyond its own shares: itself, its replicas."""
-        return [SEED_ROOT, *self.node.store.catalog.announced_pins()]
+        return [SEED_ROOT, *self.pins.announced()]
 
     async def collect_expired(self) -> list[bytes]:
-        expired: list[bytes] = await self._db(
-            self.node.store.catalog.expired_pins, int(self.now())
-        )
+        expired = await self.pins.expired(int(self.now()))
         for root in expired:
             log.info("pin %s: lease expired", root_to_cid(root)[:16])
             await self._drop(root)
@@ -157,7 +165,9 @@ class SeedService:
         with trio.fail_after(REQUEST_TIMEOUT_S):
             await stream.send_all(wire.send(response))
 
-    async def _answer(self, request: Any, peer: bytes) -> Any:
+    async def _answer(
+        self, request: pinproto.Request | pinproto.Response, peer: bytes
+    ) -> pinproto.Response:
         if isinstance(request, pinproto.InfoRequest):
             return await self.info()
         if isinstance(request, pinproto.PinRequest):
@@ -175,21 +185,21 @@ class SeedService:
             return await self.balance(peer)
         raise Refused("bad_request", "pin: unknown request")
 
-    async def describe(self) -> dict[str, Any]:
+    async def describe(self) -> SeedState:
         """This seed in ``status``: region, admission, pins, storage."""
         info = await self.info()
-        pins = await self._db(self.node.store.catalog.pins)
-        return {
-            "region": info.region,
-            "admission": info.admission,
-            "pins": len(pins),
-            "complete": sum(1 for p in pins if p.state == "complete"),
-            "used_bytes": info.used_bytes,
-            "max_storage": self.policy.max_storage,
-        }
+        pins = await self.pins.all()
+        return SeedState(
+            region=info.region,
+            admission=info.admission,
+            pins=len(pins),
+            complete=sum(1 for p in pins if p.state == "complete"),
+            used_bytes=info.used_bytes,
+            max_storage=self.policy.max_storage,
+        )
 
     async def info(self) -> pinproto.Info:
-        used = await self._db(self.node.store.catalog.pinned_bytes)
+        used = await self.pins.used_bytes()
         limit = self.policy.max_storage
         free = max(0, limit - used) if limit is not None else (1 << 62)
         return pinproto.Info(
@@ -200,7 +210,7 @@ class SeedService:
             version=__version__,
         )
 
-    async def _pin(self, req: pinproto.PinRequest, peer: bytes) -> Any:
+    async def _pin(self, req: pinproto.PinRequest, peer: bytes) -> pinproto.PinStatus:
         cid = root_to_cid(req.root)[:16]
         try:
             grant = Grant.from_bytes(req.grant)
@@ -214,15 +224,12 @@ class SeedService:
             raise AccessDenied("grant: expired")
         if req.size > MAX_PIN_BYTES:
             raise Refused("bad_request", f"pin: size over {mib(MAX_PIN_BYTES)}")
-        catalog = self.node.store.catalog
         # one admission at a time: balance and storage checks, then the pin
         # row that charges them, with nothing in between
         async with self._admit:
-            existing = await self._db(catalog.get_pin, req.root)
+            existing = await self.pins.get(req.root)
             new = existing is None or existing.state == "failed"
-            if new and await self._db(catalog.fetching_pins, peer) >= (
-                MAX_FETCHING_PER_PEER
-            ):
+            if new and await self.pins.fetching_by(peer) >= MAX_FETCHING_PER_PEER:
                 raise Refused(
                     "unavailable",
                     f"pin: {MAX_FETCHING_PER_PEER} of your pins are still"
@@ -235,7 +242,7 @@ class SeedService:
                     await self._charge(peer, req.size)
             lease_expires = int(self.now()) + req.lease_s
             if new:
-                used = await self._db(catalog.pinned_bytes)
+                used = await self.pins.used_bytes()
                 limit = self.policy.max_storage
                 if limit is not None and used + req.size > limit:
                     raise Refused(
@@ -255,9 +262,9 @@ class SeedService:
                 added_at=int(self.now()),
             )
             if existing is not None and existing.state == "failed":
-                await self._db(catalog.drop_pin, req.root)
+                await self.pins.drop(req.root)
                 existing = None
-            await self._db(catalog.put_pin, row)
+            await self.pins.put(row)
         if existing is None:
             log.info(
                 "pin %s: accepted (%s, lease %d s)", cid, mib(req.size), req.lease_s
@@ -280,8 +287,7 @@ class SeedService:
         except FormatError as exc:
             raise AccessDenied(f"voucher: malformed ({exc})") from None
         voucher.verify(seed=self.node.host.peer_id_bytes, now=self.now())
-        bound = await self._db(
-            self.node.store.catalog.redeem_voucher,
+        bound = await self.pins.redeem_voucher(
             voucher.serial,
             peer,
             voucher.quota,
@@ -294,14 +300,12 @@ class SeedService:
             "voucher %s…: redeemed (%s)", voucher.serial.hex()[:8], mib(voucher.quota)
         )
 
-    async def relay_admits(self, peer: Any) -> bool:
+    async def relay_admits(self, peer: ID) -> bool:
         """Bulk relaying is for voucher holders on this seed."""
         return (await self.balance(peer.to_bytes())).vouchers > 0
 
     async def balance(self, peer: bytes) -> pinproto.Balance:
-        quota, used, count, latest = await self._db(
-            self.node.store.catalog.balance, peer, int(self.now())
-        )
+        quota, used, count, latest = await self.pins.balance(peer, int(self.now()))
         relay = self.node.seed_relay
         relayed = relay.charged.get(peer, 0) if relay is not None else 0
         return pinproto.Balance(
@@ -331,7 +335,7 @@ class SeedService:
             )
 
     async def status(self, root: bytes) -> pinproto.PinStatus:
-        pin = await self._db(self.node.store.catalog.get_pin, root)
+        pin = await self.pins.get(root)
         if pin is None:
             return pinproto.PinStatus(
                 root=root, state="none", have=0, count=0, lease_expires=None
@@ -339,11 +343,11 @@ class SeedService:
         f = self.fetching.get(root)
         have, count = (f.have, f.count) if f is not None else (0, 0)
         if pin.state == "complete":
-            count = await self._db(_chunk_count, self.node, root)
+            count = await self.pins.chunk_count(root)
             have = count
         return pinproto.PinStatus(
             root=root,
-            state=pin.state,
+            state=cast(pinproto.PinState, pin.state),  # the catalog writes no other
             have=have,
             count=count,
             lease_expires=pin.lease_expires,
@@ -351,23 +355,14 @@ class SeedService:
         )
 
     async def _prove(self, req: pinproto.ProveRequest) -> pinproto.ProveResponse:
-        def digest() -> bytes:
-            with open_share(self.node.store, req.root) as share:
-                if any(i >= share.envelope.count for i in req.indices):
-                    raise Refused("bad_request", "prove: chunk index out of range")
-                blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in req.indices]
-            return pinproto.storage_digest(req.nonce, blocks)
-
-        value: bytes = await self._db(digest)
+        value = await self.pins.prove(req.root, req.nonce, req.indices)
         return pinproto.ProveResponse(root=req.root, digest=value)
 
-    async def _unpin(self, req: pinproto.UnpinRequest, peer: bytes) -> Any:
-        def access_public() -> bytes:
-            data = self.node.store.blocks.get(req.root, what="envelope")
-            return Envelope.verify_and_decode(req.root, data).access_public
-
+    async def _unpin(
+        self, req: pinproto.UnpinRequest, peer: bytes
+    ) -> pinproto.Unpinned:
         try:
-            public = await self._db(access_public)
+            public = await self.pins.access_public(req.root)
         except (NotFoundError, StoreError):
             raise NotFoundError("pin: this seed does not keep that root") from None
         pinproto.verify_unpin_auth(
@@ -409,7 +404,6 @@ class SeedService:
 
     async def _fetch(self, root: bytes, owner: bytes, f: Fetching) -> None:
         cid = root_to_cid(root)[:16]
-        catalog = self.node.store.catalog
         with trio.CancelScope() as scope:
             f.scope = scope
             try:
@@ -417,13 +411,12 @@ class SeedService:
                     await fetch_replica(self.node, self.policy, root, f, self.now)
             except Exception as exc:  # a job root: the failure is this pin's
                 error = self.node.jobs.record("pin", cid, exc)
-                await self._discard_blocks(root)
-                await self._db(
-                    catalog.set_pin_state, root, "failed", printable_error(error)
-                )
+                # what it stored goes; the pin row stays, to say why
+                await self.pins.drop(root, keep_pin=True)
+                await self.pins.set_state(root, "failed", printable_error(error))
             else:
                 log.info("pin %s: replica complete (%d chunks)", cid, f.count)
-                pin = await self._db(catalog.get_pin, root)
+                pin = await self.pins.get(root)
                 if pin is not None and pin.top:
                     self.node.announce_soon(root)
             finally:
@@ -433,40 +426,9 @@ class SeedService:
         f = self.fetching.pop(root, None)
         if f is not None and f.scope is not None:
             f.scope.cancel()
-        gone = await self._db(self.node.store.catalog.drop_pin, root)
-        await self._db(_delete_blocks, self.node, gone)
+        await self.pins.drop(root)
         if self.node.announcer is not None:
             self.node.announcer.withdraw(root)
-
-    async def _discard_blocks(self, root: bytes) -> None:
-        """Delete what a failed pin stored (its pin row stays, ``failed``)."""
-        catalog = self.node.store.catalog
-
-        def discard() -> None:
-            _delete_blocks(self.node, catalog.drop_pin(root, keep_pin=True))
-
-        await self._db(discard)
-
-    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self.node.store_limiter)
-
-
-def _fetching_by(node: Node, peer: bytes) -> int:
-    return sum(
-        1
-        for p in node.store.catalog.pins()
-        if p.owner == peer and p.state == "fetching"
-    )
-
-
-def _chunk_count(node: Node, root: bytes) -> int:
-    with open_share(node.store, root) as share:
-        return share.envelope.count
-
-
-def _delete_blocks(node: Node, blocks: Sequence[bytes]) -> None:
-    for b in blocks:
-        node.store.blocks.delete(b)
 
 
 async def _read(stream: LibP2PStream) -> bytes:

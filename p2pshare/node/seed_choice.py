@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from p2pshare.node.seed_policy import mib
+from p2pshare.records import SeedInfoRecord
 
 __all__ = ["SeedInfo", "rank", "too_small"]
 
@@ -34,14 +34,14 @@ class SeedInfo:
             return min(self.free_bytes, self.credit or 0)
         return self.free_bytes
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "peer_id": self.peer_id,
-            "addrs": list(self.addrs),
-            "region": self.region,
-            "free_bytes": self.free_bytes,
-            "admission": self.admission,
-        }
+    def to_wire(self) -> SeedInfoRecord:
+        return SeedInfoRecord(
+            peer_id=self.peer_id,
+            addrs=list(self.addrs),
+            region=self.region,
+            free_bytes=self.free_bytes,
+            admission=self.admission,
+        )
 
 
 def rank(seeds: Sequence[SeedInfo], need: int) -> list[SeedInfo]:

@@ -30,6 +30,7 @@ from p2pshare.node.seed_policy import (
     replica_bytes,
 )
 from p2pshare.store.catalog import ShareRow
+from p2pshare.store.local import LocalStore
 
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
@@ -50,8 +51,8 @@ class Fetching:
 class CipherSink:
     """Keep verified chunk ciphertext as blocks (a seed's replica)."""
 
-    def __init__(self, node: Node, share: NetShare) -> None:
-        self.store = node.store
+    def __init__(self, store: LocalStore, share: NetShare) -> None:
+        self.store = store
         self.share = share
         self.done: set[int] = set()
         for i in range(share.envelope.count):  # resume: blocks kept earlier
@@ -88,8 +89,8 @@ async def fetch_replica(
         AccessDenied: the grant does not open this share for us.
         NoProviders, TransferTimeout, …: as a download.
     """
-    catalog = node.store.catalog
-    pin = await node.db(catalog.get_pin, root)
+    pins = node.pins
+    pin = await pins.get(root)
     if pin is None:
         return
     link = ShareLink(root_id=root, key=None, peers=f.hints)
@@ -111,23 +112,15 @@ async def fetch_replica(
                 f"replica needs {mib(need)}, more than the {mib(pin.size)} reserved",
             )
         # reserve what it really takes (an owner may have declared more)
-        await node.db(catalog.set_pin_size, root, need)
+        await pins.set_size(root, need)
         f.count = env.count
 
-        def keep_meta() -> None:
-            blocks = node.store.blocks
-            with node.store.writing():
-                kept = [blocks.put(share.envelope_bytes)]
-                if env.index_ids is not None:
-                    step = IDS_PER_INDEX_BLOCK * ID_BYTES
-                    kept += [
-                        blocks.put(share.ids[o : o + step])
-                        for o in range(0, len(share.ids), step)
-                    ]
-                catalog.keep_blocks(root, kept)
-
-        await node.db(keep_meta)
-        sink = await node.db(CipherSink, node, share)
+        meta = [share.envelope_bytes]
+        if env.index_ids is not None:
+            step = IDS_PER_INDEX_BLOCK * ID_BYTES
+            meta += [share.ids[o : o + step] for o in range(0, len(share.ids), step)]
+        await pins.keep(root, meta)
+        sink = await pins.run(CipherSink, pins.store, share)
         f.have = len(sink.done)
 
         def progress(_n: int) -> None:
@@ -135,8 +128,7 @@ async def fetch_replica(
 
         await Fill(source, share, pin.grant, sink, progress).run()
         f.have = len(sink.done)
-    await node.db(
-        catalog.complete_replica,
+    await pins.complete(
         ShareRow(
             root=root,
             key=None,

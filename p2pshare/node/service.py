@@ -18,22 +18,21 @@ come from the link's hints and the DHT in parallel.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar, TypeVarTuple
 
 import trio
-from multiaddr import Multiaddr
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.tools.anyio_service.api import Service
 
 from p2pshare.config import Home, load_config
 from p2pshare.errors import P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
-from p2pshare.format.links import MAX_PEERS
 from p2pshare.node import compat
 from p2pshare.node import dht as dhtmod
 from p2pshare.node.circuits import (
@@ -41,6 +40,7 @@ from p2pshare.node.circuits import (
 )
 from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
+from p2pshare.node.facades import Pins, Shares, Vouchers
 from p2pshare.node.fetch import DownloadStats, Swarm
 from p2pshare.node.getting import XFER_PROTOCOL, Getting
 from p2pshare.node.host import NodeHost
@@ -48,6 +48,7 @@ from p2pshare.node.host_start import open_host
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.known_peers import load_known, remember_known
 from p2pshare.node.lan import LanDiscovery
+from p2pshare.node.link_hints import MAX_LINK_PEERS, link_hints
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.reach import Reachability, ReachServer, tcp_addr
@@ -59,38 +60,28 @@ from p2pshare.node.seed_policy import SeedPolicy
 from p2pshare.node.upnp import PortMapper
 from p2pshare.node.xfer_server import ShareServer
 from p2pshare.protocol.reach import REACH_PROTOCOL
+from p2pshare.records import (
+    AddResult,
+    GcReport,
+    ReplicaProgress,
+    ShareAdded,
+    ShareRemoved,
+)
 from p2pshare.store import LocalStore
 from p2pshare.store.gc import collect
+from p2pshare.store.schema import ReplicaRow
 
-__all__ = ["XFER_PROTOCOL", "Node", "link_hints", "open_node"]
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+__all__ = ["XFER_PROTOCOL", "Node", "open_node"]
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 log = logging.getLogger(__name__)
 
 LINKS_READY_S = 15.0  # a link printed at start waits this long for relays
-MAX_LINK_PEERS = MAX_PEERS  # what a link may carry
-
-
-_WILDCARD = re.compile(r"^/ip4/0\.0\.0\.0/|^/ip6/::/")
-_LOOPBACK = re.compile(r"^/ip4/127\.|^/ip6/::1/")
-
-
-def link_hints(own: Sequence[str], seeds: Sequence[str] = ()) -> tuple[str, ...]:
-    """The peer hints of a link: this node's addresses, public ones first,
-    then private ones (they work on the same LAN), never a wildcard, and
-    loopback only when nothing else listens; then one address of each seed
-    keeping a replica; :data:`MAX_LINK_PEERS` in all, at least one of ours
-    when we have any."""
-    dialable = [a for a in own if not _WILDCARD.search(a)]
-    outside = [a for a in dialable if not _LOOPBACK.search(a)] or dialable
-    outside.sort(key=_hint_rank)  # stable: the node's order within a rank
-    seeds = list(seeds)[: MAX_LINK_PEERS - min(1, len(outside))]
-    return tuple(outside[: MAX_LINK_PEERS - len(seeds)] + seeds)
-
-
-def _hint_rank(addr: str) -> int:
-    """``compat.addr_rank`` of a hint (a circuit ranks as its relay)."""
-    rank = compat.addr_rank(Multiaddr(addr))
-    return 1 if rank is None else rank
 
 
 @dataclass(eq=False)
@@ -100,7 +91,7 @@ class Node(Getting, Reporting):
     server: ShareServer
     nursery: trio.Nursery
     jobs: Supervisor
-    announcer: Any = None
+    announcer: dhtmod.Announcer | None = None
     last_download: DownloadStats = field(default_factory=DownloadStats)
     bus: EventBus = field(default_factory=EventBus)
     swarms: dict[bytes, Swarm] = field(default_factory=dict)
@@ -123,8 +114,19 @@ class Node(Getting, Reporting):
     store_limiter: trio.CapacityLimiter = field(
         default_factory=lambda: trio.CapacityLimiter(2)
     )
+    # the store, one facade per concern (node/facades.py)
+    shares: Shares = field(init=False)
+    pins: Pins = field(init=False)
+    vouchers: Vouchers = field(init=False)
 
-    async def serve_rates(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    def __post_init__(self) -> None:
+        self.shares = Shares(self.store, self.store_limiter)
+        self.pins = Pins(self.store, self.store_limiter)
+        self.vouchers = Vouchers(self.store, self.store_limiter)
+
+    async def serve_rates(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Sample upload/download byte counters once a second."""
         task_status.started()
         sent, received = self.server.stats.bytes_sent, self._received()
@@ -147,16 +149,11 @@ class Node(Getting, Reporting):
         """Per-peer counters cover connected peers only, so they stay
         bounded on a node that meets many peers over months."""
         connected = {p.to_bytes() for p in self.host.connected_peers()}
-        tables: tuple[dict[bytes, Any], ...] = (
-            self.server.stats.per_peer_sent,
-            self.received_by_peer,
-            self.peer_rates,
-        )
-        for table in tables:
-            for peer in [p for p in table if p not in connected]:
-                del table[peer]
+        _keep_only(self.server.stats.per_peer_sent, connected)
+        _keep_only(self.received_by_peer, connected)
+        _keep_only(self.peer_rates, connected)
 
-    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def db(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run a store call in a worker thread (at most two at a time)."""
         return await trio.to_thread.run_sync(fn, *args, limiter=self.store_limiter)
 
@@ -219,12 +216,12 @@ class Node(Getting, Reporting):
             host = self.host.host
             self.jobs.spawn("identify", "push", lambda: compat.push_identify(host))
 
-    def lan_candidates(self) -> list[tuple[Any, bytes]]:
+    def lan_candidates(self) -> list[tuple[PeerInfo, bytes]]:
         if self.lan is None:
             return []
         return [(i, i.peer_id.to_bytes()) for i in self.lan.candidates()]
 
-    def _lan_peer(self, info: Any) -> None:
+    def _lan_peer(self, info: PeerInfo) -> None:
         """A LAN peer appeared: every download under way asks it too."""
         for swarm in list(self.swarms.values()):
             swarm.offer([(info, info.peer_id.to_bytes())])
@@ -241,7 +238,7 @@ class Node(Getting, Reporting):
         return self.host.addrs()
 
     def link(
-        self, root: bytes, key: bytes | None, replicas: Sequence[Any] = ()
+        self, root: bytes, key: bytes | None, replicas: Sequence[ReplicaRow] = ()
     ) -> ShareLink:
         """A share link with this node's addresses as peer hints, and one
         address of each seed that keeps a replica (``replicas``: catalog
@@ -257,7 +254,7 @@ class Node(Getting, Reporting):
         *,
         seeds: Sequence[str] = (),
         lease_s: int | None = None,
-    ) -> list[Any]:
+    ) -> list[ReplicaRow]:
         """Keep ``n`` replicas of ``root`` on seeds; progress goes to the bus
         as ``replica.progress`` events. See ``node/replicate.py``."""
         from p2pshare.node import replicate as rep
@@ -266,15 +263,17 @@ class Node(Getting, Reporting):
 
         def progress(seed: str, have: int, count: int, state: str) -> None:
             self.bus.publish(
-                "replica.progress",
-                root=cid,
-                seed=seed,
-                have=have,
-                count=count,
-                state=state,
+                ReplicaProgress(
+                    kind="replica.progress",
+                    root=cid,
+                    seed=seed,
+                    have=have,
+                    count=count,
+                    state=state,
+                )
             )
 
-        rows: list[Any] = await rep.replicate(
+        rows: list[ReplicaRow] = await rep.replicate(
             self,
             root,
             n,
@@ -287,7 +286,7 @@ class Node(Getting, Reporting):
     # -- what the control API drives -------------------------------------------
     async def add(
         self, path: Path, *, copy: bool, hints: bool, new: bool = False
-    ) -> dict[str, Any]:
+    ) -> AddResult:
         """Add a file or folder, serve and announce it; returns ``{root, link,
         kind, size, reused}`` (the link carries peer hints when ``hints``;
         ``reused``: it was already shared, unchanged, and keeps its link)."""
@@ -300,18 +299,19 @@ class Node(Getting, Reporting):
             if hints
             else ShareLink(root_id=added.root, key=added.key)
         )
+        cid = root_to_cid(added.root)
         self.bus.publish(
-            "share.added", root=root_to_cid(added.root), share_kind=added.kind
+            ShareAdded(kind="share.added", root=cid, share_kind=added.kind)
         )
-        return {
-            "root": root_to_cid(added.root),
-            "link": str(link),
-            "kind": added.kind,
-            "size": added.size,
-            "reused": added.reused,
-        }
+        return AddResult(
+            root=cid,
+            link=str(link),
+            kind=added.kind,
+            size=added.size,
+            reused=added.reused,
+        )
 
-    async def gc(self) -> dict[str, int]:
+    async def gc(self) -> GcReport:
         """Remove blocks, temp files and partial shares nothing needs
         (``store/gc.py``); waits for adds and fetches in flight."""
         report = await trio.to_thread.run_sync(collect, self.store)
@@ -328,7 +328,7 @@ class Node(Getting, Reporting):
         await self.server.forget_removed()
         if self.announcer is not None:
             self.announcer.withdraw(root)
-        self.bus.publish("share.removed", root=root_to_cid(root))
+        self.bus.publish(ShareRemoved(kind="share.removed", root=root_to_cid(root)))
 
     def roots_to_announce(self) -> list[bytes]:
         roots = self.store.catalog.announced_roots()
@@ -357,8 +357,13 @@ def _collect_at_start(store: LocalStore) -> None:
         log.info("gc at start skipped: %s", exc)
 
 
+def _keep_only(table: MutableMapping[bytes, T], peers: set[bytes]) -> None:
+    for peer in [p for p in table if p not in peers]:
+        del table[peer]
+
+
 async def _run_service(
-    service: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    service: Service, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run a py-libp2p ``Service`` until cancelled."""
     from libp2p.tools.anyio_service import background_trio_service

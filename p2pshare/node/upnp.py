@@ -21,11 +21,15 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
 from p2pshare.node.lan import in_worker
+from p2pshare.records import UpnpState
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 __all__ = ["LEASE_S", "RENEW_S", "PortMapper"]
 
@@ -48,10 +52,12 @@ class PortMapper:
     external_ip: str | None = None
     _igd: Any = None
 
-    def describe(self) -> dict[str, Any]:
-        return {"state": self.state, "external_ip": self.external_ip, "port": self.port}
+    def describe(self) -> UpnpState:
+        return UpnpState(state=self.state, external_ip=self.external_ip, port=self.port)
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         task_status.started()
         try:
             while True:

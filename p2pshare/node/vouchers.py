@@ -70,8 +70,7 @@ async def redeem(node: Node, code: str) -> dict[str, Any]:
     peer = await _reach(node, v)
     answer = await call(node, peer, pinproto.RedeemRequest(voucher=v.to_bytes()))
     out = _balance(answer, seed)
-    await node.db(
-        node.store.catalog.add_my_voucher,
+    await node.vouchers.add(
         v.serial,
         seed,
         v.to_code(),
@@ -85,7 +84,7 @@ async def redeem(node: Node, code: str) -> dict[str, Any]:
 async def balances(node: Node) -> list[dict[str, Any]]:
     """Per seed we hold vouchers for: the seed's view of our balance, or
     this home's record when the seed does not answer."""
-    mine = await node.db(node.store.catalog.my_vouchers)
+    mine = await node.vouchers.mine()
     per_seed: dict[str, list[Voucher]] = {}
     for seed, code, _quota, _expires in mine:
         try:

@@ -30,6 +30,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from p2pshare import records
 from p2pshare.store.local import LocalStore
 
 __all__ = ["GcReport", "collect"]
@@ -49,13 +50,13 @@ class GcReport:
     temp_files: int = 0
     partial_shares: int = 0
 
-    def to_wire(self) -> dict[str, int]:
-        return {
-            "blocks": self.blocks,
-            "bytes": self.bytes,
-            "temp_files": self.temp_files,
-            "partial_shares": self.partial_shares,
-        }
+    def to_wire(self) -> records.GcReport:
+        return records.GcReport(
+            blocks=self.blocks,
+            bytes=self.bytes,
+            temp_files=self.temp_files,
+            partial_shares=self.partial_shares,
+        )
 
 
 def collect(store: LocalStore, *, wait_s: float = WAIT_FOR_WRITERS_S) -> GcReport:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any
 
 from p2pshare.errors import P2PShareError
 from p2pshare.format import root_to_cid
+from p2pshare.records import ShareListing
 from p2pshare.store.catalog import ShareRow
 from p2pshare.store.local import LocalStore
 from p2pshare.store.restore import inspect_share
@@ -52,29 +52,33 @@ def _source_problem(store: LocalStore, top: ShareRow) -> str | None:
     return None
 
 
-def describe_shares(store: LocalStore) -> list[dict[str, Any]]:
+def describe_shares(store: LocalStore) -> list[ShareListing]:
     """Every top share of ``store``, in the order they were added."""
-    items: list[dict[str, Any]] = []
+    items: list[ShareListing] = []
     replicas: dict[bytes, int] = {}
     for rep in store.catalog.replicas():
         if rep.state == "complete":
             replicas[rep.root] = replicas.get(rep.root, 0) + 1
     for row in store.catalog.top_shares():
-        item: dict[str, Any] = {
-            "root": root_to_cid(row.root),
-            "mode": row.mode,
-            "added_at": dt.datetime.fromtimestamp(
-                row.added_at / 1e9, dt.UTC
-            ).isoformat(),
-            "replicas": replicas.get(row.root, 0),
-        }
+        item = ShareListing(
+            root=root_to_cid(row.root),
+            mode=row.mode,
+            added_at=dt.datetime.fromtimestamp(row.added_at / 1e9, dt.UTC).isoformat(),
+            replicas=replicas.get(row.root, 0),
+            name=None,
+            kind=None,
+            size=None,
+            error=None,
+        )
         try:
             share, _keys, meta = inspect_share(store, row.root, row.key or b"")
             share.close()
             size = row.tree_size if row.tree_size is not None else meta.size
             error = _source_problem(store, row)
-            item.update(name=meta.name, kind=meta.kind, size=size, error=error)
+            item.update(
+                {"name": meta.name, "kind": meta.kind, "size": size, "error": error}
+            )
         except (P2PShareError, ValueError) as exc:
-            item.update(name=None, kind=None, size=None, error=str(exc))
+            item["error"] = str(exc)
         items.append(item)
     return items

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from p2pshare.records import ReplicaRecord
+
 __all__ = [
     "PIN_COLS",
     "SCHEMA",
@@ -186,15 +188,15 @@ class ReplicaRow:
     lease_expires: int | None
     updated_at: int
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> ReplicaRecord:
         """As the control API and ``--json`` show it (docs/control.md)."""
-        return {
-            "seed": self.seed,
-            "region": self.region,
-            "state": self.state,
-            "addrs": list(self.addrs),
-            "lease_expires": self.lease_expires,
-        }
+        return ReplicaRecord(
+            seed=self.seed,
+            region=self.region,
+            state=self.state,
+            addrs=list(self.addrs),
+            lease_expires=self.lease_expires,
+        )
 
 
 PIN_COLS = "root, owner, grant_bytes, size, lease_expires, state, error, top, added_at"

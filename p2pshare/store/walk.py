@@ -52,6 +52,7 @@ from p2pshare.format import (
 )
 from p2pshare.format.envelope import Kind
 from p2pshare.format.folder import Entry
+from p2pshare.records import Inspection, TreeEntry
 from p2pshare.store.partial import PartialFile
 
 __all__ = [
@@ -270,7 +271,7 @@ def open_folder(entry: Entry, where: str) -> Walk[tuple[OpenedShare, FileKeys, M
 
 def tree_walk(
     link: ShareLink, *, max_entries: int = MAX_TREE_ENTRIES
-) -> Walk[dict[str, Any]]:
+) -> Walk[Inspection]:
     """What a link holds, fetching only envelopes and folder listings.
 
     Returns ``{"root", "name", "kind", "size", "entries"}``. ``entries`` is
@@ -288,7 +289,7 @@ def tree_walk(
     """
     if link.key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
-    out: list[dict[str, Any]] = []
+    out: list[TreeEntry] = []
     text = 0  # bytes of paths and names so far
 
     def walk(
@@ -306,12 +307,9 @@ def tree_walk(
             if text > MAX_TREE_TEXT:
                 raise FolderListingError("folder: the tree is too large to list")
             out.append(
-                {
-                    "path": joined,
-                    "name": entry.name,
-                    "kind": entry.kind,
-                    "size": entry.size,
-                }
+                TreeEntry(
+                    path=joined, name=entry.name, kind=entry.kind, size=entry.size
+                )
             )
             if entry.kind != "folder":
                 continue
@@ -328,10 +326,10 @@ def tree_walk(
     finally:
         opened.close()
     top = [e for e in out if "/" not in e["path"]]
-    return {
-        "root": root_to_cid(link.root_id),
-        "name": meta.name,
-        "kind": meta.kind,
-        "size": sum(e["size"] for e in top) if meta.kind == "folder" else meta.size,
-        "entries": out,
-    }
+    return Inspection(
+        root=root_to_cid(link.root_id),
+        name=meta.name,
+        kind=meta.kind,
+        size=sum(e["size"] for e in top) if meta.kind == "folder" else meta.size,
+        entries=out,
+    )

@@ -2,18 +2,41 @@
 
 Everything it returns is constant (no clock, no ports), so screenshots of
 the TUI over it are byte-for-byte stable. Calls are recorded in ``calls``.
+Every answer is checked against the control API's records
+(``p2pshare.records``) as the real client checks the node's, so the fake
+cannot drift from what a node sends.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import anyio
 
 from p2pshare.format.cid import root_to_cid
+from p2pshare.records import (
+    AddResult,
+    Balance,
+    DownloadRecord,
+    Inspection,
+    PeerReport,
+    ShareListing,
+    Status,
+    check_event,
+    check_result,
+)
+
+R = TypeVar("R")
+
+
+def _checked(method: str, value: object, record: type[R]) -> R:
+    """``value`` as the record of ``method``'s result, once it conforms."""
+    check_result(method, value)
+    return cast(R, copy.deepcopy(value))
+
 
 PEER_ID = "12D3KooWFakeNodeAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 SEED_EU = "12D3KooWSeedEuDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD"
@@ -67,9 +90,9 @@ INSPECT: dict[str, Any] = {
 }
 
 
-def _download(
+def fake_download(
     did: int, state: str, done: int, total: int, rate: float, eta: float | None
-) -> dict[str, Any]:
+) -> DownloadRecord:
     return {
         "id": did,
         "root": root_to_cid(bytes([did]) * 32),
@@ -82,6 +105,11 @@ def _download(
         "error": None,
         "error_code": None,
         "path": f"/home/me/Downloads/file{did}.bin" if state == "done" else None,
+        "name": None,
+        "chunks_total": 0,
+        "chunks_resumed": 0,
+        "stats": None,
+        "routes": {},
         "out_dir": "/home/me/Downloads",
         "paths": [],
         "started_at": 1764170000.0,
@@ -89,10 +117,10 @@ def _download(
     }
 
 
-DOWNLOADS: list[dict[str, Any]] = [
-    _download(1, "done", 4 << 20, 4 << 20, 0.0, None),
-    _download(2, "active", 3 << 20, 8 << 20, 524288.0, 10.0),
-    _download(3, "paused", 1 << 20, 16 << 20, 0.0, None),
+DOWNLOADS: list[DownloadRecord] = [
+    fake_download(1, "done", 4 << 20, 4 << 20, 0.0, None),
+    fake_download(2, "active", 3 << 20, 8 << 20, 524288.0, 10.0),
+    fake_download(3, "paused", 1 << 20, 16 << 20, 0.0, None),
 ]
 
 STATUS: dict[str, Any] = {
@@ -106,6 +134,8 @@ STATUS: dict[str, Any] = {
     "upload_rate": 1024.0,
     "download_rate": 524288.0,
     "bytes_sent": 0,
+    "jobs_failed": 0,
+    "recent_failures": [],
     "uptime_s": 42.0,
     "version": "0.1.0",
     "seeds": [
@@ -113,6 +143,11 @@ STATUS: dict[str, Any] = {
         {"peer_id": SEED_US, "region": "us-east", "replicas": 1},
     ],
     "seed": None,
+    "lan": {"mdns": False},
+    "relay": None,
+    "upnp": None,
+    "seed_relay": None,
+    "reachability": {"state": "public", "why": "seeds dialled us back"},
 }
 
 VOUCHERS: list[dict[str, Any]] = [
@@ -132,6 +167,7 @@ PEERS: list[dict[str, Any]] = [
     {
         "peer_id": "12D3KooWPeerOneBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
         "addrs": ["/ip4/192.0.2.1/tcp/4001"],
+        "path": "direct",
         "sent": 1024,
         "received": 3 << 20,
         "upload_rate": 1024.0,
@@ -140,6 +176,7 @@ PEERS: list[dict[str, Any]] = [
     {
         "peer_id": "12D3KooWPeerTwoCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC",
         "addrs": ["/ip4/192.0.2.2/tcp/4001"],
+        "path": "direct",
         "sent": 0,
         "received": 1 << 20,
         "upload_rate": 0.0,
@@ -174,14 +211,14 @@ class FakeBackend:
         self.calls.append(("connect", None))
         return False
 
-    async def status(self) -> dict[str, Any]:
-        return dict(STATUS)
+    async def status(self) -> Status:
+        return _checked("status", STATUS, Status)
 
-    async def shares(self) -> list[dict[str, Any]]:
+    async def shares(self) -> list[ShareListing]:
         self.shares_calls += 1
-        return copy.deepcopy(self.shares_list)
+        return _checked("ls", self.shares_list, list[ShareListing])
 
-    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[Any]:
+    async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[AddResult]:
         self.calls.append(("add", list(paths)))
         return []
 
@@ -196,42 +233,46 @@ class FakeBackend:
     async def providers(self, root: str) -> int:
         return 3 if root == ROOT_PROJET else 1
 
-    async def inspect(self, link: str) -> dict[str, Any]:
+    async def inspect(self, link: str) -> Inspection:
         self.calls.append(("inspect", link))
         if "inspect" in self.fail:
             raise self.fail["inspect"]
-        return copy.deepcopy(INSPECT)
+        return _checked("inspect", INSPECT, Inspection)
 
     async def get(
         self, link: str, out_dir: str, paths: Sequence[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> DownloadRecord:
         self.calls.append(
             ("get", (link, out_dir, None if paths is None else list(paths)))
         )
-        return _download(4, "active", 0, 1037941, 0.0, None)
+        started = fake_download(4, "active", 0, 1037941, 0.0, None)
+        return _checked("get", started, DownloadRecord)
 
-    async def downloads(self) -> list[dict[str, Any]]:
-        return copy.deepcopy(DOWNLOADS)
+    async def downloads(self) -> list[DownloadRecord]:
+        return _checked("downloads", DOWNLOADS, list[DownloadRecord])
 
-    async def pause(self, download_id: int) -> dict[str, Any]:
+    async def pause(self, download_id: int) -> DownloadRecord:
         self.calls.append(("pause", download_id))
-        return {**DOWNLOADS[1], "id": download_id, "state": "paused"}
+        d = {**DOWNLOADS[1], "id": download_id, "state": "paused"}
+        return _checked("download.pause", d, DownloadRecord)
 
-    async def resume(self, download_id: int) -> dict[str, Any]:
+    async def resume(self, download_id: int) -> DownloadRecord:
         self.calls.append(("resume", download_id))
-        return {**DOWNLOADS[1], "id": download_id, "state": "active"}
+        d = {**DOWNLOADS[1], "id": download_id, "state": "active"}
+        return _checked("download.resume", d, DownloadRecord)
 
-    async def cancel(self, download_id: int) -> dict[str, Any]:
+    async def cancel(self, download_id: int) -> DownloadRecord:
         self.calls.append(("cancel", download_id))
-        return {**DOWNLOADS[1], "id": download_id, "state": "cancelled"}
+        d = {**DOWNLOADS[1], "id": download_id, "state": "cancelled"}
+        return _checked("download.cancel", d, DownloadRecord)
 
-    async def peers(self) -> list[dict[str, Any]]:
-        return copy.deepcopy(PEERS)
+    async def peers(self) -> list[PeerReport]:
+        return _checked("peers", PEERS, list[PeerReport])
 
-    async def vouchers(self) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.voucher_list)
+    async def vouchers(self) -> list[Balance]:
+        return _checked("vouchers", self.voucher_list, list[Balance])
 
-    async def redeem(self, code: str) -> dict[str, Any]:
+    async def redeem(self, code: str) -> Balance:
         self.calls.append(("redeem", code))
         if "redeem" in self.fail:
             raise self.fail["redeem"]
@@ -245,15 +286,16 @@ class FakeBackend:
             "reachable": True,
         }
         self.voucher_list.append(us)
-        return dict(us)
+        return _checked("voucher.redeem", us, Balance)
 
     async def stop(self) -> None:
         self.calls.append(("stop", None))
 
     @asynccontextmanager
-    async def events(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        async def stream() -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[AsyncIterator[Mapping[str, Any]]]:
+        async def stream() -> AsyncIterator[Mapping[str, Any]]:
             for event in self.script:
+                check_event(event)
                 yield event
             if not self.end_events:
                 await anyio.sleep_forever()

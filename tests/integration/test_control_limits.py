@@ -54,3 +54,38 @@ async def test_idle_control_connections_cannot_hold_the_node(
                 status = await client.call("status")
                 assert status["peer_id"] == node.peer_id
             nursery.cancel_scope.cancel()
+
+
+async def test_a_malformed_result_is_refused_at_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client checks every result against its record before a command
+    reads it: a node answering a status without a peer id (a bug, or a
+    different program on the socket) is a RemoteProtocolError, not a
+    KeyError deep in the CLI; the next call on the connection still works."""
+    from p2pshare.errors import RemoteProtocolError
+    from p2pshare.node.service import Node
+
+    home = Home(tmp_path / "n")
+    path = home.path / "control.sock"
+    with trio.fail_after(30):
+        async with (
+            open_node(home, listen=["/ip4/127.0.0.1/tcp/0"]) as node,
+            trio.open_nursery() as nursery,
+        ):
+            server = srv.ControlServer(node, path, stop=lambda: None)
+            await nursery.start(server.serve)
+            real = Node.status
+
+            async def broken(self: Node) -> object:
+                st = dict(await real(self))
+                del st["peer_id"]
+                return st
+
+            async with open_client(home) as client:
+                monkeypatch.setattr(Node, "status", broken)
+                with pytest.raises(RemoteProtocolError, match="'peer_id' is missing"):
+                    await client.call("status")
+                monkeypatch.setattr(Node, "status", real)
+                assert (await client.call("status"))["peer_id"] == node.peer_id
+            nursery.cancel_scope.cancel()

@@ -224,6 +224,7 @@ async def test_max_storage_is_enforced_and_nothing_partial_stays(
                 resp = await rep.call(
                     owner, seed.host.peer_id, pinproto.StatusRequest(root=root)
                 )
+                assert isinstance(resp, pinproto.PinStatus)
             assert resp.state == "failed"
             assert "reserved" in (resp.error or "")
             assert _chunk_blocks(seed) == []
@@ -261,7 +262,7 @@ async def test_a_hostile_owner_cannot_reserve_or_queue_without_bound(
                     hints=hints,
                 )
 
-            async def ask(req: object) -> object:
+            async def ask(req: pinproto.Request) -> object:
                 return await rep.call(owner, seed.host.peer_id, req)
 
             huge = await ask(pin(ra, ka, 1 << 62))

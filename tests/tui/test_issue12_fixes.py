@@ -4,14 +4,15 @@ over the scripted FakeBackend."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import platformdirs
 import pytest
 from textual.widgets import DataTable, Input, TabbedContent
 from textual.widgets.data_table import ColumnKey
 
-from tests.helpers.fake_backend import FakeBackend
+from p2pshare.records import DownloadRecord, Status, check_result
+from tests.helpers.fake_backend import STATUS, FakeBackend, fake_download
 from tests.tui.conftest import wait_for
 from tui.app import P2PShareApp
 from tui.messages import NodeEventReceived
@@ -86,7 +87,7 @@ async def test_shares_refresh_after_a_download(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_download_columns_grow_instead_of_cutting_units(tmp_path: Path) -> None:
     class NoDownloads(FakeBackend):
-        async def downloads(self) -> list[dict[str, Any]]:
+        async def downloads(self) -> list[DownloadRecord]:
             return []  # only our row decides the widths
 
     app = P2PShareApp(
@@ -94,8 +95,8 @@ async def test_download_columns_grow_instead_of_cutting_units(tmp_path: Path) ->
     )
     async with app.run_test(size=(160, 30)) as pilot:
         await _ready(pilot, app)
-        row = {"id": 9, "root": "bafk", "state": "paused", "done": 0, "total": 10}
-        app.downloads.upsert({**row, "rate": 0.0})
+        row = fake_download(9, "paused", 0, 10, 0.0, None)
+        app.downloads.upsert(row)
         await pilot.pause()  # shown with "-" first, as a paused download is
         app.downloads.upsert({**row, "state": "active", "rate": 524288.0, "eta": 5})
         await pilot.pause()  # widths are updated on the next refresh
@@ -152,9 +153,9 @@ async def test_the_network_tab_says_whether_the_lan_is_searched(
         await _ready(pilot, app)
         pane = app.query_one(NetworkPane)
         reach = {"state": "private", "why": "the seed could not dial back"}
-        pane.show_status(
-            {"peer_id": "12D3KooW", "addrs": [], "lan": lan, "reachability": reach}
-        )
+        status = {**STATUS, "addrs": [], "lan": lan, "reachability": reach}
+        check_result("status", status)
+        pane.show_status(cast(Status, status))
         await pilot.pause()
         text = str(app.query_one("#node-info", Static).render())
         assert shown in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import platformdirs
 from rich.text import Text
@@ -20,6 +20,7 @@ from textual.widgets.tree import TreeNode
 from p2pshare.errors import LinkError
 from p2pshare.format.links import parse_link
 from p2pshare.format.names import display_name
+from p2pshare.records import DownloadRecord, Inspection
 from tui.backend import NodeBackend
 from tui.fmt import human_size
 from tui.widgets.pane import Pane
@@ -76,7 +77,7 @@ class BrowsePane(Pane):
     class DownloadStarted(Message):
         """A download was started from this pane."""
 
-        def __init__(self, download: dict[str, Any], name: str) -> None:
+        def __init__(self, download: DownloadRecord, name: str) -> None:
             super().__init__()
             self.download = download
             self.name = name
@@ -88,7 +89,7 @@ class BrowsePane(Pane):
         self.backend = backend
         self.destination = destination or default_destination()
         self.link: str | None = None
-        self.share: dict[str, Any] | None = None
+        self.share: Inspection | None = None
         self.nodes: dict[str, TreeNode[TreeEntry]] = {}
 
     def compose(self) -> ComposeResult:
@@ -138,7 +139,7 @@ class BrowsePane(Pane):
             raise
         self.show_share(link, share)
 
-    def show_share(self, link: str, share: dict[str, Any]) -> None:
+    def show_share(self, link: str, share: Inspection) -> None:
         self.link, self.share = link, share
         tree = self.share_tree
         tree.clear()
@@ -148,7 +149,7 @@ class BrowsePane(Pane):
         )
         tree.root.data = root_entry
         self.nodes[""] = tree.root
-        for entry in _flatten(share.get("entries") or []):
+        for entry in share["entries"]:
             path = str(entry["path"])
             parent_path = path.rsplit("/", 1)[0] if "/" in path else ""
             parent = self.nodes.get(parent_path, tree.root)
@@ -261,15 +262,6 @@ class BrowsePane(Pane):
         download = await self.backend.get(link, out_dir, paths)
         label = name if paths is None else f"{name} ({len(paths)} picked)"
         self.post_message(self.DownloadStarted(download, label))
-
-
-def _flatten(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Depth-first entries; accepts the flat list or nested ``entries``."""
-    out: list[dict[str, Any]] = []
-    for entry in entries:
-        out.append(entry)
-        out.extend(_flatten(entry.get("entries") or []))
-    return out
 
 
 def _label(entry: TreeEntry) -> Text:

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from p2pshare.format.names import display_name
+from p2pshare.records import DownloadRecord
 from tui.backend import NodeBackend
 from tui.fmt import human_eta, human_rate, human_size, short_id
 from tui.widgets.pane import Pane
@@ -23,7 +24,7 @@ BAR_WIDTH = 12
 COLUMNS = ("id", "name", "bar", "pct", "state", "rate", "eta", "peers", "size")
 
 
-def percent_of(d: dict[str, Any]) -> int:
+def percent_of(d: DownloadRecord) -> int:
     if d.get("state") == "done":
         return 100
     total, done = d.get("total") or 0, d.get("done") or 0
@@ -40,7 +41,7 @@ class DownloadsPane(Pane):
     def __init__(self, backend: NodeBackend) -> None:
         super().__init__(id="downloads-pane")
         self.backend = backend
-        self.downloads: dict[int, dict[str, Any]] = {}
+        self.downloads: dict[int, DownloadRecord] = {}
         self.names: dict[int, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -63,12 +64,11 @@ class DownloadsPane(Pane):
         for d in await self.backend.downloads():
             self.upsert(d)
 
-    def upsert(self, d: dict[str, Any], name: str | None = None) -> None:
+    def upsert(self, d: DownloadRecord, name: str | None = None) -> None:
         did = int(d["id"])
         if name:
             self.names[did] = name
-        self.downloads[did] = {**self.downloads.get(did, {}), **d}
-        d = self.downloads[did]
+        self.downloads[did] = d
         cells = self._cells(did, d)
         table = self.table
         key = str(did)
@@ -84,14 +84,16 @@ class DownloadsPane(Pane):
     def name_of(self, did: int) -> str:
         if did in self.names:
             return self.names[did]
-        d = self.downloads.get(did, {})
+        d = self.downloads.get(did)
+        if d is None:
+            return str(did)
         if d.get("name"):
             return display_name(str(d["name"]))
         if d.get("path"):
             return display_name(Path(str(d["path"])).name)
         return short_id(d.get("root"))
 
-    def _cells(self, did: int, d: dict[str, Any]) -> tuple[Any, ...]:
+    def _cells(self, did: int, d: DownloadRecord) -> tuple[Any, ...]:
         pct = percent_of(d)
         total = d.get("total") or 0
         state = str(d.get("state", "?"))

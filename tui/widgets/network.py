@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Label, Sparkline, Static
 
+from p2pshare.records import PeerReport, Status
 from tui.fmt import human_rate, human_size, short_id
 from tui.widgets.pane import Pane
 
@@ -47,7 +48,7 @@ class NetworkPane(Pane):
             table.add_column(title, key=key)
         yield table
 
-    def show_status(self, status: dict[str, Any]) -> None:
+    def show_status(self, status: Status) -> None:
         addrs = status.get("addrs") or []
         info = Text()
         info.append("peer id  ", style="bold")
@@ -73,7 +74,7 @@ class NetworkPane(Pane):
         info.append("\n         ".join(str(a) for a in addrs) or "-")
         self.query_one("#node-info", Static).update(info)
 
-    def sample(self, status: dict[str, Any]) -> None:
+    def sample(self, status: Status) -> None:
         self.push_rates(
             [float(status.get("download_rate") or 0.0)],
             [float(status.get("upload_rate") or 0.0)],
@@ -87,7 +88,7 @@ class NetworkPane(Pane):
         self.query_one("#down-rate", Label).update(human_rate(self.down[-1]))
         self.query_one("#up-rate", Label).update(human_rate(self.up[-1]))
 
-    def show_peers(self, peers: list[dict[str, Any]]) -> None:
+    def show_peers(self, peers: list[PeerReport]) -> None:
         table = self.query_one("#peers-table", DataTable)
         table.clear()
         for p in sorted(peers, key=lambda p: str(p.get("peer_id"))):

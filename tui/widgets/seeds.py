@@ -13,6 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from p2pshare.errors import UsageError
+from p2pshare.records import Balance, Status
 from tui.backend import NodeBackend
 from tui.fmt import human_size, short_id
 from tui.widgets.pane import Pane
@@ -33,7 +34,7 @@ class SeedsPane(Pane):
     def __init__(self, backend: NodeBackend) -> None:
         super().__init__(id="seeds-pane")
         self.backend = backend
-        self.balances: list[dict[str, Any]] = []
+        self.balances: list[Balance] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="seed-self")
@@ -56,7 +57,7 @@ class SeedsPane(Pane):
             yield Button("Redeem", id="redeem-button", variant="primary")
 
     # -- data ---------------------------------------------------------------------
-    def show_status(self, status: dict[str, Any]) -> None:
+    def show_status(self, status: Status) -> None:
         table = self.query_one("#replicas-table", DataTable)
         table.clear()
         for s in status.get("seeds") or []:
@@ -79,7 +80,7 @@ class SeedsPane(Pane):
         self.query_one("#seed-self", Static).update(line)
         self.query_one("#seed-self").display = bool(me)
 
-    def show_balances(self, balances: list[dict[str, Any]]) -> None:
+    def show_balances(self, balances: list[Balance]) -> None:
         self.balances = balances
         table = self.query_one("#vouchers-table", DataTable)
         table.clear()

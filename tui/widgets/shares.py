@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from p2pshare.format.names import display_name
+from p2pshare.records import ShareListing
 from tui.backend import NodeBackend
 from tui.fmt import human_size, human_time
 from tui.screens.modals import AddPathModal, ConfirmModal, DetailsModal, LinkModal
@@ -37,7 +38,7 @@ class SharesPane(Pane):
         super().__init__(id="shares-pane")
         self.backend = backend
         self.picker_start = picker_start or Path.home()
-        self.shares: dict[str, dict[str, Any]] = {}
+        self.shares: dict[str, ShareListing] = {}
         self.providers: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
@@ -69,7 +70,7 @@ class SharesPane(Pane):
     async def refresh_shares(self) -> None:
         self.show_shares(await self.backend.shares())
 
-    def show_shares(self, shares: list[dict[str, Any]]) -> None:
+    def show_shares(self, shares: list[ShareListing]) -> None:
         table = self.table
         keep = self.selected_root()
         table.clear()
@@ -139,7 +140,8 @@ class SharesPane(Pane):
         if root is None:
             self.notify("No share selected", severity="warning")
             return
-        name = display_name(str(self.shares.get(root, {}).get("name") or root))
+        share = self.shares.get(root)
+        name = display_name((share["name"] if share else None) or root)
         question = f"Remove {name!s} from this node? The files on disk stay."
 
         def answered(yes: bool | None) -> None:
@@ -159,7 +161,10 @@ class SharesPane(Pane):
         if root is None:
             self.notify("No share selected", severity="warning")
             return
-        share = self.shares.get(root, {})
+        share = self.shares.get(root)
+        if share is None:
+            self.notify("No share selected", severity="warning")
+            return
         fields = {
             "name": share.get("name"),
             "root": root,

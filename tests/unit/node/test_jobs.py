@@ -19,6 +19,7 @@ from p2pshare.errors import (
 )
 from p2pshare.node.events import EventBus
 from p2pshare.node.jobs import Supervisor, failure_of
+from p2pshare.records import Event
 
 pytestmark = pytest.mark.trio
 
@@ -55,9 +56,10 @@ class _RecordingBus(EventBus):
         super().__init__()
         self.published: list[tuple[str, dict[str, object]]] = []
 
-    def publish(self, kind: str, **fields: object) -> None:
-        self.published.append((kind, fields))
-        super().publish(kind, **fields)
+    def publish(self, record: Event) -> None:
+        fields = {k: v for k, v in record.items() if k != "kind"}
+        self.published.append((record["kind"], fields))
+        super().publish(record)
 
 
 async def test_a_failed_job_stops_only_itself() -> None:

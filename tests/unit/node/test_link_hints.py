@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pshare.node.service import MAX_LINK_PEERS, link_hints
+from p2pshare.node.link_hints import MAX_LINK_PEERS, link_hints
 
 P = "/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
 
