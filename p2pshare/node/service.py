@@ -48,7 +48,7 @@ from p2pshare.node.host_start import open_host
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.known_peers import load_known, remember_known
 from p2pshare.node.lan import LanDiscovery
-from p2pshare.node.link_hints import MAX_LINK_PEERS, link_hints
+from p2pshare.node.link_hints import link_hints
 from p2pshare.node.ports import check_free, remember_port, sticky
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.reach import Reachability, ReachServer, tcp_addr
@@ -243,7 +243,7 @@ class Node(Getting, Reporting):
         """A share link with this node's addresses as peer hints, and one
         address of each seed that keeps a replica (``replicas``: catalog
         rows), so the link works while this node is offline; at most
-        :data:`MAX_LINK_PEERS` hints in all."""
+        :data:`~p2pshare.node.link_hints.MAX_LINK_PEERS` hints in all."""
         seeds = [r.addrs[0] for r in replicas if r.addrs and r.state != "failed"]
         return ShareLink(root_id=root, key=key, peers=link_hints(self.addrs(), seeds))
 
