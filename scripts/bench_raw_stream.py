@@ -15,7 +15,11 @@ SIGTERM. DHT in server mode, like ``share``.
 ``client``: connects to --connect, then --repeat times opens a stream and
 reads until end of stream in --read-size reads (default 64 KiB), timing from
 just before the stream is opened (negotiation included) to the last byte.
-Prints one JSON object: ``{"bytes": [...], "runs_s": [...], "connect_s": x}``.
+Prints one JSON object: ``{"bytes": [...], "runs_s": [...], "cpu_s": [...],
+"connect_s": x}`` (``cpu_s``: this process's user + system CPU seconds per
+run). The server prints ``{"sent": n, "cpu_s": x}`` after each stream.
+``P2PSHARE_STOCK_STREAM=1`` in the environment of both runs the stock
+py-libp2p stream (without ``compat.secure_io`` and ``compat.yamux_io``).
 DHT in client mode, like ``get``.
 
 Run by bench_net.py; by hand, e.g.::
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -51,6 +56,12 @@ MiB = 1 << 20
 KiB = 1 << 10
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far."""
+    times = os.times()
+    return times.user + times.system
+
+
 async def _until_signal() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
@@ -63,12 +74,14 @@ async def serve(home: Path, listen: str, size: int, write_size: int) -> None:
     async def handler(stream: LibP2PStream) -> None:
         view = memoryview(block)
         left = size
+        cpu = cpu_s()
         while left >= write_size:
             await stream.send_all(view)
             left -= write_size
         if left:
             await stream.send_all(view[:left])
-        # Returning closes the stream gracefully (FIN after the last byte).
+        await stream.aclose()  # graceful: FIN after the last byte
+        print(json.dumps({"sent": size, "cpu_s": cpu_s() - cpu}), flush=True)
 
     async with open_host(home_dir=home, listen=[listen], dht_mode="server") as nh:
         nh.set_handler(PROTOCOL, handler)
@@ -82,6 +95,7 @@ async def fetch(
     home: Path, listen: str, connect: str, repeat: int, read_size: int
 ) -> dict[str, object]:
     runs: list[float] = []
+    cpus: list[float] = []
     counts: list[int] = []
     async with open_host(home_dir=home, listen=[listen], dht_mode="client") as nh:
         start = time.perf_counter()
@@ -91,13 +105,15 @@ async def fetch(
         for _ in range(repeat):
             received = 0
             start = time.perf_counter()
+            cpu = cpu_s()
             with trio.fail_after(600):
                 async with await nh.open_stream(peer, PROTOCOL) as stream:
                     while data := await stream.receive_some(read_size):
                         received += len(data)
             runs.append(time.perf_counter() - start)
+            cpus.append(cpu_s() - cpu)
             counts.append(received)
-    return {"bytes": counts, "runs_s": runs, "connect_s": connect_s}
+    return {"bytes": counts, "runs_s": runs, "cpu_s": cpus, "connect_s": connect_s}
 
 
 def positive(text: str) -> int:

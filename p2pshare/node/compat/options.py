@@ -33,6 +33,9 @@ from libp2p.transport.tcp.tcp import TCP
 from multiaddr import Multiaddr
 from multiaddr.utils import get_thin_waist_addresses
 
+from p2pshare.node.compat.secure_io import BufferedNoiseTransport, stock_stream
+from p2pshare.node.compat.yamux_io import BufferedYamux, tune_yamux
+
 if TYPE_CHECKING:
     from libp2p.abc import IHost, ITransport
     from libp2p.crypto.keys import KeyPair
@@ -70,7 +73,8 @@ def security_options(key_pair: KeyPair) -> TSecurityOptions:
     correct (TLS could be added here if ever needed).
     """
     noise_key = create_new_x25519_key_pair().private_key
-    return {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=noise_key)}
+    transport = NoiseTransport if stock_stream() else BufferedNoiseTransport
+    return {NOISE_PROTOCOL_ID: transport(key_pair, noise_privkey=noise_key)}
 
 
 def muxer_options() -> TMuxerOptions:
@@ -80,8 +84,15 @@ def muxer_options() -> TMuxerOptions:
     streams after 5 s without reads and runs at ~19 MB/s. With Mplex absent
     from the options it cannot be negotiated. Remove when: never (pinning is
     correct); revisit if Mplex is fixed and wanted for interop.
+
+    F2: unless the stock stream is asked for, Yamux keeps received frames
+    without copying, sends frames of up to 256 KiB and batches its window
+    updates (``compat.yamux_io``).
     """
-    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+    if stock_stream():
+        return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+    tune_yamux()
+    return {TProtocol(YAMUX_PROTOCOL_ID): BufferedYamux}
 
 
 def advertised_addrs(candidates: list[Multiaddr]) -> list[Multiaddr]:
