@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +50,18 @@ __all__ = [
 
 CHECKPOINT_CHUNKS = 64  # fsync + bitmap commit at most every 64 chunks...
 CHECKPOINT_S = 1.0  # ...or every second, whichever comes first
+DIRECT_ALIGN = 4096  # O_DIRECT: offsets, lengths and buffers aligned to this
+
+_aligned = threading.local()  # one page-aligned buffer per writing thread
+
+
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """A page-aligned buffer of at least ``size`` bytes for this thread."""
+    buf: mmap.mmap | None = getattr(_aligned, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = mmap.mmap(-1, -(-size // DIRECT_ALIGN) * DIRECT_ALIGN)
+        _aligned.buf = buf
+    return buf
 
 
 def partial_name(root: bytes) -> str:
@@ -74,6 +88,8 @@ class PartialFile:
             self._fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create ({exc.strerror})") from exc
+        self._direct_fd = self._open_direct()
+        self._direct_ok = True  # cleared (never set again) if a write is refused
         if not existed and any(self._bits):
             self._bits = bytearray(len(self._bits))  # file lost: trust nothing
             catalog.save_bitmap(self.download_id, bytes(self._bits))
@@ -97,18 +113,49 @@ class PartialFile:
         self.write_data(i, padded_plain)
         self.mark(i)
 
+    def _open_direct(self) -> int | None:
+        """A second descriptor with ``O_DIRECT``, or None where unsupported.
+
+        Chunks are written through it, past the page cache: on the machine
+        of the benchmarks, buffered writes of new file data cost ~2.2
+        CPU-seconds per GiB in the kernel (page allocation and accounting;
+        ``docs/network.md``), direct ones 0.1, and a download writes every
+        byte once and does not read it back. Durability is unchanged:
+        :meth:`checkpoint` fsyncs the file before it records any chunk.
+        """
+        flag = getattr(os, "O_DIRECT", 0)
+        if not flag:
+            return None
+        flags = os.O_WRONLY | flag | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            return os.open(self.path, flags)
+        except OSError:  # e.g. tmpfs: EINVAL
+            return None
+
     def write_data(self, i: int, padded_plain: bytes) -> None:
         """Only the ``pwrite`` of :meth:`write`: safe to call from several
         threads at once (distinct chunks); :meth:`mark` must follow, from
         the one thread that owns this file."""
         geo = self.geometry
-        data = memoryview(padded_plain)[: geo.plain_len(i)]
+        size = geo.plain_len(i)
+        data = memoryview(padded_plain)[:size]
         offset = geo.offset(i)
+        fd = self._fd
+        direct = self._direct_fd
+        aligned = not (offset | size) % DIRECT_ALIGN
+        if direct is not None and self._direct_ok and aligned and size:
+            buf = _aligned_buffer(size)
+            buf[:size] = data
+            data, fd = memoryview(buf)[:size], direct
         try:
             while data:
-                n = os.pwrite(self._fd, data, offset)
+                n = os.pwrite(fd, data, offset)
                 data, offset = data[n:], offset + n
         except OSError as exc:
+            if fd == direct and exc.errno == errno.EINVAL:
+                self._direct_ok = False  # alignment refused: write buffered
+                self.write_data(i, padded_plain)
+                return
             raise StoreError(f"{self.path}: cannot write ({exc.strerror})") from exc
 
     def mark(self, i: int) -> None:
@@ -195,6 +242,9 @@ class PartialFile:
             if self._syncer is not None:
                 self._syncer.shutdown(wait=True)
                 self._syncer = None
+            if self._direct_fd is not None:
+                os.close(self._direct_fd)
+                self._direct_fd = None
             os.close(self._fd)
             self._fd = -1
 
