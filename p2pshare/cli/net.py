@@ -157,7 +157,9 @@ def share(
 
         await anyio.sleep_forever()
 
-    start = NodeStart(listen, bootstrap, "server", _parse_rate(upload))
+    start = NodeStart(
+        listen, bootstrap, "server", _parse_rate(upload), announce_lan=True
+    )
     # Ctrl-C is the way to stop a foreground share: not an error
     with_node(home, go, start=start, interrupted=None)
 

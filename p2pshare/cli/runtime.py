@@ -87,6 +87,7 @@ def run_node(
     upload_rate: float | None = None,
     body: Callable[[Node], Awaitable[Any]] | None = None,
     seed: Any = None,
+    announce_lan: bool = True,
 ) -> Any:
     """Run a node for ``home`` in this process, holding the home lock and
     serving the control socket, until ``body`` returns (or, without a body,
@@ -109,6 +110,7 @@ def run_node(
                 dht_mode=dht_mode,
                 upload_rate=upload_rate,
                 seed=seed,
+                announce_lan=announce_lan,
             ) as node:
                 stop = trio.Event()
                 server = ControlServer(node, home.path / "control.sock", stop=stop.set)

@@ -52,6 +52,7 @@ class NodeStart:
     bootstrap: Sequence[str] = ()
     dht_mode: Literal["server", "client"] = "client"
     upload_rate: float | None = None
+    announce_lan: bool = False  # only nodes that serve (``share``) announce
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ def with_node(
         bootstrap=list(start.bootstrap),
         dht_mode=start.dht_mode,
         upload_rate=start.upload_rate,
+        announce_lan=start.announce_lan,
         body=body,
     )
     if got is not None:

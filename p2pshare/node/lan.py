@@ -124,6 +124,9 @@ class LanDiscovery:
 
     ``own_addrs`` gives this node's addresses (``NodeHost.addrs``);
     ``on_peer`` is called, in the trio loop, for each new or changed peer.
+    With ``announce`` false the node only browses: a node started for one
+    ``get`` serves nobody, and a registration it left during zeroconf's
+    ~1.7 s name probe would hold its exit for another second.
     """
 
     def __init__(
@@ -131,8 +134,11 @@ class LanDiscovery:
         own: ID,
         own_addrs: Callable[[], list[str]],
         on_peer: Callable[[PeerInfo], None] = lambda _info: None,
+        *,
+        announce: bool = True,
     ) -> None:
         self.own = own
+        self.announce = announce
         self.own_addrs = own_addrs
         self.on_peer = on_peer
         self.peers: dict[bytes, LanPeer] = {}
@@ -192,7 +198,8 @@ class LanDiscovery:
             self.running = True
             task_status.started()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._register, zc)
+                if self.announce:
+                    nursery.start_soon(self._register, zc)
                 async for name in receive:
                     await self._resolve(zc, name)
         finally:

@@ -382,9 +382,11 @@ async def open_node(
     dht_mode: Literal["server", "client"] = "client",
     upload_rate: float | None = None,
     seed: SeedPolicy | None = None,
+    announce_lan: bool = True,
 ) -> AsyncIterator[Node]:
     """Run a node for ``home`` until the context exits; with ``seed``, a
-    seed node (pins, replicas: ``node/seed.py``).
+    seed node (pins, replicas: ``node/seed.py``). ``announce_lan`` false:
+    LAN discovery (when on) only browses, for nodes that serve nobody.
 
     Cancellation: leaving the block cancels announcements, transfers and
     the host, then closes every socket.
@@ -463,7 +465,9 @@ async def open_node(
                 node.upnp = PortMapper(port, on_mapped=node.reach.recheck)
                 await nursery.start(node.upnp.run)
             if config.mdns:
-                node.lan = LanDiscovery(nh.peer_id, nh.addrs, node._lan_peer)
+                node.lan = LanDiscovery(
+                    nh.peer_id, nh.addrs, node._lan_peer, announce=announce_lan
+                )
                 await nursery.start(node.lan.run)
             try:
                 yield node
