@@ -44,12 +44,17 @@ cap_inbound_      nothing caps inbound streams per connection or peer: raw
 streams           SYNs cost a node without bound (S1)
 parallel_dials    one address per peer is dialled, retried, unbounded: a
                   silent drop costs 10 s or more per dial (D1)
+BufferedNoise-    the Noise session reads 2 bytes per syscall, copies each
+Transport         message three times and sends a Yamux frame as two
+                  messages (F1, ``secure_io``)
+BufferedYamux,    stream buffers copy their live bytes as they grow; a
+tune_yamux        WINDOW_UPDATE per read; 64 KiB frames (F2, ``yamux_io``)
 ================  ==========================================================
 
-(A1-A4, N1, S1 and D1 are not in the notes: see :func:`advertised_addrs`,
-:func:`disable_auto_connector`, :func:`unbound_listen_addrs`, the
-"Cancellation-safe stream I/O" section of ``stream_io.py`` and
-``inbound.py``.)
+(A1-A4, N1, S1, D1, F1 and F2 are not in the notes: see
+:func:`advertised_addrs`, :func:`disable_auto_connector`,
+:func:`unbound_listen_addrs`, the "Cancellation-safe stream I/O" section of
+``stream_io.py``, ``inbound.py``, ``secure_io.py`` and ``yamux_io.py``.)
 
 The helpers live in submodules by concern, each with the pitfall notes for
 what it holds; import them from this package, which re-exports them all:
@@ -66,7 +71,9 @@ what it holds; import them from this package, which re-exports them all:
   P9);
 * ``logs``: routing libp2p's log records (P8);
 * ``inbound``: caps on inbound streams per connection and peer (S1);
-* ``dialer``: parallel, bounded dials of every address (D1).
+* ``dialer``: parallel, bounded dials of every address (D1);
+* ``secure_io``, ``yamux_io``: a cheaper stream, wire-compatible (F1, F2;
+  ``P2PSHARE_STOCK_STREAM=1`` turns both off).
 
 This package is the leaf of ``p2pshare.node``: it imports nothing else from
 the node package (its submodules import only each other), so ``streams.py``,
@@ -124,6 +131,10 @@ from p2pshare.node.compat.options import (
     tcp_transports,
     unbound_listen_addrs,
 )
+from p2pshare.node.compat.secure_io import (
+    BufferedNoiseTransport,
+    stock_stream,
+)
 from p2pshare.node.compat.stream_io import (
     SEND_CREDIT_WAIT_S,
     SHIELDED_IO_LIMIT_S,
@@ -132,6 +143,7 @@ from p2pshare.node.compat.stream_io import (
     wait_readable,
     wait_send_credit,
 )
+from p2pshare.node.compat.yamux_io import BufferedYamux, tune_yamux
 
 __all__ = [
     "ADDR_DIAL_TIMEOUT_S",
@@ -146,6 +158,8 @@ __all__ = [
     "SEND_CREDIT_WAIT_S",
     "SHIELDED_IO_LIMIT_S",
     "STREAM_RESET_TIMEOUT_S",
+    "BufferedNoiseTransport",
+    "BufferedYamux",
     "StreamHandler",
     "addr_rank",
     "advertise_circuits",
@@ -171,9 +185,11 @@ __all__ = [
     "set_dht_mode",
     "short_peer_id",
     "skip_library_republish",
+    "stock_stream",
     "stop_providing",
     "stream_eof_clean",
     "tcp_transports",
+    "tune_yamux",
     "unbound_listen_addrs",
     "uncached_find_providers",
     "unread_bytes",
