@@ -23,11 +23,19 @@ figures are measured again without ``taskset``. The getter's peak RSS
 (ru_maxrss) is shown for every size (target < 150 MiB at 1 GiB), and the
 wall time of 5 gets of a 4 KiB share (median; target <= 1.0 s).
 
+With --wormhole VENV (a venv with magic-wormhole 0.24.0,
+magic-wormhole-mailbox-server 0.8.0 and magic-wormhole-transit-relay 0.5.0)
+the same file also goes through ``wormhole send`` / ``wormhole receive``,
+pinned the same way, with a local mailbox and transit relay on 127.0.0.1;
+its direct hints are limited to 127.0.0.1 (``wormhole.ipaddrs.
+find_addresses`` replaced before its CLI starts). Its CPU and wall time of
+a 4 KiB transfer are subtracted the same way.
+
 Every download is checked byte for byte. Loopback only; the processes are
 stopped on exit, failure or Ctrl-C.
 
 Usage: .venv/bin/python scripts/bench_core.py [--sizes 64M,256M,1G]
-[--repeat 3] [--unpinned] [--json]
+[--repeat 3] [--unpinned] [--wormhole VENV] [--json]
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -236,7 +246,11 @@ def p2p(work: Work, big: Source, tiny: Source, repeat: int, *, pinned: bool) -> 
                 f"(4 KiB get {small.wall:.2f} s)"
             )
             pairs.append((small, large))
-    size = big.size
+    return _side(big.size, pairs)
+
+
+def _side(size: int, pairs: list[tuple[GetCost, GetCost]]) -> Side:
+    """Medians of (4 KiB, big) pairs, the small one subtracted."""
     return Side(
         mb_s=statistics.median(size / (b.wall - s.wall) / 1e6 for s, b in pairs),
         receiver_cpu_gib=statistics.median(
@@ -253,6 +267,109 @@ def tiny_gets(work: Work, tiny: Source) -> list[float]:
     with sharing(work, [tiny], pinned=False) as (pid, (link,)):
         one_get(work, pid, link, tiny, None)  # warm-up
         return [one_get(work, pid, link, tiny, None).wall for _ in range(TINY_GETS)]
+
+
+# --- magic-wormhole, for comparison ------------------------------------------
+
+_WORMHOLE_CLI = """
+import sys
+import wormhole.ipaddrs as ipaddrs
+ipaddrs.find_addresses = lambda: ["127.0.0.1"]  # direct hints: loopback only
+from wormhole.cli.cli import wormhole
+sys.argv[0] = "wormhole"
+wormhole()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1),
+        ):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{what} did not listen on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def wormhole_servers(work: Work, venv: Path) -> Iterator[list[str]]:
+    """A mailbox server and a transit relay on loopback: the CLI's options."""
+    twist = str(venv / "bin" / "twist")
+    mailbox, relay = _free_port(), _free_port()
+    with Procs(work) as procs:
+        procs.start(
+            "mailbox",
+            [twist, "wormhole-mailbox", f"--port=tcp:{mailbox}:interface=127.0.0.1"],
+        )
+        procs.start(
+            "relay",
+            [twist, "transitrelay", f"--port=tcp:{relay}:interface=127.0.0.1"],
+        )
+        _wait_listening(mailbox, "the wormhole mailbox server")
+        _wait_listening(relay, "the wormhole transit relay")
+        yield [
+            f"--relay-url=ws://127.0.0.1:{mailbox}/v1",
+            f"--transit-helper=tcp:127.0.0.1:{relay}",
+        ]
+
+
+def wormhole_once(
+    work: Work, venv: Path, opts: list[str], src: Source, pinned: bool
+) -> GetCost:
+    cli = work.root / "wormhole_cli.py"
+    cli.write_text(_WORMHOLE_CLI)
+    py = str(venv / "bin" / "python")
+    code = f"{secrets.randbelow(900) + 100}-bench-{secrets.token_hex(4)}"
+    send = pin(SENDER_CPU if pinned else None, [py, str(cli), *opts, "send"])
+    err = work.log("wormhole-send.stderr")
+    with err.open("wb") as err_file:
+        sender = subprocess.Popen(
+            [*send, "--code", code, str(src.path)],
+            stdin=subprocess.DEVNULL, stdout=err_file, stderr=err_file,
+        )  # fmt: skip
+    out = work.fresh("wormhole-out") / src.path.name
+    receive = [py, str(cli), *opts, "receive", "--accept-file", "--output-file"]
+    try:
+        wall, cpu, rss, _ = run_rusage(
+            work,
+            "wormhole-receive",
+            pin(RECEIVER_CPU if pinned else None, [*receive, str(out), code]),
+        )
+        _, status, usage = os.wait4(sender.pid, 0)
+        sender.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if sender.returncode is None:
+            sender.kill()
+            sender.wait()
+    if sender.returncode != 0:
+        raise failure(send, describe_exit(sender.returncode), err)
+    check_output(out.parent, src.path, src.digest)
+    shutil.rmtree(out.parent)
+    return GetCost(wall, cpu, usage.ru_utime + usage.ru_stime, rss)
+
+
+def wormhole_side(
+    work: Work, venv: Path, big: Source, tiny: Source, repeat: int, *, pinned: bool
+) -> Side:
+    with wormhole_servers(work, venv) as opts:
+        wormhole_once(work, venv, opts, tiny, pinned)  # warm-up
+        pairs = [
+            (
+                wormhole_once(work, venv, opts, tiny, pinned),
+                wormhole_once(work, venv, opts, big, pinned),
+            )
+            for _ in range(repeat)
+        ]
+    return _side(big.size, pairs)
 
 
 # --- report -----------------------------------------------------------------
@@ -285,6 +402,13 @@ def main(argv: list[str] | None = None) -> int:
         "--unpinned", action="store_true", help="also unpinned, 256 MiB"
     )
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--wormhole",
+        type=Path,
+        default=None,
+        metavar="VENV",
+        help="a venv with magic-wormhole 0.24.0 and its mailbox server and relay",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
     if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
@@ -312,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "p2pshare share/get": p2p(work, big, tiny, args.repeat, pinned=pinned),
             }
+            if args.wormhole is not None:
+                sides["magic-wormhole send/receive"] = wormhole_side(
+                    work, args.wormhole, big, tiny, args.repeat, pinned=pinned
+                )
             big.path.unlink()
             results[key] = {k: asdict(v) for k, v in sides.items()}
             print(f"\n{key} ({args.repeat} runs, medians)")
@@ -324,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  ratios to raw stock MB/s: patched {patched:.2f}, "
                 f"p2pshare {get.mb_s / base:.2f}"
             )
+            if "magic-wormhole send/receive" in sides:
+                worm = sides["magic-wormhole send/receive"]
+                print(f"  p2pshare / magic-wormhole MB/s: {get.mb_s / worm.mb_s:.2f}")
             if size == 256 * MiB:
                 figures[f"get MB/s / stock raw MB/s ({how}, 256 MiB)"] = get.mb_s / base
                 if pinned:
