@@ -427,7 +427,9 @@ class Fill:
         limiter = trio.CapacityLimiter(1)
         async for first in recv:
             batch = [first]
-            with contextlib.suppress(trio.WouldBlock):
+            # nothing more queued, or the fetchers closed the channel after
+            # this batch: either way the batch is complete
+            with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
                 while len(batch) < WRITE_QUEUE:
                     batch.append(recv.receive_nowait())
             todo: list[tuple[str, int, bytes]] = []

@@ -22,12 +22,18 @@ import trio
 from p2pshare.errors import NoProviders, NotFoundError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.groups import single_error
-from p2pshare.node.circuits import RelayClient, circuit_limit, is_relayed, wait_direct
+from p2pshare.node.circuits import (
+    RelayClient,
+    circuit_limit,
+    is_direct,
+    is_relayed,
+    wait_direct,
+)
 from p2pshare.node.circuits import path as relay_path
 from p2pshare.node.compat import short_peer_id
 from p2pshare.node.fetch import DownloadStats, NetworkSource, Swarm, drive
 from p2pshare.node.fill import STALL_TIMEOUT_S
-from p2pshare.node.host import NodeHost
+from p2pshare.node.host import NodeHost, parse_peer_addr
 from p2pshare.node.jobs import Supervisor
 from p2pshare.node.provider import ProviderConn
 from p2pshare.records import Inspection
@@ -62,6 +68,7 @@ class Getting:
     relay: RelayClient | None
     swarms: dict[bytes, Swarm]
     paths: dict[str, str]
+    punching: dict[str, float]  # a dial waits for a hole punch: since when
     received_by_peer: Counter[bytes]
     last_download: DownloadStats
 
@@ -75,6 +82,11 @@ class Getting:
     async def dial(self, peer: Any, nursery: trio.Nursery) -> ProviderConn | None:
         """Connect to ``peer`` (a multiaddr text or a PeerInfo) and open a
         transfer stream; its reader runs in ``nursery``."""
+        host = self.host.host
+        info = parse_peer_addr(peer) if isinstance(peer, str) else peer
+        # only a relay leads there, unless a direct connection already did
+        via_relay = bool(info.addrs) and not is_direct(host, info.peer_id)
+        via_relay = via_relay and all("/p2p-circuit" in str(a) for a in info.addrs)
         with trio.fail_after(DIAL_TIMEOUT_S):
             if isinstance(peer, str):
                 peer_id = await self.host.connect(peer)
@@ -83,25 +95,35 @@ class Getting:
                 peer_id = peer.peer_id
             if peer_id == self.host.peer_id:
                 return None
-            host = self.host.host
+            how: str | None = None
+            short = short_peer_id(peer_id)
             if is_relayed(host, peer_id):  # give hole punching a moment
                 if self.relay is not None and self.relay.dcutr is not None:
                     punch = self.relay.dcutr.initiate_hole_punch
-                    self.jobs.spawn(
-                        "hole punch", short_peer_id(peer_id), lambda: punch(peer_id)
-                    )
-                waited = trio.current_time()
-                direct = await wait_direct(host, peer_id)
-                waited = trio.current_time() - waited
+                    self.jobs.spawn("hole punch", short, lambda: punch(peer_id))
+                started = self.punching[short] = trio.current_time()
+                try:
+                    direct = await wait_direct(host, peer_id)
+                finally:
+                    self.punching.pop(short, None)
+                waited = trio.current_time() - started
                 how = (
                     f"direct after hole punching ({waited:.1f} s relayed)"
                     if direct
                     else relay_path(host, peer_id)
                 )
-                self.paths[short_peer_id(peer_id)] = how
+            elif is_direct(host, peer_id) and (
+                via_relay or short in self.punching
+            ):  # the hole was punched before this dial returned, or while
+                # another dial of the same peer (another hint) waits for it
+                since = self.punching.get(short, trio.current_time())
+                waited = trio.current_time() - since
+                how = f"direct after hole punching ({waited:.1f} s relayed)"
+            if how is not None:
+                self.paths[short] = how
                 while len(self.paths) > MAX_PATHS:
                     del self.paths[next(iter(self.paths))]
-                log.info("provider %s: %s", short_peer_id(peer_id), how)
+                log.info("provider %s: %s", short, how)
             relayed = is_relayed(host, peer_id)
             stream = await self.host.open_stream(peer_id, XFER_PROTOCOL)
         pc = ProviderConn(

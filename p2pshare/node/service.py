@@ -108,6 +108,7 @@ class Node(Getting, Reporting):
     # after hole punching (…)", "relayed via …<seed>" (short peer id -> path;
     # the latest MAX_PATHS, for `get` to print)
     paths: dict[str, str] = field(default_factory=dict)
+    punching: dict[str, float] = field(default_factory=dict)  # peer -> since
     rates: Rates = field(default_factory=lambda: Rates())
     received_by_peer: Counter[bytes] = field(default_factory=Counter)
     peer_rates: dict[bytes, Rates] = field(default_factory=dict)
