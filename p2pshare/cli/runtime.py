@@ -3,9 +3,11 @@ and calls into a running node over the control socket."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +29,26 @@ class _NoNode:
 
 
 NO_NODE: Any = _NoNode()
+
+
+@contextlib.contextmanager
+def heavy_imports() -> Iterator[None]:
+    """Import a node's modules with the cyclic GC paused, then freeze them.
+
+    A node imports py-libp2p, which imports every transport it ships: some
+    hundred thousand objects, during which the collector runs again and
+    again for nothing (no garbage is made). Paused, a ``get`` starts ~0.08 s
+    sooner (of ~0.8 s of imports); frozen, a long-running node's
+    collections never scan the modules again.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.freeze()
+            gc.enable()
 
 
 def run_until_signal(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -92,11 +114,12 @@ def run_node(
     """Run a node for ``home`` in this process, holding the home lock and
     serving the control socket, until ``body`` returns (or, without a body,
     until a signal or a ``stop`` request). Returns ``body``'s result."""
-    import trio
+    with heavy_imports():
+        import trio
 
-    from p2pshare.control.server import ControlServer
-    from p2pshare.daemon import HomeLock
-    from p2pshare.node.service import open_node
+        from p2pshare.control.server import ControlServer
+        from p2pshare.daemon import HomeLock
+        from p2pshare.node.service import open_node
 
     home.ensure()
     libp2p_logging(home)

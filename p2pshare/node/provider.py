@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A :class:`ProviderConn` owns one stream and one ``ClientConnection``. A
-reader task (``serve``) reads up to 256 KiB at a time (a Yamux frame), feeds
+reader task (``serve``) reads up to a block at a time, feeds
 the machine and resolves waiters: ``open`` waits for ``ShareOpened`` or
 ``ShareRefused`` of its share slot, ``want`` for ``BlockReceived`` or
 ``BlockMissing`` of its request id. The reader never stops reading while
@@ -64,9 +64,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# One Yamux frame as compat.yamux_io sends them: a 1 MiB block arrives in
-# four reads (with 0.8.1's stock stream 64 KiB reads were fastest, §2.2)
-READ_BYTES = 256 * 1024
+# A whole 1 MiB block per read when it has arrived (compat.yamux_io joins
+# the frames it holds); with 0.8.1's stock stream 64 KiB reads were fastest
+READ_BYTES = 1024 * 1024 + 1024
 HELLO_TIMEOUT_S = 10.0
 OPEN_TIMEOUT_S = 20.0
 

@@ -258,9 +258,10 @@ class LibP2PStream(trio.abc.HalfCloseableStream):
             raise trio.BrokenResourceError(
                 f"peer gave no flow-control credit for {compat.SEND_CREDIT_WAIT_S:g} s"
             )
-        piece = bytes(view[: min(credit, SEND_PIECE_MAX_BYTES)])
+        # a view, not a copy: Yamux copies it into its frames
+        piece = view[: min(credit, SEND_PIECE_MAX_BYTES)]
         with _shielded_io() as shield:
-            await self._net.write(piece)
+            await self._net.write(piece)  # type: ignore[arg-type]  # any buffer
         if shield.cancelled_caught:
             raise trio.BrokenResourceError("write stalled on the connection")
         return len(piece)
