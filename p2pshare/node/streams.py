@@ -54,8 +54,8 @@ Limits: reads have no built-in timeout (Yamux has none either: a silent peer
 blocks a read forever, pitfall P10), so callers put cancel scopes around
 them. Throughput depends on write size (P15): give :meth:`send_all` at least
 256 KiB at a time for bulk data (1 MiB writes reach ~170 MB/s, 4 KiB writes
-~19 MB/s); read 64 KiB (the default) for messages, up to 256 KiB (one
-Yamux frame as ``compat.yamux_io`` sends them) for bulk data.
+~19 MB/s); read 64 KiB (the default) for messages and up to a whole
+block for bulk data (``compat.yamux_io`` batches the window credit).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ __all__ = ["RECEIVE_SIZE_BYTES", "LibP2PStream", "read_frame", "transfer_deadlin
 
 # P15: with 0.8.1's stock stream 64 KiB reads measured fastest (larger reads
 # batched window credit and stalled the sender); compat.yamux_io batches
-# credit itself, so bulk readers may read a 256 KiB frame at once.
+# credit itself, so bulk readers may read a whole block at once.
 RECEIVE_SIZE_BYTES: Final = 64 * 1024
 # P15: 1 MiB writes measured fastest; bigger pieces only lengthen the
 # shielded (uncancellable) part of a send (N1).

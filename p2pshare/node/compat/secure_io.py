@@ -165,12 +165,6 @@ class BufferedNoiseSession(SecureSession):
         if n is None:
             return await self.read_msg()
         plain = self._plain
-        if plain:
-            first = plain[0]
-            head = self._head
-            if len(first) - head > n:  # the common case: one slice
-                self._head = head + n
-                return first[head : head + n]
         parts: list[bytes] = []
         need = n
         while need:

@@ -16,8 +16,8 @@ buffers are chunk buffers.
 
 :func:`tune_yamux` batches window updates as go-yamux does and raises the
 size of the frames we *send* to :data:`YAMUX_SEND_FRAME` (each still
-bounded by the receiver's window, as
-the spec requires; a 0.8.1 receiver accepts any frame within its window),
+bounded by the receiver's window, as the spec requires; a 0.8.1 receiver
+accepts any frame within its window),
 so a 1 MiB write crosses the muxer and Noise as four frames, not sixteen
 frames split into 32 Noise messages (a 64 KiB frame plus its 12-byte header
 does not fit in one 65 519-byte Noise message).
@@ -98,15 +98,8 @@ class ChunkBuffer:
 
     def _prefix(self, key: Any) -> int:
         """The length of the prefix ``key`` (``[:n]`` or ``[0:n]``) names."""
-        if (
-            not isinstance(key, slice)
-            or key.start not in (None, 0)
-            or key.step
-            not in (
-                None,
-                1,
-            )
-        ):
+        prefix = isinstance(key, slice) and key.start in (None, 0)
+        if not prefix or key.step not in (None, 1):
             raise TypeError("a ChunkBuffer supports only prefix slices [:n]")
         stop: SupportsIndex | None = key.stop
         if stop is None:
