@@ -9,13 +9,18 @@ ciphertext reveals only the size rounded up to 4 KiB; the exact size lives
 in the sealed meta.
 
 Chunk *i* is sealed with XChaCha20-Poly1305-IETF under the share's chunk
-subkey. The nonce is *i* (big-endian) padded to 24 bytes: a (key, nonce)
-pair is used for exactly one plaintext, because the key is unique per share
-and never reused for other content (re-adding a changed file draws a new
-key). The associated data binds the format version, *i* and ``count``, so
-chunks cannot be reordered, moved between shares of other lengths, or the
-file truncated. Sealing is deterministic, which lets a node holding only the
+subkey (computed with OpenSSL, byte for byte libsodium's: ``aead.py``). The
+nonce is *i* (big-endian) padded to 24 bytes: a (key, nonce) pair is used
+for exactly one plaintext, because the key is unique per share and never
+reused for other content (re-adding a changed file draws a new key). The
+associated data binds the format version, *i* and ``count``, so chunks
+cannot be reordered, moved between shares of other lengths, or the file
+truncated. Sealing is deterministic, which lets a node holding only the
 plaintext re-create the exact ciphertext and check it against the chunk id.
+That check is not optional where the plaintext is a file that may change
+(``store/reader.py``): a chunk re-sealed from changed content would reuse
+its (key, nonce) pair, and anyone holding both ciphertexts (a seed, say)
+would learn the XOR of the two plaintexts.
 
 A chunk id is BLAKE2b-256 of the ciphertext: anyone can check a chunk
 without the key.
@@ -30,13 +35,8 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-)
-from nacl.exceptions import CryptoError
-
 from p2pshare.errors import FormatError, IntegrityError
+from p2pshare.format.aead import AuthenticationFailed, xchacha_open, xchacha_seal
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -130,9 +130,7 @@ def _ad(index: int, count: int) -> bytes:
 
 def seal_chunk(chunk_key: bytes, index: int, count: int, padded_plain: bytes) -> bytes:
     """Seal one (already padded) plaintext chunk. Deterministic."""
-    return crypto_aead_xchacha20poly1305_ietf_encrypt(
-        padded_plain, _ad(index, count), _nonce(index), chunk_key
-    )
+    return xchacha_seal(chunk_key, _nonce(index), _ad(index, count), padded_plain)
 
 
 def open_chunk(chunk_key: bytes, index: int, count: int, cipher: bytes) -> bytes:
@@ -141,11 +139,9 @@ def open_chunk(chunk_key: bytes, index: int, count: int, cipher: bytes) -> bytes
     Raises:
         IntegrityError: the ciphertext, index or count does not authenticate.
     """
-    if len(cipher) < TAG_BYTES:  # libsodium's binding raises a bare ValueError
+    if len(cipher) < TAG_BYTES:
         raise IntegrityError(f"chunk {index}: authentication failed (too short)")
     try:
-        return crypto_aead_xchacha20poly1305_ietf_decrypt(
-            cipher, _ad(index, count), _nonce(index), chunk_key
-        )
-    except CryptoError as exc:
+        return xchacha_open(chunk_key, _nonce(index), _ad(index, count), cipher)
+    except AuthenticationFailed as exc:
         raise IntegrityError(f"chunk {index}: authentication failed") from exc

@@ -3,9 +3,9 @@
 import hashlib
 
 import pytest
-from nacl.exceptions import CryptoError
 
 from p2pshare.errors import FormatError, IntegrityError
+from p2pshare.format.aead import AuthenticationFailed
 from p2pshare.format.chunks import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_COUNT,
@@ -211,7 +211,7 @@ def test_open_fails_on_wrong_length(cipher):
 def test_integrity_error_chains_the_crypto_error():
     with pytest.raises(IntegrityError) as info:
         open_chunk(OTHER_KEY, 2, 5, CIPHER)
-    assert isinstance(info.value.__cause__, CryptoError)
+    assert isinstance(info.value.__cause__, AuthenticationFailed)
     assert isinstance(info.value, FormatError)
     assert info.value.code == "integrity"
 
