@@ -306,9 +306,16 @@ def wormhole_servers(work: Work, venv: Path) -> Iterator[list[str]]:
     twist = str(venv / "bin" / "twist")
     mailbox, relay = _free_port(), _free_port()
     with Procs(work) as procs:
+        # its state database defaults to ./relay.sqlite: keep it in the work dir
+        db = work.fresh("mailbox") / "channels.sqlite"
         procs.start(
             "mailbox",
-            [twist, "wormhole-mailbox", f"--port=tcp:{mailbox}:interface=127.0.0.1"],
+            [
+                twist,
+                "wormhole-mailbox",
+                f"--port=tcp:{mailbox}:interface=127.0.0.1",
+                f"--channel-db={db}",
+            ],
         )
         procs.start(
             "relay",
