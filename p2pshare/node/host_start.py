@@ -22,7 +22,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from p2pshare.errors import ConfigError, UsageError
-from p2pshare.node import compat
+from p2pshare.node import compat, pointers
 from p2pshare.node.host import (
     PRUNE_EVERY_S,
     SHUTDOWN_TIMEOUT_S,
@@ -103,6 +103,7 @@ async def open_host(
     compat.parallel_dials(host)
     mode = DHTMode.SERVER if dht_mode == "server" else DHTMode.CLIENT
     dht = KadDHT(host, mode)
+    pointers.register(dht)  # live shares' records (node/pointers.py)
     if mode is DHTMode.SERVER:
         compat.harden_dht_server(host, dht)
     compat.servers_only_routing(host, dht)
