@@ -19,9 +19,16 @@ The fragment is the secret. A URL's fragment is never sent to a server by
 the consumers of a link, and p2pshare never logs it: ``ShareLink.__repr__``
 redacts it, and :meth:`ShareLink.public` gives the link without it.
 
-Parsing is strict and total: any string either yields a ``ShareLink`` or
-raises ``LinkError`` (checked by a Hypothesis test), and a parsed link
-formats back to the same text.
+Live links, ``p2pshare://live.<pub>/<multiaddr>,…#<read key>``, name a
+pointer instead of a snapshot (``pointer.py``): ``<pub>`` is the pointer's
+32-byte Ed25519 public key as base32 (RFC 4648, lowercase, no padding: 52
+characters), the hints are the same, and the fragment is the 32-byte read
+key in the same form as a file key. :func:`parse_any_link` gives a
+:class:`ShareLink` or a :class:`LiveLink`.
+
+Parsing is strict and total: any string either yields a link or raises
+``LinkError`` (checked by a Hypothesis test), and a parsed link formats back
+to the same text.
 """
 
 from __future__ import annotations
@@ -36,15 +43,20 @@ from p2pshare.format.cid import cid_to_root, root_to_cid
 from p2pshare.format.keys import KEY_BYTES
 
 __all__ = [
+    "LIVE_PREFIX",
     "MAX_LINK_LEN",
     "MAX_PEERS",
     "SCHEME",
+    "LiveLink",
     "ShareLink",
+    "parse_any_link",
     "parse_link",
     "parse_root_or_link",
 ]
 
 SCHEME = "p2pshare://"
+LIVE_PREFIX = "live."
+_PUB_TEXT_LEN = 52
 MAX_LINK_LEN = 4096
 MAX_PEERS = 8
 MAX_PEER_LEN = 400
@@ -77,12 +89,7 @@ class ShareLink:
 
     def public(self) -> str:
         """The link without its key: safe to log or publish."""
-        text = SCHEME + self.root_cid
-        if self.peers:
-            text += ",".join(
-                quote(p, safe=_HINT_SAFE).replace("~", "%7E") for p in self.peers
-            )
-        return text
+        return SCHEME + self.root_cid + _hint_text(self.peers)
 
     def __str__(self) -> str:
         """The full link, key included. Only for showing to the user."""
@@ -150,6 +157,8 @@ def parse_link(text: object) -> ShareLink:
     if not text.isascii() or not text.isprintable() or " " in text:
         raise LinkError("link: contains characters a link cannot have")
     rest = text[len(SCHEME) :]
+    if rest.startswith(LIVE_PREFIX):
+        raise LinkError("link: a live link (it names a pointer, not a snapshot)")
     key: bytes | None = None
     if "#" in rest:
         rest, frag = rest.split("#", 1)
@@ -186,3 +195,84 @@ def parse_root_or_link(text: object) -> ShareLink:
     if not isinstance(text, str):
         raise LinkError("root id: not a string")
     return ShareLink(root_id=cid_to_root(text.strip()))
+
+
+def _hint_text(peers: tuple[str, ...]) -> str:
+    return ",".join(quote(p, safe=_HINT_SAFE).replace("~", "%7E") for p in peers)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLink:
+    """A parsed live link: the pointer's public key, the read key (None for
+    a link without its fragment) and peer hints."""
+
+    pub: bytes
+    read_key: bytes | None = field(default=None)
+    peers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.pub) != 32:
+            raise LinkError("live link: the pointer key must be 32 bytes")
+        if self.read_key is not None and len(self.read_key) != KEY_BYTES:
+            raise LinkError("live link: the read key must be 32 bytes")
+        if len(self.peers) > MAX_PEERS:
+            raise LinkError(f"link: more than {MAX_PEERS} peer hints")
+        for peer in self.peers:
+            _check_peer(peer)
+
+    @property
+    def name(self) -> str:
+        """``live.<pub as base32>``: the pointer's printable name."""
+        return LIVE_PREFIX + base64.b32encode(self.pub).decode().rstrip("=").lower()
+
+    def public(self) -> str:
+        """The link without its read key: safe to log or publish."""
+        text = SCHEME + self.name
+        return text + _hint_text(self.peers)
+
+    def __str__(self) -> str:
+        """The full link, read key included. Only for showing to the user."""
+        if self.read_key is None:
+            return self.public()
+        key = base64.urlsafe_b64encode(self.read_key).decode("ascii").rstrip("=")
+        return f"{self.public()}#{key}"
+
+    def __repr__(self) -> str:
+        redacted = "<key>" if self.read_key is not None else "None"
+        return f"LiveLink({self.name[:17]}…, key={redacted}, peers={len(self.peers)})"
+
+
+def _parse_pub(text: str) -> bytes:
+    body = text[len(LIVE_PREFIX) :]
+    if len(body) != _PUB_TEXT_LEN or not body.isalnum() or body != body.lower():
+        raise LinkError("live link: the pointer key is not 52 base32 characters")
+    try:
+        pub = base64.b32decode(body.upper() + "====")
+    except (binascii.Error, ValueError) as exc:
+        raise LinkError("live link: the pointer key is not valid base32") from exc
+    if base64.b32encode(pub).decode().rstrip("=").lower() != body:
+        raise LinkError("live link: the pointer key is not canonical base32")
+    return pub
+
+
+def parse_any_link(text: object) -> ShareLink | LiveLink:
+    """Parse a snapshot link or a live link strictly.
+
+    Raises:
+        LinkError: neither (the message never echoes a key).
+    """
+    if not isinstance(text, str):
+        raise LinkError("link: not a string")
+    stripped = text.strip()
+    if not stripped.startswith(SCHEME + LIVE_PREFIX):
+        return parse_link(stripped)
+    # the same shape with the pointer in place of the root: reuse the parser
+    name, sep, after = stripped[len(SCHEME) :].partition("/")
+    if "#" in name and not sep:
+        name, _, frag = name.partition("#")
+        after = "#" + frag
+    elif sep:
+        after = "/" + after
+    pub = _parse_pub(name)
+    template = parse_link(SCHEME + root_to_cid(bytes(32)) + after)
+    return LiveLink(pub=pub, read_key=template.key, peers=template.peers)
