@@ -231,3 +231,26 @@ def test_debug_logs_never_show_keys_fragments_or_names(tmp_path: Path) -> None:
     fragment = link.split("#", 1)[1]
     for needle in (fragment, key.hex(), base64.b64encode(key).decode(), name):
         assert needle not in logs, f"{needle!r} leaked into the logs"
+
+
+def test_a_deleted_download_is_fetched_again(tmp_path: Path) -> None:
+    """The getter's home serves what it downloaded by reference; once the
+    user deletes (or edits) that file, a new `get` fetches it from the
+    network instead of failing on the missing local source."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(200_000))
+    proc, [link] = share(tmp_path / "p", src)
+    with running(proc):
+        home = tmp_path / "g"
+        for _ in range(2):
+            res = p2pshare(home, "get", link, "-o", tmp_path / "out", "--timeout", "20")
+            assert res.code == 0, res.err
+            assert (tmp_path / "out" / "f.bin").read_bytes() == src.read_bytes()
+            (tmp_path / "out" / "f.bin").unlink()
+        # edited in place, not deleted: fetched again too
+        res = p2pshare(home, "get", link, "-o", tmp_path / "out", "--timeout", "20")
+        assert res.code == 0, res.err
+        (tmp_path / "out" / "f.bin").write_bytes(b"edited")
+        res = p2pshare(home, "get", link, "-o", tmp_path / "o2", "--timeout", "20")
+        assert res.code == 0, res.err
+        assert (tmp_path / "o2" / "f.bin").read_bytes() == src.read_bytes()
