@@ -21,8 +21,9 @@ from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
 from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
-from p2pshare.errors import AccessDenied
-from p2pshare.format import ShareLink, parse_link
+from p2pshare.errors import AccessDenied, UsageError
+from p2pshare.format import ShareLink
+from p2pshare.format.links import LiveLink, parse_any_link
 from p2pshare.format.names import display_name
 
 __all__ = ["get"]
@@ -114,12 +115,18 @@ def get(
     node running for this home the node downloads (Ctrl-C here leaves it
     running; see `p2pshare downloads`).
     """
-    parsed = parse_link(link_text)
-    if parsed.key is None:
+    any_link = parse_any_link(link_text)
+    key = any_link.read_key if isinstance(any_link, LiveLink) else any_link.key
+    if key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
     limits = {"entries": max_entries, "depth": max_depth}
     if offline:
-        _get_offline(ctx, parsed, out_dir, paths, limits)
+        if isinstance(any_link, LiveLink):
+            raise UsageError(
+                "get --offline: a live link needs the network to learn its"
+                " current version"
+            )
+        _get_offline(ctx, any_link, out_dir, paths, limits)
         return
     home = home_of(ctx)
     from p2pshare.control.api import GetParams

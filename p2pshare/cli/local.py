@@ -19,7 +19,7 @@ from p2pshare.cli.app import (
     cli,
     home_of,
 )
-from p2pshare.cli.net import NEW, REPLICAS, SEEDS
+from p2pshare.cli.net import LIVE, NEW, REPLICAS, SEEDS
 from p2pshare.cli.offline import call_home
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.seeds import (
@@ -33,7 +33,7 @@ from p2pshare.format import (
 )
 from p2pshare.format.names import display_name
 
-__all__ = ["add", "gc", "link", "ls_", "rm"]
+__all__ = ["add", "gc", "link", "ls_", "publish", "rm"]
 
 
 @cli.command()
@@ -53,6 +53,7 @@ __all__ = ["add", "gc", "link", "ls_", "rm"]
     help="Chunk size (a multiple of 4 KiB; for tests and benchmarks).",
 )
 @NEW
+@LIVE
 @REPLICAS
 @SEEDS
 @click.pass_context
@@ -62,6 +63,7 @@ def add(
     copy: bool,
     chunk_size: str,
     new: bool,
+    live: bool,
     replicas: int | None,
     seeds: tuple[str, ...],
 ) -> None:
@@ -70,12 +72,15 @@ def add(
     By default a file is shared by reference: only its envelope is stored
     and chunks are re-encrypted from the file when needed. If the file
     changes, serving it stops until you add it again. With --replicas N it
-    waits until N seed nodes keep a complete (encrypted) replica.
+    waits until N seed nodes keep a complete (encrypted) replica. With
+    --live the link follows the source: `p2pshare publish PATH` makes the
+    next version, and the same link gets it.
     """
 
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
+    extra = {"live": True} if live else {}
     items = call_home(
         home,
         "add",
@@ -84,11 +89,13 @@ def add(
         copy=copy,
         new=new,
         chunk_size=size,
+        **extra,
     )
     roots = [item["root"] for item in items]
     links = [item["link"] for item in items]
     if n:
-        links = replicate(home, roots, n, seed_list)
+        replicated = replicate(home, roots, n, seed_list)
+        links = links if live else replicated
     for text in links:
         click.echo(text)
 
@@ -200,3 +207,24 @@ def gc(ctx: click.Context, as_json: bool) -> None:
         f" {report['partial_shares']} stale partial downloads",
         err=True,
     )
+
+
+@cli.command()
+@click.argument("target", metavar="LINK|PATH")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def publish(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Publish the current state of a live share (`add --live`).
+
+    TARGET is its live link, its name (live.…) or its source path. The
+    source is added again (unchanged files keep their chunks) and, when it
+    changed, the next version is signed; the node puts it in the DHT (with
+    no node running, the next node start does). Prints the live link.
+    """
+    result = call_home(home_of(ctx), "publish", target=target)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(result["link"])
+    what = "new version" if result["changed"] else "unchanged, still version"
+    click.echo(f"{what} {result['version']} ({result['root']})", err=True)

@@ -28,7 +28,7 @@ from p2pshare.format.names import display_name
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
 
-__all__ = ["downloads", "node", "peers", "share", "status", "stop"]
+__all__ = ["LIVE", "downloads", "node", "peers", "share", "status", "stop"]
 
 log = logging.getLogger("p2pshare")
 
@@ -65,6 +65,12 @@ NEW = click.option(
     "--new",
     is_flag=True,
     help="A fresh key and link even if this source is already shared unchanged.",
+)
+LIVE = click.option(
+    "--live",
+    is_flag=True,
+    help="Print a live link: it follows this source as you `p2pshare publish`"
+    " new versions of it (the link names a signed pointer, not a snapshot).",
 )
 SEEDS = click.option(
     "--seed",
@@ -106,6 +112,7 @@ def _no_node(home: Any) -> NodeNotRunning:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--copy", is_flag=True, help="Store encrypted chunks (see `add --copy`).")
 @NEW
+@LIVE
 @_LISTEN
 @_BOOTSTRAP
 @_RATE
@@ -117,6 +124,7 @@ def share(
     paths: tuple[Path, ...],
     copy: bool,
     new: bool,
+    live: bool,
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
@@ -135,14 +143,16 @@ def share(
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     params = {"paths": [absolute(p) for p in paths], "copy": copy, "new": new}
+    if live:
+        params["live"] = True
 
     async def go(s: Session) -> None:
         items = await s.client.call("share", **params)
+        links = [i["link"] for i in items]
         if n:
             roots = [i["root"] for i in items]
-            links = await replicate_links(s.client, roots, n, seed_list)
-        else:
-            links = [i["link"] for i in items]
+            replicated = await replicate_links(s.client, roots, n, seed_list)
+            links = links if live else replicated
         for text in links:
             click.echo(text)
         if not s.ephemeral:

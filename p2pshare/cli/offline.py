@@ -25,7 +25,14 @@ from p2pshare.format import (
     parse_root_or_link,
     root_to_cid,
 )
-from p2pshare.records import AddResult, GcReport, LinkResult, RootResult, ShareListing
+from p2pshare.records import (
+    AddResult,
+    GcReport,
+    LinkResult,
+    PublishResult,
+    RootResult,
+    ShareListing,
+)
 
 __all__ = ["call_home"]
 
@@ -59,8 +66,10 @@ def _add(
     paths: list[str],
     copy: bool,
     new: bool,
+    live: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> list[AddResult]:
+    from p2pshare.store import live as store_live
     from p2pshare.store.adder import add_path, scan_size
     from p2pshare.store.local import LocalStore
     from p2pshare.store.walk import no_progress
@@ -75,24 +84,47 @@ def _add(
                 else contextlib.nullcontext(None)
             )
             with shown as bar:
-                added = add_path(
-                    store,
-                    path,
-                    copy=copy,
-                    chunk_size=chunk_size,
-                    progress=bar.advance if bar is not None else no_progress,
-                    new=new,
-                )
-            out.append(
-                AddResult(
-                    root=root_to_cid(added.root),
-                    link=str(ShareLink(root_id=added.root, key=added.key)),
-                    kind=added.kind,
-                    size=added.size,
-                    reused=added.reused,
-                )
+                advance = bar.advance if bar is not None else no_progress
+                if live:
+                    added, row = store_live.add_live(
+                        store, path, copy=copy, new=new, progress=advance
+                    )
+                else:
+                    added = add_path(
+                        store,
+                        path,
+                        copy=copy,
+                        chunk_size=chunk_size,
+                        progress=advance,
+                        new=new,
+                    )
+            result = AddResult(
+                root=root_to_cid(added.root),
+                link=str(ShareLink(root_id=added.root, key=added.key)),
+                kind=added.kind,
+                size=added.size,
+                reused=added.reused,
             )
+            if live:  # its records go to the DHT when a node starts
+                result["link"] = str(store_live.live_link(row))
+                result["version"] = row.seq
+            out.append(result)
     return out
+
+
+def _publish(home: Home, progress: Progress | None, *, target: str) -> PublishResult:
+    from p2pshare.store import live as store_live
+    from p2pshare.store.local import LocalStore
+
+    with LocalStore(home) as store:
+        row = store_live.pointer_named(store, target)
+        row, changed = store_live.publish_source(store, row.pub)
+    return PublishResult(
+        link=str(store_live.live_link(row)),
+        version=row.seq,
+        root=root_to_cid(row.root),
+        changed=changed,
+    )
 
 
 def _ls(home: Home, progress: Progress | None) -> list[ShareListing]:
@@ -140,6 +172,7 @@ _OFFLINE: dict[str, Callable[..., Any]] = {
     "add": _add,
     "ls": _ls,
     "link": _link,
+    "publish": _publish,
     "rm": _rm,
     "gc": _gc,
 }

@@ -41,6 +41,7 @@ __all__ = [
     "LinkTextParams",
     "NoParams",
     "Params",
+    "PublishParams",
     "RedeemParams",
     "ReplicateParams",
     "RootParams",
@@ -147,6 +148,7 @@ class AddParams(Params):
     paths: tuple[str, ...]
     copy: bool = False
     new: bool = False
+    live: bool = False
 
     def __post_init__(self) -> None:
         if not all(os.path.isabs(p) for p in self.paths):
@@ -166,6 +168,14 @@ class LinkParams(Params):
 
     root: str
     hints: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublishParams(Params):
+    """``publish``: the pointer to publish anew, named by its live link or
+    ``live.<name>``, or its source (an absolute path)."""
+
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +240,7 @@ METHODS: dict[str, type[Params]] = {
     "add": AddParams,
     "share": AddParams,
     "link": LinkParams,
+    "publish": PublishParams,
     "rm": RootParams,
     "get": GetParams,
     "downloads": NoParams,

@@ -59,6 +59,7 @@ from p2pshare.control.api import (
     LinkParams,
     LinkTextParams,
     NoParams,
+    PublishParams,
     RedeemParams,
     ReplicateParams,
     RootParams,
@@ -73,6 +74,8 @@ from p2pshare.errors import (
     RemoteProtocolError,
 )
 from p2pshare.format import ShareLink, parse_link, parse_root_or_link
+from p2pshare.format.links import LiveLink, parse_any_link
+from p2pshare.node import live as livemod
 from p2pshare.node.host import parse_peer_addr
 from p2pshare.records import (
     Empty,
@@ -102,6 +105,7 @@ IDLE_TIMEOUT_S = 300.0
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the NUL
 READ_BYTES = 65536
 INSPECT_TIMEOUT_S = 30.0  # to find a provider for a link being browsed
+LIVE_RESOLVE_S = 10.0  # to hear a live link's records (hints and the DHT)
 
 
 def peer_uid(sock: Any) -> int:
@@ -270,6 +274,7 @@ class _Connection:
             "add": self.m_add,
             "share": self.m_share,
             "link": self.m_link,
+            "publish": self.m_publish,
             "rm": self.m_rm,
             "get": self.m_get,
             "downloads": self.m_downloads,
@@ -300,7 +305,9 @@ class _Connection:
     async def m_add(self, req: Request, p: AddParams) -> object:
         # the node serves what it adds, so the links carry its addresses
         return [
-            await self.node.add(Path(raw), copy=p.copy, hints=True, new=p.new)
+            await self.node.add(
+                Path(raw), copy=p.copy, hints=True, new=p.new, live=p.live
+            )
             for raw in p.paths
         ]
 
@@ -320,13 +327,16 @@ class _Connection:
         replicas = await self.node.shares.replicas(row.root)
         return LinkResult(link=str(self.node.link(row.root, row.key, replicas)))
 
+    async def m_publish(self, req: Request, p: PublishParams) -> object:
+        return await livemod.publish(self.node, p.target)
+
     async def m_rm(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)
         await self.node.remove(target.root_id)
         return RootResult(root=target.root_cid)
 
     async def m_get(self, req: Request, p: GetParams) -> object:
-        link: ShareLink = parse_link(p.link)
+        any_link = parse_any_link(p.link)
         for addr in p.bootstrap:
             parse_peer_addr(addr)  # a bad one is the caller's mistake: fail now
         if p.bootstrap:  # as `get --bootstrap` without a node: join through them
@@ -335,6 +345,13 @@ class _Connection:
                 f"{len(p.bootstrap)} peers",
                 lambda: self.node.host.bootstrap(p.bootstrap),
             )
+        if isinstance(any_link, LiveLink):  # the snapshot it names now
+            timeout = min(p.timeout, LIVE_RESOLVE_S)
+            link = await livemod.resolve(
+                self.node, any_link, timeout_s=timeout, also=p.bootstrap
+            )
+        else:
+            link = any_link
         started = self.node.downloads.start(
             link,
             Path(p.out_dir),

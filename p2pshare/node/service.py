@@ -35,6 +35,7 @@ from p2pshare.errors import P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.node import compat
 from p2pshare.node import dht as dhtmod
+from p2pshare.node import live as livemod
 from p2pshare.node.circuits import (
     RelayClient,
 )
@@ -286,13 +287,22 @@ class Node(Getting, Reporting):
 
     # -- what the control API drives -------------------------------------------
     async def add(
-        self, path: Path, *, copy: bool, hints: bool, new: bool = False
+        self,
+        path: Path,
+        *,
+        copy: bool,
+        hints: bool,
+        new: bool = False,
+        live: bool = False,
     ) -> AddResult:
         """Add a file or folder, serve and announce it; returns ``{root, link,
         kind, size, reused}`` (the link carries peer hints when ``hints``;
-        ``reused``: it was already shared, unchanged, and keeps its link)."""
+        ``reused``: it was already shared, unchanged, and keeps its link).
+        ``live``: the link is the source's live link (``node/live.py``)."""
         from p2pshare.store.adder import add_path
 
+        if live:
+            return await livemod.add(self, path, copy=copy, hints=hints, new=new)
         added = await self.db(lambda: add_path(self.store, path, copy=copy, new=new))
         self.announce_soon(added.root)
         link = (
@@ -425,6 +435,7 @@ async def open_node(
             node.dht_auto = dht_auto
             node.downloads = DownloadManager(node, node.jobs, bus)
             nursery.start_soon(renew_loop, node)  # catches per renewal
+            nursery.start_soon(livemod.publish_loop, node)  # a job per record
             if seed is not None:
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)

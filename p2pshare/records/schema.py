@@ -26,6 +26,7 @@ __all__ = [
     "LinkResult",
     "PeerReport",
     "ProvidersResult",
+    "PublishResult",
     "ReachState",
     "RecentFailure",
     "RelayState",
@@ -72,6 +73,17 @@ class AddResult(TypedDict):
     kind: str
     size: int
     reused: bool
+    version: NotRequired[int]  # ``--live``: the pointer's version
+
+
+class PublishResult(TypedDict):
+    """``publish``: the live link, the version it names now, the snapshot's
+    root id, and whether this publish made a new version."""
+
+    link: str
+    version: int
+    root: str
+    changed: bool
 
 
 class LinkResult(TypedDict):
@@ -369,6 +381,7 @@ RESULTS: dict[str, object] = {
     "add": list[AddResult],
     "share": list[AddResult],
     "link": LinkResult,
+    "publish": PublishResult,
     "rm": RootResult,
     "get": DownloadRecord,
     "downloads": list[DownloadRecord],

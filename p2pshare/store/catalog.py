@@ -71,6 +71,7 @@ from pathlib import Path
 
 from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 from p2pshare.store.catalog_downloads import DownloadTables
+from p2pshare.store.catalog_pointers import PointerTables
 from p2pshare.store.catalog_seed import SeedTables
 from p2pshare.store.schema import (
     SCHEMA,
@@ -88,7 +89,7 @@ from p2pshare.store.schema import (
 __all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
 
-class Catalog(DownloadTables, SeedTables):
+class Catalog(DownloadTables, SeedTables, PointerTables):
     """One connection to a home's catalog.
 
     Thread-safe: every public method holds one re-entrant lock, so the node

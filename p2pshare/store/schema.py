@@ -35,9 +35,10 @@ __all__ = [
 ]
 
 # 2: pins and replicas (seeds); 3: vouchers; 4: fingerprints and the home
-# secret (re-adding an unchanged source). Every statement is idempotent,
-# so an older catalog is upgraded by running them all again.
-SCHEMA_VERSION = 4
+# secret (re-adding an unchanged source); 5: live shares' pointers (owned,
+# and the last version seen of others'). Every statement is idempotent, so
+# an older catalog is upgraded by running them all again.
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -119,6 +120,21 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CREATE TABLE IF NOT EXISTS secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pointers (
+    pub BLOB PRIMARY KEY CHECK (length(pub) = 32),
+    seed BLOB NOT NULL CHECK (length(seed) = 32),
+    read_key BLOB NOT NULL CHECK (length(read_key) = 32),
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    root BLOB NOT NULL CHECK (length(root) = 32),
+    record BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pointers_seen (
+    pub BLOB PRIMARY KEY CHECK (length(pub) = 32),
+    seq INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL
 );
 """
 

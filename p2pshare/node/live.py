@@ -1,0 +1,196 @@
+"""Live shares in the node: publishing the owner's pointers, resolving others'.
+
+Theory of operation
+-------------------
+* **Owner.** ``add --live`` and ``publish`` (``store/live.py``) leave the
+  pointer's newest signed record in the catalog; the node puts it in the
+  DHT at once (a job: a failure is logged, never fatal) and
+  :func:`publish_loop` puts every owned record again at start and every
+  :data:`PUBLISH_EVERY_S`, renewing those past half their life, so the
+  record outlives DHT servers that restart or forget.
+* **Getter.** :func:`resolve` turns a live link into the snapshot link it
+  currently names. It asks the link's hint peers directly (``GET_VALUE`` to
+  each: the owner's node holds its records, and so does any DHT server
+  close to the key; and the ``get --bootstrap`` peers) and the DHT, for up
+  to ``timeout_s``; every answer is
+  validated (signature, expiry, size, key) and the highest ``seq`` wins.
+  A record below the version this home already accepted for the pointer
+  is refused (a replay), and the accepted version is remembered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from libp2p.peer.id import ID
+
+from p2pshare.errors import (
+    AccessDenied,
+    FormatError,
+    IntegrityError,
+    NoProviders,
+)
+from p2pshare.format import ShareLink, root_to_cid
+from p2pshare.format.links import LiveLink
+from p2pshare.format.pointer import PointerRecord, dht_key, goes_back, validate
+from p2pshare.node.pointers import put_pointer
+from p2pshare.records import AddResult, PublishResult
+from p2pshare.store import live as store_live
+from p2pshare.store.catalog_pointers import PointerRow
+
+if TYPE_CHECKING:
+    from p2pshare.node.service import Node
+
+__all__ = [
+    "PUBLISH_EVERY_S",
+    "add",
+    "publish",
+    "publish_loop",
+    "publish_soon",
+    "resolve",
+]
+
+log = logging.getLogger(__name__)
+
+PUBLISH_EVERY_S = 600.0
+PUT_TIMEOUT_S = 30.0
+ASK_TIMEOUT_S = 5.0  # one hint peer's GET_VALUE
+
+
+def publish_soon(node: Node, row: PointerRow) -> None:
+    """Put ``row``'s record in the DHT, as a job of the node."""
+    node.jobs.spawn("publish", row.pub[:4].hex(), lambda: _put(node, row))
+
+
+async def _put(node: Node, row: PointerRow) -> None:
+    record = PointerRecord.from_bytes(row.record)
+    with trio.move_on_after(PUT_TIMEOUT_S):
+        try:
+            await put_pointer(node.host.dht, record)
+        except ValueError as exc:  # py-libp2p: a newer record is held here
+            log.warning("pointer %s: not published: %s", row.pub[:4].hex(), exc)
+            return
+        log.info("pointer %s: version %d published", row.pub[:4].hex(), row.seq)
+
+
+async def add(
+    node: Node, path: Path, *, copy: bool, hints: bool, new: bool
+) -> AddResult:
+    """``add --live``: add ``path``, point its pointer at the snapshot (a
+    new pointer, or its next version when the snapshot changed), publish."""
+    added, row = await node.db(
+        lambda: store_live.add_live(node.store, path, copy=copy, new=new)
+    )
+    node.announce_soon(added.root)
+    publish_soon(node, row)
+    peers = node.link(added.root, None).peers if hints else ()
+    return AddResult(
+        root=root_to_cid(added.root),
+        link=str(store_live.live_link(row, peers)),
+        kind=added.kind,
+        size=added.size,
+        reused=added.reused,
+        version=row.seq,
+    )
+
+
+async def publish(node: Node, target: str) -> PublishResult:
+    """``publish``: add the pointer's source again, sign the next version
+    when it changed, and put the newest record in the DHT."""
+
+    def work() -> tuple[PointerRow, bool]:
+        row = store_live.pointer_named(node.store, target)
+        return store_live.publish_source(node.store, row.pub)
+
+    row, changed = await node.db(work)
+    node.announce_soon(row.root)
+    publish_soon(node, row)
+    peers = node.link(row.root, None).peers
+    return PublishResult(
+        link=str(store_live.live_link(row, peers)),
+        version=row.seq,
+        root=root_to_cid(row.root),
+        changed=changed,
+    )
+
+
+async def publish_loop(node: Node, *, every_s: float = PUBLISH_EVERY_S) -> None:
+    """Put every owned pointer's record, renewed when due, now and every
+    ``every_s``; runs until cancelled."""
+    while True:
+        try:
+            rows = await node.db(lambda: store_live.renew_due(node.store))
+        except Exception as exc:  # a job root: this round, not the node
+            node.jobs.record("publish", "renew", exc)
+        else:
+            for row in rows:
+                publish_soon(node, row)
+        await trio.sleep(every_s)
+
+
+async def resolve(
+    node: Node, live: LiveLink, *, timeout_s: float, also: Sequence[str] = ()
+) -> ShareLink:
+    """The snapshot link a live link names now (see the module docstring).
+
+    Raises:
+        NoProviders: no valid record of the pointer was found in time.
+        IntegrityError: the newest record is older than one this home
+            already accepted (a replay), or the link's read key does not
+            open it.
+    """
+    if live.read_key is None:
+        raise AccessDenied("link: it carries no read key (the part after '#')")
+    key = dht_key(live.pub)
+    found: list[PointerRecord] = []
+    refused: list[str] = []
+
+    def consider(value: object, where: str) -> None:
+        if value is None:
+            return
+        try:
+            found.append(validate(key, value, now=time.time()))
+        except (FormatError, AccessDenied) as exc:
+            refused.append(f"{where}: {exc}")
+
+    async def ask_peer(addr: str) -> None:
+        with trio.move_on_after(ASK_TIMEOUT_S):
+            try:
+                peer: ID = await node.host.connect(addr)
+                value = await node.host.dht.value_store._get_from_peer(peer, key)
+            except Exception as exc:
+                # a hint that is down, not a DHT server, or answers junk
+                # (py-libp2p raises many types): the other answers decide
+                log.debug("pointer: hint %s: %s", addr[-12:], exc)
+                return
+            consider(value, f"peer {addr[-8:]}")
+
+    async def ask_dht() -> None:
+        with trio.move_on_after(timeout_s):
+            value = await node.host.dht.get_value(key.decode())
+            consider(value, "the DHT")
+
+    async with trio.open_nursery() as nursery:
+        for addr in dict.fromkeys([*live.peers, *also]):  # also: --bootstrap
+            nursery.start_soon(ask_peer, addr)
+        nursery.start_soon(ask_dht)
+    if not found:
+        why = "; ".join(refused) or "no answer"
+        raise NoProviders(f"live share {live.name[:17]}…: no valid record ({why})")
+    record = max(found, key=lambda r: (r.seq, r.expires))
+    seen = await node.db(lambda: node.store.catalog.seen_seq(live.pub))
+    if goes_back(record, seen):
+        raise IntegrityError(
+            f"live share {live.name[:17]}…: the newest record found is version"
+            f" {record.seq}, older than version {seen} this home already got"
+            " (refusing to go back)"
+        )
+    root, file_key = record.open(live.read_key)
+    await node.db(lambda: node.store.catalog.see_seq(live.pub, record.seq))
+    log.info("live share %s: version %d", live.name[:17], record.seq)
+    return ShareLink(root_id=root, key=file_key, peers=live.peers)
