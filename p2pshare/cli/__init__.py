@@ -8,13 +8,14 @@ listings, JSON), so it can be piped.
 
 ``app`` holds the group and the error mapping, ``local`` the commands on
 the home's shares, ``net`` the network and node commands, ``get``
-downloads, ``seeds`` the seed commands and replication, ``vouchers``
-issuing and redeeming vouchers; ``session`` and ``offline`` are the one
-path every command takes to a node (the home's, one run for the command,
-or the store alone), ``runtime`` how a node runs in this process.
+downloads, ``sync`` keeping a folder equal to a live link, ``seeds`` the
+seed commands and replication, ``vouchers`` issuing and redeeming vouchers;
+``session`` and ``offline`` are the one path every command takes to a node
+(the home's, one run for the command, or the store alone), ``runtime`` how
+a node runs in this process.
 """
 
-from p2pshare.cli import get, local, net, seeds, vouchers
+from p2pshare.cli import get, local, net, seeds, sync, vouchers
 from p2pshare.cli.app import cli, main
 
-__all__ = ["cli", "get", "local", "main", "net", "seeds", "vouchers"]
+__all__ = ["cli", "get", "local", "main", "net", "seeds", "sync", "vouchers"]

@@ -73,7 +73,7 @@ from p2pshare.errors import (
     P2PShareError,
     RemoteProtocolError,
 )
-from p2pshare.format import ShareLink, parse_link, parse_root_or_link
+from p2pshare.format import ShareLink, parse_root_or_link
 from p2pshare.format.links import LiveLink, parse_any_link
 from p2pshare.node import live as livemod
 from p2pshare.node.host import parse_peer_addr
@@ -364,7 +364,16 @@ class _Connection:
 
     async def m_inspect(self, req: Request, p: LinkTextParams) -> object:
         # entries: a FLAT list, see docs/control.md
-        return await self.node.inspect(parse_link(p.link), timeout_s=INSPECT_TIMEOUT_S)
+        any_link = parse_any_link(p.link)
+        if not isinstance(any_link, LiveLink):
+            return await self.node.inspect(any_link, timeout_s=INSPECT_TIMEOUT_S)
+        link = await livemod.resolve(self.node, any_link, timeout_s=LIVE_RESOLVE_S)
+        found = await self.node.inspect(link, timeout_s=INSPECT_TIMEOUT_S)
+        found["link"] = str(link)  # the snapshot: what `sync` then gets
+        found["version"] = await self.node.db(
+            lambda: self.node.store.catalog.seen_seq(any_link.pub) or 0
+        )
+        return found
 
     async def m_replicate(self, req: Request, p: ReplicateParams) -> object:
         target = parse_root_or_link(p.root)

@@ -103,16 +103,21 @@ class TreeEntry(TypedDict):
     name: str
     kind: str
     size: int
+    root: NotRequired[str]  # the entry's own root id (CID text)
+    mtime_ns: NotRequired[int]
 
 
 class Inspection(TypedDict):
-    """``inspect``: what a link holds; ``entries`` flat, depth first."""
+    """``inspect``: what a link holds; ``entries`` flat, depth first. For a
+    live link, ``version`` and ``link``: the snapshot it names now."""
 
     root: str
     name: str
     kind: str
     size: int
     entries: list[TreeEntry]
+    version: NotRequired[int]
+    link: NotRequired[str]
 
 
 class GcReport(TypedDict):

@@ -308,7 +308,12 @@ def tree_walk(
                 raise FolderListingError("folder: the tree is too large to list")
             out.append(
                 TreeEntry(
-                    path=joined, name=entry.name, kind=entry.kind, size=entry.size
+                    path=joined,
+                    name=entry.name,
+                    kind=entry.kind,
+                    size=entry.size,
+                    root=root_to_cid(entry.root),
+                    mtime_ns=entry.mtime_ns,
                 )
             )
             if entry.kind != "folder":

@@ -5,17 +5,21 @@ either side; a getter never goes back; user mistakes get one line."""
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from p2pshare.store.syncdir import STATE_DIR
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.daemon import start
-from tests.helpers.procs import running, share
+from tests.helpers.procs import Proc, running, share
 
 
-def same_tree(a: Path, b: Path) -> bool:
-    cmp = filecmp.dircmp(a, b)
+def same_tree(a: Path, b: Path, skip: set[str] | None = None) -> bool:
+    cmp = filecmp.dircmp(a, b, ignore=sorted(skip or ()))
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
@@ -112,3 +116,51 @@ def test_mistakes_get_one_line(tmp_path: Path) -> None:
         assert says in res.err and "Traceback" not in res.err
         assert len(res.err.strip().splitlines()) == 1, res.err
         assert link.split("#")[1] not in res.err
+
+
+def wait_until(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``check()`` held (polling); fails after ``timeout``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_sync_watch_follows_publish_fetching_only_changes(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    owner, getter, mirror = tmp_path / "a", tmp_path / "b", tmp_path / "mirror"
+    proc, [link] = share(owner, folder, extra=("--live",))
+    with running(proc):
+        follower = Proc(
+            getter, "sync", link, mirror, "--watch", "--interval", "1", "--json"
+        )
+        with running(follower):
+            first = json.loads(follower.read_lines(1, timeout=60)[0])
+            assert first["version"] == 1 and first["fetched"] == 3
+            assert same_tree(folder, mirror, skip={STATE_DIR})
+            (folder / "new.txt").write_text("added\n")
+            (folder / "change.txt").write_text("second, longer\n")
+            (folder / "sub" / "gone.txt").unlink()
+            res = p2pshare(owner, "publish", folder)
+            assert res.code == 0, res.err
+            wait_until(lambda: same_tree(folder, mirror, skip={STATE_DIR}), 10)
+            rounds = [json.loads(line) for line in follower.read_lines(1, 30)]
+            while rounds[-1]["version"] != 2:
+                rounds += [json.loads(line) for line in follower.read_lines(1, 30)]
+            changed = rounds[-1]
+            assert (changed["fetched"], changed["removed"]) == (2, 1)
+            assert changed["unchanged"] == 1
+            # the 300 kB file did not cross the wire again: two small files
+            # (4 KiB chunks) and nothing else
+            assert changed["bytes"] <= 2 * 4096 + 1024, changed
+        # crash-safe and idempotent: a new run finds nothing to do
+        res = p2pshare(getter, "sync", link, mirror, "--json")
+        assert res.code == 0, res.err
+        again = json.loads(res.out)
+        assert (again["fetched"], again["removed"], again["version"]) == (0, 0, 2)
+        # files the user adds to the mirror stay; a symlink upstream never
+        # sees is left alone too
+        (mirror / "mine.txt").write_text("local\n")
+        res = p2pshare(getter, "sync", link, mirror, "--json")
+        assert res.code == 0 and (mirror / "mine.txt").exists()
