@@ -76,6 +76,52 @@ async def _put(node: Node, row: PointerRow) -> None:
             log.warning("pointer %s: not published: %s", row.pub[:4].hex(), exc)
             return
         log.info("pointer %s: version %d published", row.pub[:4].hex(), row.seq)
+    pushed = await push_to_seeds(node, row)
+    if pushed:
+        log.info(
+            "pointer %s: version %d on %d seed(s)", row.pub[:4].hex(), row.seq, pushed
+        )
+
+
+async def replicated(node: Node, root: bytes) -> None:
+    """``root`` is now kept on seeds: if it is the current version of a
+    pointer this home owns, its record goes to those seeds too (a job)."""
+    row = await node.db(lambda: node.store.catalog.owned_pointer_of(root))
+    if row is not None:
+        publish_soon(node, row)
+
+
+async def _seed_addrs(node: Node, root: bytes) -> list[str]:
+    """The seeds that keep a replica of ``root``, then the home's seeds."""
+    rows = await node.shares.replicas(root)
+    kept = [r.addrs[0] for r in rows if r.addrs and r.state != "failed"]
+    configured = list(node.relay.seeds) if node.relay is not None else []
+    return list(dict.fromkeys([*kept, *configured]))
+
+
+async def push_to_seeds(node: Node, row: PointerRow) -> int:
+    """Store ``row``'s record on the seeds keeping its snapshot and on the
+    home's seeds (``PUT_VALUE`` to each: a seed is a DHT server and checks
+    it with the same validator), so they answer for it while this node is
+    offline. Returns how many took it."""
+    key, value = dht_key(row.pub), row.record
+    took = 0
+
+    async def push(addr: str) -> None:
+        nonlocal took
+        with trio.move_on_after(ASK_TIMEOUT_S):
+            try:
+                peer = await node.host.connect(addr)
+                store = node.host.dht.value_store
+                if await store._store_at_peer(peer, key, value):
+                    took += 1
+            except Exception as exc:
+                log.info("pointer: seed %s did not take it: %s", addr[-12:], exc)
+
+    async with trio.open_nursery() as nursery:
+        for addr in await _seed_addrs(node, row.root):
+            nursery.start_soon(push, addr)
+    return took
 
 
 async def add(
@@ -101,15 +147,26 @@ async def add(
 
 async def publish(node: Node, target: str) -> PublishResult:
     """``publish``: add the pointer's source again, sign the next version
-    when it changed, and put the newest record in the DHT."""
+    when it changed, replicate it to as many seeds as kept the last one
+    (the same seeds first), and put the newest record in the DHT and on
+    those seeds. Returns once that is done."""
 
     def work() -> tuple[PointerRow, bool]:
         row = store_live.pointer_named(node.store, target)
         return store_live.publish_source(node.store, row.pub)
 
+    previous = await node.db(lambda: store_live.pointer_named(node.store, target).root)
     row, changed = await node.db(work)
     node.announce_soon(row.root)
-    publish_soon(node, row)
+    if changed:
+        # the new version goes where the last one is kept, before its record
+        kept = [
+            r for r in await node.shares.replicas(previous) if r.state == "complete"
+        ]
+        if kept:
+            seeds = [r.addrs[0] for r in kept if r.addrs]
+            await node.replicate(row.root, len(kept), seeds=seeds)
+    await _put(node, row)
     peers = node.link(row.root, None).peers
     return PublishResult(
         link=str(store_live.live_link(row, peers)),

@@ -283,6 +283,7 @@ class Node(Getting, Reporting):
             lease_s=lease_s or rep.DEFAULT_LEASE_S,
             progress=progress,
         )
+        await livemod.replicated(self, root)  # a live share's record follows
         return rows
 
     # -- what the control API drives -------------------------------------------
