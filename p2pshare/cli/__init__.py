@@ -15,7 +15,7 @@ seed commands and replication, ``vouchers`` issuing and redeeming vouchers;
 a node runs in this process.
 """
 
-from p2pshare.cli import get, local, net, seeds, sync, vouchers
+from p2pshare.cli import cat, get, local, net, seeds, sync, vouchers
 from p2pshare.cli.app import cli, main
 
-__all__ = ["cli", "get", "local", "main", "net", "seeds", "sync", "vouchers"]
+__all__ = ["cat", "cli", "get", "local", "main", "net", "seeds", "sync", "vouchers"]

@@ -20,9 +20,12 @@ Theory of operation
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,12 +55,15 @@ __all__ = [
     "publish",
     "publish_loop",
     "publish_soon",
+    "rescan_loop",
     "resolve",
+    "tree_stamp",
 ]
 
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 600.0
+RESCAN_EVERY_S = 5.0  # how often owned live sources are checked for changes
 PUT_TIMEOUT_S = 30.0
 ASK_TIMEOUT_S = 5.0  # one hint peer's GET_VALUE
 
@@ -155,6 +161,13 @@ async def publish(node: Node, target: str) -> PublishResult:
         row = store_live.pointer_named(node.store, target)
         return store_live.publish_source(node.store, row.pub)
 
+    async with node.publishing:  # `publish` and the rescan never interleave
+        return await _publish(node, target, work)
+
+
+async def _publish(
+    node: Node, target: str, work: Callable[[], tuple[PointerRow, bool]]
+) -> PublishResult:
     previous = await node.db(lambda: store_live.pointer_named(node.store, target).root)
     row, changed = await node.db(work)
     node.announce_soon(row.root)
@@ -188,6 +201,67 @@ async def publish_loop(node: Node, *, every_s: float = PUBLISH_EVERY_S) -> None:
             for row in rows:
                 publish_soon(node, row)
         await trio.sleep(every_s)
+
+
+def tree_stamp(source: str) -> bytes | None:
+    """A digest of every path, kind, size and mtime under ``source`` (symlinks
+    not followed), or None when it is gone: what the rescan compares."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        top = os.lstat(source)
+    except OSError:
+        return None
+    digest.update(f"{top.st_mode}:{top.st_size}:{top.st_mtime_ns}".encode())
+    if not stat.S_ISDIR(top.st_mode):
+        return digest.digest()
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        dirs.sort()
+        for name in sorted(files) + dirs:
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone while we looked: the next rescan sees it
+            rel = os.path.relpath(path, source)
+            digest.update(
+                f"{rel}\0{st.st_mode}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+            )
+    return digest.digest()
+
+
+async def rescan_loop(node: Node, *, every_s: float = RESCAN_EVERY_S) -> None:
+    """Publish an owned live source when it changed: every ``every_s``, each
+    source's :func:`tree_stamp` is compared with the last one; a change (or
+    the first look after start, which catches edits made while the node was
+    down) runs :func:`publish`, which signs a version only when the snapshot
+    really changed. Each publish is a job: a failure (a file changing while
+    it is read) is recorded and the next rescan tries again."""
+    stamps: dict[bytes, bytes | None] = {}
+    while True:
+        await trio.sleep(every_s)
+        try:
+            rows = await node.db(node.store.catalog.owned_pointers)
+        except Exception as exc:  # a job root: this round, not the node
+            node.jobs.record("publish", "rescan", exc)
+            continue
+        for row in rows:
+            stamp = await trio.to_thread.run_sync(tree_stamp, row.source)
+            seen = row.pub in stamps
+            before, stamps[row.pub] = stamps.get(row.pub), stamp
+            if stamp is None or (seen and stamp == before):
+                continue
+            try:
+                result = await publish(node, row.source)
+            except Exception as exc:  # a job root: this source, not the node
+                node.jobs.record("publish", row.pub[:4].hex(), exc)
+                stamps.pop(row.pub, None)  # look again next time
+                continue
+            if result["changed"]:
+                log.info(
+                    "live share %s: changed on disk, version %d published",
+                    row.pub[:4].hex(),
+                    result["version"],
+                )
 
 
 async def resolve(

@@ -105,6 +105,7 @@ class Node(Getting, Reporting):
     seed_relay: SeedRelay | None = None  # a seed's relay service
     dht_auto: bool = False  # DHT server unless reachability says private
     upnp: PortMapper | None = None  # [network] upnp = true
+    publishing: trio.Lock = field(default_factory=trio.Lock)  # one at a time
     # how we reached the providers that were not plainly direct: "direct
     # after hole punching (…)", "relayed via …<seed>" (short peer id -> path;
     # the latest MAX_PATHS, for `get` to print)
@@ -437,6 +438,7 @@ async def open_node(
             node.downloads = DownloadManager(node, node.jobs, bus)
             nursery.start_soon(renew_loop, node)  # catches per renewal
             nursery.start_soon(livemod.publish_loop, node)  # a job per record
+            nursery.start_soon(livemod.rescan_loop, node)  # catches per source
             if seed is not None:
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)

@@ -27,10 +27,15 @@ Theory of operation
   the first good answer wins and the driver cancels the rest.
 * **Bans.** A peer that sends a chunk failing verification is banned: its
   requests are returned for reassignment and it is never asked again.
+* **Horizon** (streaming reads, ``cat``): with :attr:`Scheduler.horizon`
+  set, only chunks below it are assigned, in index order; the reader moves
+  it up as it consumes chunks, so what is fetched ahead of the reader (in
+  flight or waiting to be read) stays within a bounded window.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 __all__ = ["PeerStats", "Scheduler"]
@@ -80,6 +85,7 @@ class Scheduler:
         self._copies: dict[int, int] = {}  # index -> requests in flight
         self._retry: set[int] = set()  # released chunks, before the cursor
         self._cursor = 0
+        self.horizon: int | None = None  # assign only below this (streaming)
 
     # -- peers ---------------------------------------------------------------
     def add_peer(self, peer: str, have: frozenset[int] | None) -> None:
@@ -163,7 +169,13 @@ class Scheduler:
         if room <= 0:
             return []
         fresh = self._fresh(stats, SCAN_WINDOW)
-        if fresh:
+        if fresh and self.horizon is not None:
+            picked = fresh[:room]  # streaming: index order, not rarest first
+        elif self.horizon is not None and self._beyond(self.horizon):
+            # the window is full, not the download: no endgame duplicates
+            # (everything beyond the horizon is still to come)
+            picked = []
+        elif fresh:
             rarity = self._rarity(fresh)
             fresh.sort(key=lambda i: (rarity.get(i, 0), i))
             picked = fresh[:room]
@@ -192,10 +204,14 @@ class Scheduler:
         call costs O(limit), not O(chunks), so a 100 GiB file schedules as
         cheaply as a small one.
         """
+        horizon = self.horizon
         out = [
             i
             for i in sorted(self._retry)
-            if i in self._missing and i not in self._copies and stats.holds(i)
+            if i in self._missing
+            and i not in self._copies
+            and stats.holds(i)
+            and (horizon is None or i < horizon)
         ][:limit]
         order, j = self._order, self._cursor
         while j < len(order) and (
@@ -206,12 +222,18 @@ class Scheduler:
         scanned = 0
         while j < len(order) and len(out) < limit and scanned < 8 * limit:
             i = order[j]
+            if horizon is not None and i >= horizon:
+                break  # ``order`` is sorted: nothing further is in the window
             if i in self._missing and i not in self._copies and i not in self._retry:
                 scanned += 1
                 if stats.holds(i):
                     out.append(i)
             j += 1
         return out
+
+    def _beyond(self, horizon: int) -> bool:
+        """Chunks at or above ``horizon`` are still to be fetched."""
+        return bisect.bisect_left(self._order, horizon) < len(self._order)
 
     def _rarity(self, candidates: list[int]) -> dict[int, int]:
         live = [s for s in self._peers.values() if not s.banned]

@@ -156,3 +156,43 @@ def test_useful_peers_are_the_ones_a_stalled_download_waits_on() -> None:
     assert sched.useful_peers() == ["full"]
     sched.completed("full", 0, 1, 1.0)
     assert sched.useful_peers() == ["full"]
+
+
+def test_horizon_bounds_what_is_assigned_and_keeps_index_order() -> None:
+    s = Scheduler(list(range(100)), MB, max_inflight=64)
+    s.add_peer("a", None)
+    s.add_peer("b", frozenset({5, 6, 7, 50}))  # rarer chunks come first, unless
+    s.horizon = 8  # streaming: index order within the window
+    got = s.assign("b", 0.0) + s.assign("a", 0.0)
+    assert got and all(i < 8 for i in got)
+    assert all(i < 8 for p in ("a", "b") for i in s.peer(p).inflight)
+    # the reader consumed 0..3: the window moves; 50 (beyond it) waits
+    for i in range(4):
+        for peer in ("a", "b"):
+            if i in s.peer(peer).inflight:
+                s.completed(peer, i, MB, 1.0)
+    s.horizon = 12
+    more = s.assign("a", 2.0) + s.assign("b", 2.0)
+    assert more and all(i < 12 for i in more)
+    assert 50 not in s.peer("b").inflight
+    # a full window: nothing more (no endgame copies) until the reader
+    # moves it
+    while s.assign("a", 3.0) or s.assign("b", 3.0):
+        pass
+    inflight = [*s.peer("a").inflight, *s.peer("b").inflight]
+    assert len(inflight) == len(set(inflight))  # each once
+    assert all(i < 12 for i in inflight)
+
+
+def test_a_full_window_is_not_an_endgame() -> None:
+    s = Scheduler(list(range(10)), MB)
+    s.add_peer("a", None)
+    s.add_peer("c", None)
+    s.horizon = 3
+    assert s.assign("a", 0.0) == [0, 1]
+    assert s.assign("c", 0.0) == [2]
+    # c has room, but 0..2 are in flight and 3.. are beyond the window: no
+    # duplicate requests (that would double the traffic of every stream)
+    assert s.assign("c", 0.0) == []
+    s.horizon = None  # a plain download: the chunks beyond are fresh again
+    assert s.assign("c", 0.0) == [3]

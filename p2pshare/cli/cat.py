@@ -1,0 +1,136 @@
+"""``p2pshare cat LINK [--path P] [--range A-B]``: plaintext to stdout, in
+order, while it downloads (``node/stream.py``).
+
+``cat`` keeps nothing: it runs a short-lived node of its own, with a fresh
+identity in a temporary home that holds a copy of this home's
+``config.toml`` (its bootstrap peers, mDNS setting), whether or not the
+home's node runs; the temporary home is deleted when it exits. So
+``p2pshare cat LINK --path talk.mp4 | mpv -`` plays while the file arrives,
+and nothing of it lands on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from p2pshare.cli.app import Seconds, cli, home_of
+from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
+from p2pshare.config import GET_TIMEOUT_S, STALL_TIMEOUT_S, Home
+from p2pshare.errors import AccessDenied
+from p2pshare.format.links import LiveLink, parse_any_link
+
+__all__ = ["cat"]
+
+DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
+
+
+@cli.command(name="cat")
+@click.argument("link_text", metavar="LINK")
+@click.option(
+    "--path",
+    "path",
+    default=None,
+    metavar="PATH",
+    help="The file of a folder share to read (relative, e.g. talks/a.mp4).",
+)
+@click.option(
+    "--range",
+    "range_text",
+    default=None,
+    metavar="A-B",
+    help="Only bytes A to B, both included (as HTTP Range); A- to the end,"
+    " -N the last N bytes.",
+)
+@_BOOTSTRAP
+@_LISTEN
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=Seconds(),
+    default=GET_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for a first provider.",
+)
+@click.option(
+    "--stall-timeout",
+    "stall_s",
+    type=Seconds(),
+    default=STALL_TIMEOUT_S,
+    show_default=True,
+    help="End when no provider sent verified data for this long.",
+)
+@click.pass_context
+def cat(
+    ctx: click.Context,
+    link_text: str,
+    path: str | None,
+    range_text: str | None,
+    bootstrap: tuple[str, ...],
+    listen: tuple[str, ...],
+    timeout_s: float,
+    stall_s: float,
+) -> None:
+    """Write a file's plaintext to stdout as it downloads, in order.
+
+    Every byte written was verified first. Chunks are fetched from every
+    provider at once, a bounded window ahead of what was written, so memory
+    stays small and the first byte comes as soon as the first chunk
+    verified. With --range only the chunks the range covers are fetched.
+    """
+    from p2pshare.cli.runtime import run_node
+    from p2pshare.node.stream import ByteRange
+
+    link = parse_any_link(link_text)
+    key = link.read_key if isinstance(link, LiveLink) else link.key
+    if key is None:
+        raise AccessDenied("link: it carries no key (the part after '#')")
+    byte_range = ByteRange.parse(range_text) if range_text else ByteRange()
+    out = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()  # a player reading the pipe gets it now
+
+    async def body(node: object) -> int:
+        from p2pshare.node import live
+        from p2pshare.node.service import Node
+        from p2pshare.node.stream import stream_file
+
+        assert isinstance(node, Node)
+        snapshot = (
+            await live.resolve(node, link, timeout_s=timeout_s, also=bootstrap)
+            if isinstance(link, LiveLink)
+            else link
+        )
+        return await stream_file(
+            node,
+            snapshot,
+            path=path,
+            byte_range=byte_range,
+            write=write,
+            timeout_s=timeout_s,
+            stall_s=stall_s,
+        )
+
+    home = home_of(ctx)
+    with tempfile.TemporaryDirectory(prefix="p2pshare-cat-") as tmp:
+        temp = Home(Path(tmp))
+        if home.config.is_file():
+            shutil.copyfile(home.config, temp.config)
+        try:
+            run_node(
+                temp,
+                listen=list(listen) or [DEFAULT_LISTEN],
+                bootstrap=list(bootstrap),
+                dht_mode="client",
+                announce_lan=False,
+                body=body,
+            )
+        except BrokenPipeError:
+            # the reader went away (`| head`): that is the end, not an error
+            sys.stderr.close()
