@@ -43,7 +43,7 @@ MAX_ENTRIES = 100_000  # --max-entries
 MAX_DEPTH = 64  # --max-depth: folders nested deeper are refused (hostile trees)
 MDNS_ENV = "P2PSHARE_MDNS"
 _TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
-_NETWORK = frozenset({"mdns", "upnp"})
+_NETWORK = frozenset({"mdns", "upnp", "gateway"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,7 @@ class Config:
     [network]
     mdns = false                      # find nodes on the LAN (default: on)
     upnp = true                       # ask the router to forward our port (off)
+    gateway = "127.0.0.1:8080"        # the HTTP gateway (default 127.0.0.1:0)
 
     ``$P2PSHARE_MDNS`` (``0`` or ``1``) overrides ``[network] mdns``.
     """
@@ -110,6 +111,7 @@ class Config:
     bootstrap: tuple[str, ...] = ()
     mdns: bool = True
     upnp: bool = False
+    gateway: str = "127.0.0.1:0"
 
 
 def load_config(home: Home) -> Config:
@@ -149,6 +151,15 @@ def load_config(home: Home) -> Config:
     upnp = network.get("upnp", False)
     if not isinstance(upnp, bool):
         raise ConfigError(f"{where}: network.upnp must be true or false")
+    gateway = network.get("gateway", "127.0.0.1:0")
+    host, _, port = str(gateway).rpartition(":")
+    if (
+        not isinstance(gateway, str)
+        or not host
+        or not port.isdigit()
+        or not 0 <= int(port) <= 65535
+    ):
+        raise ConfigError(f'{where}: network.gateway must be "HOST:PORT"')
     override = os.environ.get(MDNS_ENV)
     if override is not None:
         if override not in ("0", "1"):
@@ -160,6 +171,7 @@ def load_config(home: Home) -> Config:
         bootstrap=_addr_list(where, data, "bootstrap"),
         mdns=mdns,
         upnp=upnp,
+        gateway=gateway,
     )
 
 

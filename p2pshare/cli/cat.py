@@ -1,5 +1,6 @@
 """``p2pshare cat LINK [--path P] [--range A-B]``: plaintext to stdout, in
-order, while it downloads (``node/stream.py``).
+order, while it downloads (``node/stream.py``); ``p2pshare open LINK``: the
+same through the node's HTTP gateway (``node/gateway.py``).
 
 ``cat`` keeps nothing: it runs a short-lived node of its own, with a fresh
 identity in a temporary home that holds a copy of this home's
@@ -24,7 +25,7 @@ from p2pshare.config import GET_TIMEOUT_S, STALL_TIMEOUT_S, Home
 from p2pshare.errors import AccessDenied
 from p2pshare.format.links import LiveLink, parse_any_link
 
-__all__ = ["cat"]
+__all__ = ["cat", "open_"]
 
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 
@@ -134,3 +135,56 @@ def cat(
         except BrokenPipeError:
             # the reader went away (`| head`): that is the end, not an error
             sys.stderr.close()
+
+
+@cli.command(name="open")
+@click.argument("link_text", metavar="LINK", required=False)
+@click.option("--list", "as_list", is_flag=True, help="List the links being served.")
+@click.option("--revoke", metavar="TOKEN", help="Stop serving a link (its token).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def open_(
+    ctx: click.Context,
+    link_text: str | None,
+    as_list: bool,
+    revoke: str | None,
+    as_json: bool,
+) -> None:
+    """Serve LINK through the node's local HTTP gateway; print its URL.
+
+    A browser or a video player then streams it (HTTP Range: seeking works
+    while it downloads). The URL holds a random token, never the key; the
+    gateway listens on 127.0.0.1 (`[network] gateway` in config.toml) and
+    needs the home's node (`p2pshare node --background`).
+    """
+    import json
+
+    from p2pshare.cli.runtime import NO_NODE, call_node
+    from p2pshare.errors import UsageError
+
+    if sum(map(bool, (link_text, as_list, revoke))) != 1:
+        raise UsageError("open: give a LINK, --list or --revoke TOKEN")
+    home = home_of(ctx)
+    if revoke:
+        result = call_node(home, "open.revoke", token=revoke)
+    elif as_list:
+        result = call_node(home, "open.ls")
+    else:
+        result = call_node(home, "open", link=link_text)
+    if result is NO_NODE:
+        raise UsageError(
+            "open: needs the home's node (start it: `p2pshare node --background`)"
+        )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif revoke:
+        if not result["revoked"]:
+            from p2pshare.errors import NotFoundError
+
+            raise NotFoundError(f"open: no link is served with token {revoke!r:.40}")
+        click.echo(f"revoked {result['token']}", err=True)
+    elif as_list:
+        for entry in result:
+            click.echo(f"{entry['token']}  {entry['url']}")
+    else:
+        click.echo(result["url"])

@@ -45,6 +45,7 @@ __all__ = [
     "RedeemParams",
     "ReplicateParams",
     "RootParams",
+    "TokenParams",
     "parse_params",
 ]
 
@@ -179,6 +180,13 @@ class PublishParams(Params):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenParams(Params):
+    """``open.revoke``: a gateway token."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class LinkTextParams(Params):
     """``inspect``: a share link."""
 
@@ -241,6 +249,9 @@ METHODS: dict[str, type[Params]] = {
     "share": AddParams,
     "link": LinkParams,
     "publish": PublishParams,
+    "open": LinkTextParams,
+    "open.ls": NoParams,
+    "open.revoke": TokenParams,
     "rm": RootParams,
     "get": GetParams,
     "downloads": NoParams,

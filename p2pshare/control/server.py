@@ -63,6 +63,7 @@ from p2pshare.control.api import (
     RedeemParams,
     ReplicateParams,
     RootParams,
+    TokenParams,
     parse_params,
 )
 from p2pshare.control.wire import Hello, Request, ServerWire, State
@@ -76,12 +77,15 @@ from p2pshare.errors import (
 from p2pshare.format import ShareLink, parse_root_or_link
 from p2pshare.format.links import LiveLink, parse_any_link
 from p2pshare.node import live as livemod
+from p2pshare.node.gateway import Gateway
 from p2pshare.node.host import parse_peer_addr
 from p2pshare.records import (
     Empty,
+    GatewayEntry,
     LinkResult,
     ProvidersResult,
     ReplicateResult,
+    RevokeResult,
     RootResult,
 )
 from p2pshare.store.walk import FolderLimits
@@ -275,6 +279,9 @@ class _Connection:
             "share": self.m_share,
             "link": self.m_link,
             "publish": self.m_publish,
+            "open": self.m_open,
+            "open.ls": self.m_open_ls,
+            "open.revoke": self.m_open_revoke,
             "rm": self.m_rm,
             "get": self.m_get,
             "downloads": self.m_downloads,
@@ -329,6 +336,30 @@ class _Connection:
 
     async def m_publish(self, req: Request, p: PublishParams) -> object:
         return await livemod.publish(self.node, p.target)
+
+    async def m_open(self, req: Request, p: LinkTextParams) -> object:
+        gateway = self._gateway()
+        entry, url = await gateway.open(p.link)
+        return GatewayEntry(
+            token=entry.token, url=url, name=entry.name, created=entry.created
+        )
+
+    async def m_open_ls(self, req: Request, p: NoParams) -> object:
+        gateway = self._gateway()
+        return [
+            GatewayEntry(
+                token=e.token, url=gateway.url(e), name=e.name, created=e.created
+            )
+            for e in gateway.tokens.values()
+        ]
+
+    async def m_open_revoke(self, req: Request, p: TokenParams) -> object:
+        return RevokeResult(token=p.token, revoked=self._gateway().revoke(p.token))
+
+    def _gateway(self) -> Gateway:
+        if self.node.gateway is None:  # only before open_node finished
+            raise ConfigError("the HTTP gateway is not running")
+        return self.node.gateway
 
     async def m_rm(self, req: Request, p: RootParams) -> object:
         target = parse_root_or_link(p.root)

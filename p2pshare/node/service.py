@@ -43,6 +43,7 @@ from p2pshare.node.downloads import DownloadManager
 from p2pshare.node.events import EventBus
 from p2pshare.node.facades import Pins, Shares, Vouchers
 from p2pshare.node.fetch import DownloadStats, Swarm
+from p2pshare.node.gateway import Gateway
 from p2pshare.node.getting import XFER_PROTOCOL, Getting
 from p2pshare.node.host import NodeHost
 from p2pshare.node.host_start import open_host
@@ -106,6 +107,7 @@ class Node(Getting, Reporting):
     dht_auto: bool = False  # DHT server unless reachability says private
     upnp: PortMapper | None = None  # [network] upnp = true
     publishing: trio.Lock = field(default_factory=trio.Lock)  # one at a time
+    gateway: Gateway | None = None  # HTTP, started by the first `open`
     # how we reached the providers that were not plainly direct: "direct
     # after hole punching (…)", "relayed via …<seed>" (short peer id -> path;
     # the latest MAX_PATHS, for `get` to print)
@@ -436,6 +438,7 @@ async def open_node(
             node = Node(nh, store, server, nursery, Supervisor(nursery, bus), bus=bus)
             node.dht_auto = dht_auto
             node.downloads = DownloadManager(node, node.jobs, bus)
+            node.gateway = Gateway(node, config.gateway)
             nursery.start_soon(renew_loop, node)  # catches per renewal
             nursery.start_soon(livemod.publish_loop, node)  # a job per record
             nursery.start_soon(livemod.rescan_loop, node)  # catches per source

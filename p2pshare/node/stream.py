@@ -27,15 +27,16 @@ is banned and its chunk fetched elsewhere).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from p2pshare.errors import IntegrityError, NotFoundError, UsageError
-from p2pshare.format import FileKeys, Geometry, ShareLink, block_id, open_chunk
-from p2pshare.format.folder import decode_listing
+from p2pshare.format import FileKeys, Geometry, Meta, ShareLink, block_id, open_chunk
+from p2pshare.format.folder import Entry, decode_listing
 from p2pshare.node.fetch import NetworkSource, drive
 from p2pshare.node.fill import Fill, NetShare
 from p2pshare.store.walk import Open, ReadAll, Walk, open_folder
@@ -43,9 +44,19 @@ from p2pshare.store.walk import Open, ReadAll, Walk, open_folder
 if TYPE_CHECKING:
     from p2pshare.node.service import Node
 
-__all__ = ["WINDOW", "ByteRange", "StreamSink", "find_file", "stream_file"]
+__all__ = [
+    "WINDOW",
+    "ByteRange",
+    "StreamSink",
+    "Target",
+    "find_file",
+    "open_target",
+    "stream_file",
+]
 
 WINDOW = 16  # chunks fetched ahead of the reader (in flight or waiting)
+
+Send = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +150,15 @@ class StreamSink:
             return self._ready.pop(i, None)
 
 
-def find_file(link: ShareLink, path: str | None) -> Walk[tuple[bytes, bytes]]:
-    """The (root id, key) of the file ``path`` names in the share (the share
-    itself without a path), fetching only envelopes and listings.
+def find_file(
+    link: ShareLink, path: str | None
+) -> Walk[tuple[bytes, bytes, list[Entry] | None]]:
+    """The (root id, key) of what ``path`` names in the share (the share
+    itself without a path), and the entries of the folder when it is one,
+    fetching only envelopes and listings.
 
     Raises:
-        UsageError: no path for a folder, a folder for a path, a bad path.
+        UsageError: a bad path.
         NotFoundError: the path is not in the folder.
     """
     assert link.key is not None
@@ -166,15 +180,74 @@ def find_file(link: ShareLink, path: str | None) -> Walk[tuple[bytes, bytes]]:
             if entry.kind == "file":
                 if depth != len(parts) - 1:
                     raise NotFoundError(f"--path: {where} is a file")
-                return root, key
+                return root, key, None
             child = yield from open_folder(entry, where)
             opened.close()
             opened, keys, meta = child
-        if meta.kind != "file":
-            raise UsageError("cat: the share is a folder: name a file with --path")
-        return root, key
+        if meta.kind == "folder":
+            return root, key, decode_listing((yield ReadAll(opened, keys, meta)))
+        return root, key, None
     finally:
         opened.close()
+
+
+@dataclass
+class Target:
+    """What a link and path name, opened: a file (``meta``; :meth:`pump`
+    sends a byte range of it) or a folder (``entries``)."""
+
+    name: str
+    entries: list[Entry] | None
+    meta: Meta | None
+    _pump: Callable[[tuple[int, int], Send], Awaitable[int]] | None = None
+
+    async def pump(self, span: tuple[int, int], send: Send) -> int:
+        """Send bytes ``span`` (both included) in order; returns how many."""
+        assert self._pump is not None
+        return await self._pump(span, send)
+
+
+@asynccontextmanager
+async def open_target(
+    node: Node,
+    link: ShareLink,
+    *,
+    path: str | None,
+    timeout_s: float,
+    stall_s: float,
+) -> AsyncIterator[Target]:
+    """Open what ``link`` and ``path`` name, on every provider found (or
+    from this home, when it holds the share).
+
+    Raises:
+        UsageError, NotFoundError: see :func:`find_file`.
+        NoProviders, TransferTimeout, IntegrityError: as a download.
+    """
+    async with node.source(link, timeout_s=timeout_s, stall_s=stall_s) as net:
+        net.announce = None  # a read keeps nothing this node could serve
+        root, key, entries = await drive(find_file(link, path), net)
+        name = path.strip("/").rsplit("/", 1)[-1] if path else ""
+        if entries is not None:
+            yield Target(name=name, entries=entries, meta=None)
+            return
+        share, keys, meta = await net.step(Open(root, key))
+        try:
+            if isinstance(share, NetShare):
+                yield Target(
+                    name=meta.name,
+                    entries=None,
+                    meta=meta,
+                    _pump=lambda span, send: _pump(net, share, keys, meta, span, send),
+                )
+            else:  # held here: read (and verify) it from this home
+                yield Target(
+                    name=meta.name,
+                    entries=None,
+                    meta=meta,
+                    _pump=lambda span, send: _local(share, keys, meta, span, send),
+                )
+        finally:
+            share.close()
 
 
 async def stream_file(
@@ -192,46 +265,59 @@ async def stream_file(
     order, each chunk verified first. Returns the bytes written.
 
     Raises:
-        UsageError, NotFoundError: see :func:`find_file` and
+        UsageError, NotFoundError: a folder, see :func:`find_file` and
             :meth:`ByteRange.within`.
         NoProviders, TransferTimeout, IntegrityError: as a download.
     """
-    async with node.source(link, timeout_s=timeout_s, stall_s=stall_s) as net:
-        root, key = await drive(find_file(link, path), net)
-        opened = await net.step(Open(root, key))
-        share, keys, meta = opened
-        if not isinstance(share, NetShare):  # held here: no network needed
-            raise UsageError("cat: this home holds the share: read the file itself")
-        span = byte_range.within(meta.size)
+    async with open_target(
+        node, link, path=path, timeout_s=timeout_s, stall_s=stall_s
+    ) as target:
+        if target.meta is None:
+            raise UsageError("cat: that is a folder: name a file with --path")
+        span = byte_range.within(target.meta.size)
         if span is None:
             return 0
-        net.announce = None  # this node keeps nothing it could serve
-        sink = StreamSink(share, keys, meta.size, _chunks(span, share))
-        return await _pump(net, share, sink, span, write)
+
+        async def send(data: bytes) -> None:
+            await trio.to_thread.run_sync(write, data)
+
+        return await target.pump(span, send)
 
 
-def _chunks(span: tuple[int, int], share: NetShare) -> range:
-    cs = share.envelope.chunk_size
-    return range(span[0] // cs, span[1] // cs + 1)
+async def _local(
+    share: Any, keys: FileKeys, meta: Meta, span: tuple[int, int], send: Send
+) -> int:
+    start, end = span
+    geo = Geometry(meta.size, share.envelope.chunk_size)
+    cs = geo.chunk_size
+    sent = 0
+    for i in range(start // cs, end // cs + 1):
+        plain = await trio.to_thread.run_sync(share.plain, i, share.chunk_id(i), keys)
+        lo = start - i * cs if i == start // cs else 0
+        hi = end - i * cs + 1 if i == end // cs else geo.plain_len(i)
+        await send(plain[lo:hi])
+        sent += hi - lo
+    return sent
 
 
 async def _pump(
     net: NetworkSource,
     share: NetShare,
-    sink: StreamSink,
+    keys: FileKeys,
+    meta: Meta,
     span: tuple[int, int],
-    write: Callable[[bytes], None],
+    send: Send,
 ) -> int:
     start, end = span
     cs = share.envelope.chunk_size
-    first, last = sink.wanted.start, sink.wanted.stop - 1
+    first, last = start // cs, end // cs
+    sink = StreamSink(share, keys, meta.size, range(first, last + 1))
     arrived = trio.Event()
 
     def progress(_n: int) -> None:
-        nonlocal arrived
         arrived.set()
 
-    fill = Fill(net, share, sink.keys.signing_key, sink, progress)
+    fill = Fill(net, share, keys.signing_key, sink, progress)
     fill.sched.horizon = first + WINDOW
     written = 0
 
@@ -243,9 +329,8 @@ async def _pump(
                 arrived = trio.Event()
             lo = start - i * cs if i == first else 0
             hi = end - i * cs + 1 if i == last else sink.amount(i)
-            piece = plain[lo:hi]
-            await trio.to_thread.run_sync(write, piece)
-            written += len(piece)
+            await send(plain[lo:hi])
+            written += hi - lo
             fill.sched.horizon = i + 1 + WINDOW
             fill._poke()
 

@@ -19,6 +19,7 @@ __all__ = [
     "DownloadStats",
     "Empty",
     "Event",
+    "GatewayEntry",
     "GcReport",
     "Inspection",
     "JobFailed",
@@ -35,6 +36,7 @@ __all__ = [
     "ReplicaRecord",
     "ReplicateResult",
     "Reservation",
+    "RevokeResult",
     "RootResult",
     "SeedInfoRecord",
     "SeedKnown",
@@ -84,6 +86,21 @@ class PublishResult(TypedDict):
     version: int
     root: str
     changed: bool
+
+
+class GatewayEntry(TypedDict):
+    """``open``: a link registered with the HTTP gateway (the key stays in
+    the node)."""
+
+    token: str
+    url: str
+    name: str
+    created: float
+
+
+class RevokeResult(TypedDict):
+    token: str
+    revoked: bool
 
 
 class LinkResult(TypedDict):
@@ -387,6 +404,9 @@ RESULTS: dict[str, object] = {
     "share": list[AddResult],
     "link": LinkResult,
     "publish": PublishResult,
+    "open": GatewayEntry,
+    "open.ls": list[GatewayEntry],
+    "open.revoke": RevokeResult,
     "rm": RootResult,
     "get": DownloadRecord,
     "downloads": list[DownloadRecord],

@@ -104,7 +104,7 @@ def test_cat_mistakes_get_one_line(tmp_path: Path) -> None:
         ok = cat(tmp_path / "g", full, "--path", "a.txt")
         assert ok.returncode == 0 and ok.stdout == b"hello\n", ok.stderr
         for args, code, says in [
-            ((), 2, "the share is a folder"),
+            ((), 2, "that is a folder"),
             (("--path", "nope.txt"), 3, "is not in the share"),
             (("--path", "a.txt", "--range", "9-1"), 2, "backwards"),
             (("--path", "a.txt", "--range", "100-"), 2, "the file has 6 bytes"),
