@@ -112,7 +112,11 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
     if not items:
         click.echo("no shares (add some with `p2pshare add PATH`)", err=True)
         return
-    names = [display_name(i["name"]) if i["name"] is not None else "?" for i in items]
+    names = [
+        (display_name(i["name"]) if i["name"] is not None else "?")
+        + (f" (live v{i['version']})" if i.get("live") else "")
+        for i in items
+    ]
     width = max(4, *(len(n) for n in names))
     click.echo(
         f"{'NAME':<{width}}  {'KIND':<6}  {'SIZE':>10}  {'MODE':<4}  {'REPL':>4}  ROOT"

@@ -64,6 +64,8 @@ class ShareListing(TypedDict):
     kind: str | None
     size: int | None
     error: str | None
+    live: NotRequired[str]  # the current version of this live share ("live.…")
+    version: NotRequired[int]
 
 
 class AddResult(TypedDict):

@@ -22,6 +22,7 @@ import os
 
 from p2pshare.errors import P2PShareError
 from p2pshare.format import root_to_cid
+from p2pshare.format.links import LiveLink
 from p2pshare.records import ShareListing
 from p2pshare.store.catalog import ShareRow
 from p2pshare.store.local import LocalStore
@@ -59,6 +60,7 @@ def describe_shares(store: LocalStore) -> list[ShareListing]:
     for rep in store.catalog.replicas():
         if rep.state == "complete":
             replicas[rep.root] = replicas.get(rep.root, 0) + 1
+    live = {p.root: p for p in store.catalog.owned_pointers()}
     for row in store.catalog.top_shares():
         item = ShareListing(
             root=root_to_cid(row.root),
@@ -80,5 +82,9 @@ def describe_shares(store: LocalStore) -> list[ShareListing]:
             )
         except (P2PShareError, ValueError) as exc:
             item["error"] = str(exc)
+        pointer = live.get(row.root)
+        if pointer is not None:
+            item["live"] = LiveLink(pointer.pub).name
+            item["version"] = pointer.seq
         items.append(item)
     return items

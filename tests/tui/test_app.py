@@ -248,3 +248,16 @@ async def test_seeds_pane_shows_replicas_and_redeems_a_voucher(tmp_path: Path) -
             "the refusal",
         )
         assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_a_live_share_shows_its_version(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    backend.shares_list[1] |= {"live": "live.abcdef", "version": 3}
+    app = _app(backend, tmp_path)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await _ready(pilot, app)
+        table = app.shares.table
+        names = [str(table.get_cell_at((row, 0))) for row in range(2)]
+        assert names[1].endswith("(live v3)"), names
+        assert "live" not in names[0]

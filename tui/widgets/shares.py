@@ -79,6 +79,8 @@ class SharesPane(Pane):
             name = display_name(str(share.get("name") or root))
             if share.get("error"):
                 name = f"{name} (!)"
+            if share.get("live"):
+                name = f"{name} (live v{share.get('version', '?')})"
             table.add_row(
                 name,
                 human_size(share.get("size")),
