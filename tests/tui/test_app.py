@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from textual.command import CommandList, CommandPalette
+from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent
 
 from p2pshare.errors import AccessDenied
@@ -258,6 +259,6 @@ async def test_a_live_share_shows_its_version(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 24)) as pilot:
         await _ready(pilot, app)
         table = app.shares.table
-        names = [str(table.get_cell_at((row, 0))) for row in range(2)]
+        names = [str(table.get_cell_at(Coordinate(row, 0))) for row in range(2)]
         assert names[1].endswith("(live v3)"), names
         assert "live" not in names[0]
