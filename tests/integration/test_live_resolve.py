@@ -101,3 +101,40 @@ async def test_wrong_read_key(tmp_path: Path) -> None:
             holds(a, record(1).to_bytes())
             with pytest.raises(IntegrityError, match="read key"):
                 await resolve(b, link_to(a, bytes(32)), timeout_s=5)
+
+
+async def test_a_seed_refuses_forged_replayed_and_oversized(tmp_path: Path) -> None:
+    """A seed node (what `push_to_seeds` writes to) keeps only genuine,
+    newer records: its validator is the DHT's."""
+    from libp2p.records.validator import BlankValidator
+
+    from p2pshare.node.pointers import NAMESPACE
+    from p2pshare.node.seed_policy import SeedPolicy
+
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            seed = await stack.enter_async_context(
+                open_node(
+                    Home(tmp_path / "seed"),
+                    listen=LOOPBACK,
+                    dht_mode="server",
+                    seed=SeedPolicy(region="eu", max_storage=None, admission="open"),
+                )
+            )
+            attacker = await stack.enter_async_context(
+                open_node(Home(tmp_path / "x"), listen=LOOPBACK, dht_mode="server")
+            )
+            attacker.host.dht.register_validator(NAMESPACE, BlankValidator())
+            peer = await attacker.host.connect(seed.addrs()[0])
+            store = attacker.host.dht.value_store
+            key = dht_key(PUB)
+            fake = record(9, signer=SigningKey(bytes(32)))
+            forged = PointerRecord(PUB, 9, fake.expires, fake.box, fake.signature)
+            for bad in (forged.to_bytes(), record(9).to_bytes() + bytes(300)):
+                assert not await store._store_at_peer(peer, key, bad)
+                assert seed.host.dht.value_store.get(key) is None
+            assert await store._store_at_peer(peer, key, record(5).to_bytes())
+            assert not await store._store_at_peer(peer, key, record(4).to_bytes())
+            kept = seed.host.dht.value_store.get(key)
+            assert kept is not None
+            assert PointerRecord.from_bytes(kept.value).seq == 5
