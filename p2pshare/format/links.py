@@ -74,14 +74,8 @@ class ShareLink:
     peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.root_id) != 32:
-            raise LinkError("link: root id must be 32 bytes")
-        if self.key is not None and len(self.key) != KEY_BYTES:
-            raise LinkError("link: key must be 32 bytes")
-        if len(self.peers) > MAX_PEERS:
-            raise LinkError(f"link: more than {MAX_PEERS} peer hints")
-        for peer in self.peers:
-            _check_peer(peer)
+        _check_parts(("link: root id", self.root_id), ("link: key", self.key))
+        _check_peers(self.peers)
 
     @property
     def root_cid(self) -> str:
@@ -104,6 +98,20 @@ class ShareLink:
             f"ShareLink(root={self.root_cid[:12]}…, key={redacted},"
             f" peers={len(self.peers)})"
         )
+
+
+def _check_parts(ident: tuple[str, bytes], key: tuple[str, bytes | None]) -> None:
+    """The 32-byte id (root or pointer key) and, when present, the key."""
+    for what, value in (ident, key):
+        if value is not None and len(value) != KEY_BYTES:
+            raise LinkError(f"{what} must be 32 bytes")
+
+
+def _check_peers(peers: tuple[str, ...]) -> None:
+    if len(peers) > MAX_PEERS:
+        raise LinkError(f"link: more than {MAX_PEERS} peer hints")
+    for peer in peers:
+        _check_peer(peer)
 
 
 def _check_peer(peer: object) -> None:
@@ -211,14 +219,11 @@ class LiveLink:
     peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if len(self.pub) != 32:
-            raise LinkError("live link: the pointer key must be 32 bytes")
-        if self.read_key is not None and len(self.read_key) != KEY_BYTES:
-            raise LinkError("live link: the read key must be 32 bytes")
-        if len(self.peers) > MAX_PEERS:
-            raise LinkError(f"link: more than {MAX_PEERS} peer hints")
-        for peer in self.peers:
-            _check_peer(peer)
+        _check_parts(
+            ("live link: the pointer key", self.pub),
+            ("live link: the read key", self.read_key),
+        )
+        _check_peers(self.peers)
 
     @property
     def name(self) -> str:
