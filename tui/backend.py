@@ -26,6 +26,7 @@ from p2pshare.records import (
     ProvidersResult,
     ShareListing,
     Status,
+    SyncRecord,
 )
 
 __all__ = ["ControlBackend", "NodeBackend"]
@@ -48,6 +49,8 @@ class NodeBackend(Protocol):
     async def status(self) -> Status: ...
 
     async def shares(self) -> list[ShareListing]: ...
+
+    async def syncs(self) -> list[SyncRecord]: ...
 
     async def add(
         self, paths: Sequence[str], *, copy: bool = False
@@ -122,6 +125,9 @@ class ControlBackend:
 
     async def shares(self) -> list[ShareListing]:
         return cast(list[ShareListing], await self._call("ls"))
+
+    async def syncs(self) -> list[SyncRecord]:
+        return cast(list[SyncRecord], await self._call("syncs"))
 
     async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[AddResult]:
         return cast(

@@ -30,9 +30,12 @@ __all__ = ["sync"]
 
 
 @cli.command()
-@click.argument("link_text", metavar="LINK")
-@click.argument("dest", metavar="DIR", type=click.Path(path_type=Path))
+@click.argument("link_text", metavar="LINK", required=False)
+@click.argument("dest", metavar="DIR", type=click.Path(path_type=Path), required=False)
 @click.option("--watch", is_flag=True, help="Keep following until Ctrl-C.")
+@click.option(
+    "--list", "as_list", is_flag=True, help="List the folders this home keeps in sync."
+)
 @click.option(
     "--interval",
     "interval_s",
@@ -63,9 +66,10 @@ __all__ = ["sync"]
 @click.pass_context
 def sync(
     ctx: click.Context,
-    link_text: str,
-    dest: Path,
+    link_text: str | None,
+    dest: Path | None,
     watch: bool,
+    as_list: bool,
     interval_s: float,
     bootstrap: tuple[str, ...],
     listen: tuple[str, ...],
@@ -80,6 +84,11 @@ def sync(
     (only those this sync placed, only inside DIR; symlinks are never
     followed). Files you add to DIR yourself are left alone.
     """
+    if as_list:
+        _list(ctx, as_json)
+        return
+    if link_text is None or dest is None:
+        raise UsageError("sync: give LINK and DIR (or --list)")
     link = parse_any_link(link_text)
     key = link.read_key if isinstance(link, LiveLink) else link.key
     if key is None:
@@ -99,6 +108,13 @@ def sync(
 
         while True:
             report = await _round(s, link_text, target, options)
+            await s.client.call(
+                "sync.record",
+                dir=str(target),
+                link=link.public(),
+                root=report["root"],
+                version=report["version"],
+            )
             if as_json:
                 click.echo(json.dumps(report))
             else:
@@ -176,3 +192,22 @@ def _clear(path: Path) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
+
+
+def _list(ctx: click.Context, as_json: bool) -> None:
+    from p2pshare.cli.runtime import NO_NODE, call_node
+
+    rows = call_node(home_of(ctx), "syncs")
+    if rows is NO_NODE:
+        from p2pshare.store.local import LocalStore
+
+        with LocalStore(home_of(ctx)) as store:
+            rows = [
+                {"dir": d, "link": ln, "root": r, "version": v, "updated_at": t}
+                for d, ln, r, v, t in store.catalog.syncs()
+            ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['dir']}  version {row['version']}  {row['link']}")

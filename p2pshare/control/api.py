@@ -45,6 +45,7 @@ __all__ = [
     "RedeemParams",
     "ReplicateParams",
     "RootParams",
+    "SyncRecordParams",
     "TokenParams",
     "parse_params",
 ]
@@ -187,6 +188,16 @@ class TokenParams(Params):
 
 
 @dataclass(frozen=True, slots=True)
+class SyncRecordParams(Params):
+    """``sync.record``: a round of ``sync`` finished (``link`` without key)."""
+
+    dir: str
+    link: str
+    root: str
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LinkTextParams(Params):
     """``inspect``: a share link."""
 
@@ -252,6 +263,8 @@ METHODS: dict[str, type[Params]] = {
     "open": LinkTextParams,
     "open.ls": NoParams,
     "open.revoke": TokenParams,
+    "sync.record": SyncRecordParams,
+    "syncs": NoParams,
     "rm": RootParams,
     "get": GetParams,
     "downloads": NoParams,

@@ -63,6 +63,7 @@ from p2pshare.control.api import (
     RedeemParams,
     ReplicateParams,
     RootParams,
+    SyncRecordParams,
     TokenParams,
     parse_params,
 )
@@ -87,6 +88,7 @@ from p2pshare.records import (
     ReplicateResult,
     RevokeResult,
     RootResult,
+    SyncRecord,
 )
 from p2pshare.store.walk import FolderLimits
 
@@ -282,6 +284,8 @@ class _Connection:
             "open": self.m_open,
             "open.ls": self.m_open_ls,
             "open.revoke": self.m_open_revoke,
+            "sync.record": self.m_sync_record,
+            "syncs": self.m_syncs,
             "rm": self.m_rm,
             "get": self.m_get,
             "downloads": self.m_downloads,
@@ -355,6 +359,20 @@ class _Connection:
 
     async def m_open_revoke(self, req: Request, p: TokenParams) -> object:
         return RevokeResult(token=p.token, revoked=self._gateway().revoke(p.token))
+
+    async def m_sync_record(self, req: Request, p: SyncRecordParams) -> object:
+        catalog = self.node.store.catalog
+        await self.node.db(
+            lambda: catalog.record_sync(p.dir, p.link, p.root, p.version)
+        )
+        return Empty()
+
+    async def m_syncs(self, req: Request, p: NoParams) -> object:
+        rows = await self.node.db(self.node.store.catalog.syncs)
+        return [
+            SyncRecord(dir=d, link=ln, root=r, version=v, updated_at=t)
+            for d, ln, r, v, t in rows
+        ]
 
     def _gateway(self) -> Gateway:
         if self.node.gateway is None:  # only before open_node finished

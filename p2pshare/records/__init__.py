@@ -59,6 +59,7 @@ from p2pshare.records.schema import (
     ShareListing,
     ShareRemoved,
     Status,
+    SyncRecord,
     TreeEntry,
     UpnpState,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "ShareListing",
     "ShareRemoved",
     "Status",
+    "SyncRecord",
     "TreeEntry",
     "UpnpState",
     "check_event",

@@ -46,6 +46,7 @@ __all__ = [
     "ShareListing",
     "ShareRemoved",
     "Status",
+    "SyncRecord",
     "TreeEntry",
     "UpnpState",
 ]
@@ -98,6 +99,17 @@ class GatewayEntry(TypedDict):
     url: str
     name: str
     created: float
+
+
+class SyncRecord(TypedDict):
+    """A folder ``sync`` keeps: the link (without its key), what it last
+    made the folder equal to, and when."""
+
+    dir: str
+    link: str
+    root: str
+    version: int
+    updated_at: int
 
 
 class RevokeResult(TypedDict):
@@ -409,6 +421,8 @@ RESULTS: dict[str, object] = {
     "open": GatewayEntry,
     "open.ls": list[GatewayEntry],
     "open.revoke": RevokeResult,
+    "sync.record": Empty,
+    "syncs": list[SyncRecord],
     "rm": RootResult,
     "get": DownloadRecord,
     "downloads": list[DownloadRecord],

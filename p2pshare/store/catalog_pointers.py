@@ -1,6 +1,7 @@
 """The catalog's live-share pointers: the ones this home owns (their
-signing seed, read key, source and latest signed record) and the last
-version this home accepted of anyone's (so a getter never goes back)."""
+signing seed, read key, source and latest signed record), the last version
+this home accepted of anyone's (so a getter never goes back), and the
+folders ``sync`` keeps (what it last made them equal to)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,21 @@ class PointerTables(Tables):
             " seen_at = excluded.seen_at",
             (pub, seq, int(time.time())),
         )
+
+    @locked
+    def record_sync(self, folder: str, link: str, root: str, version: int) -> None:
+        """``sync`` made ``folder`` equal to ``root`` (version ``version`` of
+        ``link``: a link without its key)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO syncs (dir, link, root, version, updated_at)"
+            " VALUES (?,?,?,?,?)",
+            (folder, link, root, version, int(time.time())),
+        )
+
+    @locked
+    def syncs(self) -> list[tuple[str, str, str, int, int]]:
+        """(dir, link, root, version, updated_at) of every synced folder."""
+        rows = self._db.execute(
+            "SELECT dir, link, root, version, updated_at FROM syncs ORDER BY dir"
+        )
+        return [(str(a), str(b), str(c), int(d), int(e)) for a, b, c, d, e in rows]

@@ -36,9 +36,10 @@ __all__ = [
 
 # 2: pins and replicas (seeds); 3: vouchers; 4: fingerprints and the home
 # secret (re-adding an unchanged source); 5: live shares' pointers (owned,
-# and the last version seen of others'). Every statement is idempotent, so
-# an older catalog is upgraded by running them all again.
-SCHEMA_VERSION = 5
+# and the last version seen of others'); 6: folders kept in sync. Every
+# statement is idempotent, so an older catalog is upgraded by running them
+# all again.
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -129,6 +130,13 @@ CREATE TABLE IF NOT EXISTS pointers (
     seq INTEGER NOT NULL,
     root BLOB NOT NULL CHECK (length(root) = 32),
     record BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS syncs (
+    dir TEXT PRIMARY KEY,
+    link TEXT NOT NULL,
+    root TEXT NOT NULL,
+    version INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pointers_seen (

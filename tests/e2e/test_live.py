@@ -158,6 +158,10 @@ def test_sync_watch_follows_publish_fetching_only_changes(tmp_path: Path) -> Non
             # the 300 kB file did not cross the wire again: two small files
             # (4 KiB chunks) and nothing else
             assert changed["bytes"] <= 2 * 4096 + 1024, changed
+        # the home lists the folder it keeps, at the version it holds
+        synced = json.loads(ok(getter, "sync", "--list", "--json"))
+        assert [(r["dir"], r["version"]) for r in synced] == [(str(mirror), 2)]
+        assert link.split("#")[1] not in json.dumps(synced)
         # crash-safe and idempotent: a new run finds nothing to do
         res = p2pshare(getter, "sync", link, mirror, "--json")
         assert res.code == 0, res.err

@@ -25,6 +25,7 @@ from p2pshare.records import (
     PeerReport,
     ShareListing,
     Status,
+    SyncRecord,
     check_event,
     check_result,
 )
@@ -205,6 +206,7 @@ class FakeBackend:
         self.calls: list[tuple[str, Any]] = []
         self.shares_calls = 0
         self.shares_list = copy.deepcopy(SHARES)
+        self.syncs_list: list[dict[str, Any]] = []
         self.voucher_list = copy.deepcopy(VOUCHERS)
 
     async def connect(self) -> bool:
@@ -217,6 +219,9 @@ class FakeBackend:
     async def shares(self) -> list[ShareListing]:
         self.shares_calls += 1
         return _checked("ls", self.shares_list, list[ShareListing])
+
+    async def syncs(self) -> list[SyncRecord]:
+        return _checked("syncs", self.syncs_list, list[SyncRecord])
 
     async def add(self, paths: Sequence[str], *, copy: bool = False) -> list[AddResult]:
         self.calls.append(("add", list(paths)))

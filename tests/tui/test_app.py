@@ -262,3 +262,30 @@ async def test_a_live_share_shows_its_version(tmp_path: Path) -> None:
         names = [str(table.get_cell_at(Coordinate(row, 0))) for row in range(2)]
         assert names[1].endswith("(live v3)"), names
         assert "live" not in names[0]
+
+
+@pytest.mark.asyncio
+async def test_synced_folders_show_with_their_version(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    app = _app(backend, tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _ready(pilot, app)
+        synced = app.query_one("#syncs-table", DataTable)
+
+        def shown() -> bool:
+            return bool(synced.display)
+
+        assert not shown()  # nothing synced: not shown at all
+        backend.syncs_list = [
+            {
+                "dir": "/home/u/Mirror",
+                "link": "p2pshare://live.abc",
+                "root": ROOT_PHOTO,
+                "version": 4,
+                "updated_at": 1,
+            }
+        ]
+        app.shares.refresh_shares()
+        await wait_for(pilot, lambda: synced.row_count == 1, 5, "the synced folder")
+        assert shown()
+        assert str(synced.get_cell_at(Coordinate(0, 1))) == "v4"

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from p2pshare.format.names import display_name
-from p2pshare.records import ShareListing
+from p2pshare.records import ShareListing, SyncRecord
 from tui.backend import NodeBackend
 from tui.fmt import human_size, human_time
 from tui.screens.modals import AddPathModal, ConfirmModal, DetailsModal, LinkModal
@@ -53,6 +53,12 @@ class SharesPane(Pane):
         yield Static(
             "No shares yet: press a to add a file or folder.", id="shares-hint"
         )
+        synced: DataTable[Any] = DataTable(id="syncs-table", cursor_type="none")
+        synced.add_column("Synced folder", key="dir")
+        synced.add_column("Version", key="version")
+        synced.add_column("Link", key="link")
+        synced.display = False  # shown once there is one
+        yield synced
 
     @property
     def table(self) -> DataTable[Any]:
@@ -69,6 +75,15 @@ class SharesPane(Pane):
     @work(group="shares", exclusive=True, exit_on_error=False, name="list shares")
     async def refresh_shares(self) -> None:
         self.show_shares(await self.backend.shares())
+        self.show_syncs(await self.backend.syncs())
+
+    def show_syncs(self, syncs: list[SyncRecord]) -> None:
+        """The folders ``p2pshare sync`` keeps, with the version they hold."""
+        table = self.query_one("#syncs-table", DataTable)
+        table.clear()
+        for row in syncs:
+            table.add_row(str(row["dir"]), f"v{row['version']}", str(row["link"])[:60])
+        table.display = bool(syncs)
 
     def show_shares(self, shares: list[ShareListing]) -> None:
         table = self.table
