@@ -21,6 +21,7 @@ import click
 
 from p2pshare.cli.app import Seconds, cli, home_of
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
+from p2pshare.cli.passwords import PASSWORD_FILE, unlock
 from p2pshare.config import GET_TIMEOUT_S, STALL_TIMEOUT_S, Home
 from p2pshare.errors import AccessDenied
 from p2pshare.format.links import LiveLink, parse_any_link
@@ -65,6 +66,7 @@ DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
     show_default=True,
     help="End when no provider sent verified data for this long.",
 )
+@PASSWORD_FILE
 @click.pass_context
 def cat(
     ctx: click.Context,
@@ -75,6 +77,7 @@ def cat(
     listen: tuple[str, ...],
     timeout_s: float,
     stall_s: float,
+    password_file: Path | None,
 ) -> None:
     """Write a file's plaintext to stdout as it downloads, in order.
 
@@ -86,7 +89,7 @@ def cat(
     from p2pshare.cli.runtime import run_node
     from p2pshare.node.stream import ByteRange
 
-    link = parse_any_link(link_text)
+    link = parse_any_link(unlock(link_text, password_file))
     key = link.read_key if isinstance(link, LiveLink) else link.key
     if key is None:
         raise AccessDenied("link: it carries no key (the part after '#')")
@@ -142,6 +145,7 @@ def cat(
 @click.option("--list", "as_list", is_flag=True, help="List the links being served.")
 @click.option("--revoke", metavar="TOKEN", help="Stop serving a link (its token).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@PASSWORD_FILE
 @click.pass_context
 def open_(
     ctx: click.Context,
@@ -149,6 +153,7 @@ def open_(
     as_list: bool,
     revoke: str | None,
     as_json: bool,
+    password_file: Path | None,
 ) -> None:
     """Serve LINK through the node's local HTTP gateway; print its URL.
 
@@ -170,7 +175,8 @@ def open_(
     elif as_list:
         result = call_node(home, "open.ls")
     else:
-        result = call_node(home, "open", link=link_text)
+        assert link_text is not None
+        result = call_node(home, "open", link=unlock(link_text, password_file))
     if result is NO_NODE:
         raise UsageError(
             "open: needs the home's node (start it: `p2pshare node --background`)"

@@ -18,6 +18,7 @@ import click
 
 from p2pshare.cli.app import Seconds, _human, _progress, cli, home_of
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
+from p2pshare.cli.passwords import PASSWORD_FILE, unlock
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
 from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
@@ -93,6 +94,7 @@ __all__ = ["get"]
     hidden=True,
     help="Write download statistics as JSON (for scripts/bench).",
 )
+@PASSWORD_FILE
 @click.pass_context
 def get(
     ctx: click.Context,
@@ -107,14 +109,17 @@ def get(
     max_entries: int,
     max_depth: int,
     stats_json: Path | None,
+    password_file: Path | None,
 ) -> None:
     """Download the file or folder of LINK into the output directory.
 
     Providers are the link's peer hints and whatever the DHT finds (through
     --bootstrap peers); every chunk is verified before it is written. With a
     node running for this home the node downloads (Ctrl-C here leaves it
-    running; see `p2pshare downloads`).
+    running; see `p2pshare downloads`). A password link asks for its
+    password (or reads --password-file) before anything else.
     """
+    link_text = unlock(link_text, password_file)
     any_link = parse_any_link(link_text)
     key = any_link.read_key if isinstance(any_link, LiveLink) else any_link.key
     if key is None:

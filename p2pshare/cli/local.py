@@ -21,11 +21,19 @@ from p2pshare.cli.app import (
 )
 from p2pshare.cli.net import LIVE, NEW, REPLICAS, SEEDS
 from p2pshare.cli.offline import call_home
+from p2pshare.cli.passwords import (
+    PASSWORD,
+    PASSWORD_FILE,
+    STRENGTH,
+    link_password,
+    lock_links,
+)
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.seeds import (
     replicas_option,
     replicate,
 )
+from p2pshare.errors import UsageError
 from p2pshare.format import (
     DEFAULT_CHUNK_SIZE,
     ShareLink,
@@ -54,6 +62,9 @@ __all__ = ["add", "gc", "link", "ls_", "publish", "rm"]
 )
 @NEW
 @LIVE
+@PASSWORD
+@PASSWORD_FILE
+@STRENGTH
 @REPLICAS
 @SEEDS
 @click.pass_context
@@ -64,6 +75,9 @@ def add(
     chunk_size: str,
     new: bool,
     live: bool,
+    password_prompt: bool,
+    password_file: Path | None,
+    password_strength: str,
     replicas: int | None,
     seeds: tuple[str, ...],
 ) -> None:
@@ -80,6 +94,9 @@ def add(
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     size = _parse_chunk_size(chunk_size)
+    locked = link_password(password_prompt, password_file, password_strength)
+    if locked is not None and live:
+        raise UsageError("--password: not for live links yet")
     extra = {"live": True} if live else {}
     items = call_home(
         home,
@@ -96,6 +113,8 @@ def add(
     if n:
         replicated = replicate(home, roots, n, seed_list)
         links = links if live else replicated
+    if locked is not None:
+        links = lock_links(links, *locked)
     for text in links:
         click.echo(text)
 

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from p2pshare.cli.app import _human, cli, home_of
+from p2pshare.cli.passwords import (
+    PASSWORD,
+    PASSWORD_FILE,
+    STRENGTH,
+    link_password,
+    lock_links,
+)
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node
 from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
-from p2pshare.errors import NodeNotRunning
+from p2pshare.errors import NodeNotRunning, UsageError
 from p2pshare.format.names import display_name
 
 if TYPE_CHECKING:
@@ -113,6 +120,9 @@ def _no_node(home: Any) -> NodeNotRunning:
 @click.option("--copy", is_flag=True, help="Store encrypted chunks (see `add --copy`).")
 @NEW
 @LIVE
+@PASSWORD
+@PASSWORD_FILE
+@STRENGTH
 @_LISTEN
 @_BOOTSTRAP
 @_RATE
@@ -125,6 +135,9 @@ def share(
     copy: bool,
     new: bool,
     live: bool,
+    password_prompt: bool,
+    password_file: Path | None,
+    password_strength: str,
     listen: tuple[str, ...],
     bootstrap: tuple[str, ...],
     upload: str | None,
@@ -143,6 +156,9 @@ def share(
     home = home_of(ctx)
     n, seed_list = replicas_option(home, replicas, seeds)
     params = {"paths": [absolute(p) for p in paths], "copy": copy, "new": new}
+    locked = link_password(password_prompt, password_file, password_strength)
+    if locked is not None and live:
+        raise UsageError("--password: not for live links yet")
     if live:
         params["live"] = True
 
@@ -153,6 +169,8 @@ def share(
             roots = [i["root"] for i in items]
             replicated = await replicate_links(s.client, roots, n, seed_list)
             links = links if live else replicated
+        if locked is not None:
+            links = lock_links(links, *locked)
         for text in links:
             click.echo(text)
         if not s.ephemeral:

@@ -20,6 +20,7 @@ import click
 from p2pshare.cli.app import Seconds, cli, home_of
 from p2pshare.cli.get import _check_final, _follow_get
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
+from p2pshare.cli.passwords import PASSWORD_FILE, unlock
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
 from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
@@ -63,6 +64,7 @@ __all__ = ["sync"]
     help="End a round when no provider sent verified data for this long.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per round.")
+@PASSWORD_FILE
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -76,6 +78,7 @@ def sync(
     timeout_s: float,
     stall_s: float,
     as_json: bool,
+    password_file: Path | None,
 ) -> None:
     """Make DIR equal to what LINK names (a live link: its newest version).
 
@@ -89,6 +92,7 @@ def sync(
         return
     if link_text is None or dest is None:
         raise UsageError("sync: give LINK and DIR (or --list)")
+    link_text = unlock(link_text, password_file)
     link = parse_any_link(link_text)
     key = link.read_key if isinstance(link, LiveLink) else link.key
     if key is None:

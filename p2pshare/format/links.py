@@ -41,6 +41,7 @@ from urllib.parse import quote, unquote
 from p2pshare.errors import LinkError
 from p2pshare.format.cid import cid_to_root, root_to_cid
 from p2pshare.format.keys import KEY_BYTES
+from p2pshare.format.password import is_wrapped, parse_wrapped
 
 __all__ = [
     "LIVE_PREFIX",
@@ -72,10 +73,16 @@ class ShareLink:
     root_id: bytes
     key: bytes | None = field(default=None)
     peers: tuple[str, ...] = ()
+    # a password link: the fragment ``pw1.…`` (``password.py``), no ``key``
+    wrapped: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_parts(("link: root id", self.root_id), ("link: key", self.key))
         _check_peers(self.peers)
+        if self.wrapped is not None:
+            if self.key is not None:
+                raise LinkError("link: a key and a password-protected key")
+            parse_wrapped(self.wrapped)
 
     @property
     def root_cid(self) -> str:
@@ -87,13 +94,15 @@ class ShareLink:
 
     def __str__(self) -> str:
         """The full link, key included. Only for showing to the user."""
+        if self.wrapped is not None:
+            return f"{self.public()}#{self.wrapped}"
         if self.key is None:
             return self.public()
         key = base64.urlsafe_b64encode(self.key).decode("ascii").rstrip("=")
         return f"{self.public()}#{key}"
 
     def __repr__(self) -> str:
-        redacted = "<key>" if self.key is not None else "None"
+        redacted = "<key>" if self.key is not None or self.wrapped else "None"
         return (
             f"ShareLink(root={self.root_cid[:12]}…, key={redacted},"
             f" peers={len(self.peers)})"
@@ -168,9 +177,13 @@ def parse_link(text: object) -> ShareLink:
     if rest.startswith(LIVE_PREFIX):
         raise LinkError("link: a live link (it names a pointer, not a snapshot)")
     key: bytes | None = None
+    wrapped: str | None = None
     if "#" in rest:
         rest, frag = rest.split("#", 1)
-        key = _parse_key(frag)
+        if is_wrapped(frag):
+            wrapped = frag
+        else:
+            key = _parse_key(frag)
     values: list[str] = []
     if "?" in rest:  # the earlier form: ?peer=<maddr>&peer=<maddr>
         rest, query = rest.split("?", 1)
@@ -193,7 +206,7 @@ def parse_link(text: object) -> ShareLink:
             peers.append(unquote(value, errors="strict"))
         except UnicodeDecodeError as exc:
             raise LinkError("link: a peer hint is badly percent-encoded") from exc
-    return ShareLink(root_id=root_id, key=key, peers=tuple(peers))
+    return ShareLink(root_id=root_id, key=key, peers=tuple(peers), wrapped=wrapped)
 
 
 def parse_root_or_link(text: object) -> ShareLink:
