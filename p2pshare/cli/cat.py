@@ -19,16 +19,15 @@ from pathlib import Path
 
 import click
 
-from p2pshare.cli.app import Seconds, cli, home_of
+from p2pshare.cli.app import cli, home_of
+from p2pshare.cli.get import STALL_TIMEOUT, TIMEOUT
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.passwords import PASSWORD_FILE, unlock
-from p2pshare.config import GET_TIMEOUT_S, STALL_TIMEOUT_S, Home
-from p2pshare.errors import AccessDenied
-from p2pshare.format.links import LiveLink, parse_any_link
+from p2pshare.cli.session import DEFAULT_LISTEN
+from p2pshare.config import Home
+from p2pshare.format.links import LiveLink, parse_any_link, require_key
 
 __all__ = ["cat", "open_"]
-
-DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 
 
 @cli.command(name="cat")
@@ -50,22 +49,8 @@ DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/0"
 )
 @_BOOTSTRAP
 @_LISTEN
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=Seconds(),
-    default=GET_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to wait for a first provider.",
-)
-@click.option(
-    "--stall-timeout",
-    "stall_s",
-    type=Seconds(),
-    default=STALL_TIMEOUT_S,
-    show_default=True,
-    help="End when no provider sent verified data for this long.",
-)
+@TIMEOUT
+@STALL_TIMEOUT
 @PASSWORD_FILE
 @click.pass_context
 def cat(
@@ -90,9 +75,7 @@ def cat(
     from p2pshare.node.stream import ByteRange
 
     link = parse_any_link(unlock(link_text, password_file))
-    key = link.read_key if isinstance(link, LiveLink) else link.key
-    if key is None:
-        raise AccessDenied("link: it carries no key (the part after '#')")
+    require_key(link)
     byte_range = ByteRange.parse(range_text) if range_text else ByteRange()
     out = sys.stdout.buffer
 

@@ -22,12 +22,30 @@ from p2pshare.cli.passwords import PASSWORD_FILE, unlock
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
 from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
-from p2pshare.errors import AccessDenied, UsageError
+from p2pshare.errors import UsageError
 from p2pshare.format import ShareLink
-from p2pshare.format.links import LiveLink, parse_any_link
+from p2pshare.format.links import LiveLink, parse_any_link, require_key
 from p2pshare.format.names import display_name
 
-__all__ = ["get"]
+__all__ = ["STALL_TIMEOUT", "TIMEOUT", "get"]
+
+# the options of every command that fetches (get, cat, sync)
+TIMEOUT = click.option(
+    "--timeout",
+    "timeout_s",
+    type=Seconds(),
+    default=GET_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for a first provider.",
+)
+STALL_TIMEOUT = click.option(
+    "--stall-timeout",
+    "stall_s",
+    type=Seconds(),
+    default=STALL_TIMEOUT_S,
+    show_default=True,
+    help="End when no provider sent verified data for this long.",
+)
 
 
 @cli.command()
@@ -54,22 +72,8 @@ __all__ = ["get"]
 )
 @_BOOTSTRAP
 @_LISTEN
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=Seconds(),
-    default=GET_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to wait for a first provider.",
-)
-@click.option(
-    "--stall-timeout",
-    "stall_s",
-    type=Seconds(),
-    default=STALL_TIMEOUT_S,
-    show_default=True,
-    help="End the download when no provider sent verified data for this long.",
-)
+@TIMEOUT
+@STALL_TIMEOUT
 @click.option(
     "--max-entries",
     "max_entries",
@@ -121,9 +125,7 @@ def get(
     """
     link_text = unlock(link_text, password_file)
     any_link = parse_any_link(link_text)
-    key = any_link.read_key if isinstance(any_link, LiveLink) else any_link.key
-    if key is None:
-        raise AccessDenied("link: it carries no key (the part after '#')")
+    require_key(any_link)
     limits = {"entries": max_entries, "depth": max_depth}
     if offline:
         if isinstance(any_link, LiveLink):

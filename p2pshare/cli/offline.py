@@ -1,11 +1,12 @@
 """The commands that need no node, answered from the store when none runs.
 
-``add``, ``ls``, ``link``, ``rm`` and ``gc`` work on the home whether or
-not a node runs for it. :func:`call_home` sends the call to the home's node
-when one answers (it serves what is added, puts its addresses in links and
-stops serving what is removed), and otherwise answers it here, from the
-store, with the same result shape (``docs/control.md``). So each command
-is written once, above ``call_home``.
+``add``, ``ls``, ``link``, ``publish``, ``rm``, ``gc`` and ``sync --list``
+work on the home whether or not a node runs for it. :func:`call_home`
+sends the call to the home's node when one answers (it serves what is
+added, puts its addresses in links and stops serving what is removed), and
+otherwise answers it here, from the store, with the same result shape
+(``docs/control.md``). So each command is written once, above
+``call_home``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from p2pshare.records import (
     PublishResult,
     RootResult,
     ShareListing,
+    SyncRecord,
 )
 
 __all__ = ["call_home"]
@@ -168,11 +170,22 @@ def _gc(home: Home, progress: Progress | None) -> GcReport:
         return collect(store).to_wire()
 
 
+def _syncs(home: Home, progress: Progress | None) -> list[SyncRecord]:
+    from p2pshare.store.local import LocalStore
+
+    with LocalStore(home) as store:
+        return [
+            SyncRecord(dir=d, link=ln, root=r, version=v, updated_at=t)
+            for d, ln, r, v, t in store.catalog.syncs()
+        ]
+
+
 _OFFLINE: dict[str, Callable[..., Any]] = {
     "add": _add,
     "ls": _ls,
     "link": _link,
     "publish": _publish,
+    "syncs": _syncs,
     "rm": _rm,
     "gc": _gc,
 }

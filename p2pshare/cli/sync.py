@@ -18,14 +18,14 @@ from typing import Any
 import click
 
 from p2pshare.cli.app import Seconds, cli, home_of
-from p2pshare.cli.get import _check_final, _follow_get
+from p2pshare.cli.get import STALL_TIMEOUT, TIMEOUT, _check_final, _follow_get
 from p2pshare.cli.net import _BOOTSTRAP, _LISTEN
 from p2pshare.cli.passwords import PASSWORD_FILE, unlock
 from p2pshare.cli.runtime import absolute
 from p2pshare.cli.session import NodeStart, Session, with_node
-from p2pshare.config import GET_TIMEOUT_S, MAX_DEPTH, MAX_ENTRIES, STALL_TIMEOUT_S
-from p2pshare.errors import AccessDenied, UsageError
-from p2pshare.format.links import LiveLink, parse_any_link
+from p2pshare.config import MAX_DEPTH, MAX_ENTRIES
+from p2pshare.errors import UsageError
+from p2pshare.format.links import parse_any_link, require_key
 
 __all__ = ["sync"]
 
@@ -47,22 +47,8 @@ __all__ = ["sync"]
 )
 @_BOOTSTRAP
 @_LISTEN
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=Seconds(),
-    default=GET_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to wait for a first provider.",
-)
-@click.option(
-    "--stall-timeout",
-    "stall_s",
-    type=Seconds(),
-    default=STALL_TIMEOUT_S,
-    show_default=True,
-    help="End a round when no provider sent verified data for this long.",
-)
+@TIMEOUT
+@STALL_TIMEOUT
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per round.")
 @PASSWORD_FILE
 @click.pass_context
@@ -94,9 +80,7 @@ def sync(
         raise UsageError("sync: give LINK and DIR (or --list)")
     link_text = unlock(link_text, password_file)
     link = parse_any_link(link_text)
-    key = link.read_key if isinstance(link, LiveLink) else link.key
-    if key is None:
-        raise AccessDenied("link: it carries no key (the part after '#')")
+    require_key(link)
     target = Path(absolute(dest))
     if target.exists() and not target.is_dir():
         raise UsageError(f"sync: {dest} is not a folder")
@@ -199,17 +183,9 @@ def _clear(path: Path) -> None:
 
 
 def _list(ctx: click.Context, as_json: bool) -> None:
-    from p2pshare.cli.runtime import NO_NODE, call_node
+    from p2pshare.cli.offline import call_home
 
-    rows = call_node(home_of(ctx), "syncs")
-    if rows is NO_NODE:
-        from p2pshare.store.local import LocalStore
-
-        with LocalStore(home_of(ctx)) as store:
-            rows = [
-                {"dir": d, "link": ln, "root": r, "version": v, "updated_at": t}
-                for d, ln, r, v, t in store.catalog.syncs()
-            ]
+    rows = call_home(home_of(ctx), "syncs")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

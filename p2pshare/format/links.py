@@ -38,7 +38,7 @@ import binascii
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from p2pshare.errors import LinkError
+from p2pshare.errors import AccessDenied, LinkError
 from p2pshare.format.cid import cid_to_root, root_to_cid
 from p2pshare.format.keys import KEY_BYTES
 from p2pshare.format.password import is_wrapped, parse_wrapped
@@ -53,6 +53,7 @@ __all__ = [
     "parse_any_link",
     "parse_link",
     "parse_root_or_link",
+    "require_key",
 ]
 
 SCHEME = "p2pshare://"
@@ -294,3 +295,15 @@ def parse_any_link(text: object) -> ShareLink | LiveLink:
     pub = _parse_pub(name)
     template = parse_link(SCHEME + root_to_cid(bytes(32)) + after)
     return LiveLink(pub=pub, read_key=template.key, peers=template.peers)
+
+
+def require_key(link: ShareLink | LiveLink) -> None:
+    """A command that reads the share needs the link's secret: the key of
+    a snapshot link, the read key of a live one.
+
+    Raises:
+        AccessDenied: the link has none (exit 5).
+    """
+    key = link.read_key if isinstance(link, LiveLink) else link.key
+    if key is None:
+        raise AccessDenied("link: it carries no key (the part after '#')")

@@ -25,7 +25,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +92,8 @@ async def _put(node: Node, row: PointerRow) -> None:
 async def replicated(node: Node, root: bytes) -> None:
     """``root`` is now kept on seeds: if it is the current version of a
     pointer this home owns, its record goes to those seeds too (a job)."""
+    if node.publishing.locked():
+        return  # a publish is replicating its new version: it puts the record
     row = await node.db(lambda: node.store.catalog.owned_pointer_of(root))
     if row is not None:
         publish_soon(node, row)
@@ -157,29 +159,22 @@ async def publish(node: Node, target: str) -> PublishResult:
     (the same seeds first), and put the newest record in the DHT and on
     those seeds. Returns once that is done."""
 
-    def work() -> tuple[PointerRow, bool]:
+    def work() -> tuple[bytes, PointerRow, bool]:
         row = store_live.pointer_named(node.store, target)
-        return store_live.publish_source(node.store, row.pub)
+        return (row.root, *store_live.publish_source(node.store, row.pub))
 
     async with node.publishing:  # `publish` and the rescan never interleave
-        return await _publish(node, target, work)
-
-
-async def _publish(
-    node: Node, target: str, work: Callable[[], tuple[PointerRow, bool]]
-) -> PublishResult:
-    previous = await node.db(lambda: store_live.pointer_named(node.store, target).root)
-    row, changed = await node.db(work)
-    node.announce_soon(row.root)
-    if changed:
-        # the new version goes where the last one is kept, before its record
-        kept = [
-            r for r in await node.shares.replicas(previous) if r.state == "complete"
-        ]
-        if kept:
-            seeds = [r.addrs[0] for r in kept if r.addrs]
-            await node.replicate(row.root, len(kept), seeds=seeds)
-    await _put(node, row)
+        previous, row, changed = await node.db(work)
+        node.announce_soon(row.root)
+        if changed:
+            # the new version goes where the last one is kept, before its
+            # record (``replicated`` leaves the record to this publish)
+            rows = await node.shares.replicas(previous)
+            kept = [r for r in rows if r.state == "complete"]
+            if kept:
+                seeds = [r.addrs[0] for r in kept if r.addrs]
+                await node.replicate(row.root, len(kept), seeds=seeds)
+        await _put(node, row)
     peers = node.link(row.root, None).peers
     return PublishResult(
         link=str(store_live.live_link(row, peers)),

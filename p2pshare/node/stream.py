@@ -284,17 +284,21 @@ async def stream_file(
         return await target.pump(span, send)
 
 
+def _within(i: int, span: tuple[int, int], cs: int) -> tuple[int, int]:
+    """The part of chunk ``i`` (``cs`` bytes a chunk) inside ``span``."""
+    start, end = span
+    return max(start - i * cs, 0), min(end - i * cs + 1, cs)
+
+
 async def _local(
     share: Any, keys: FileKeys, meta: Meta, span: tuple[int, int], send: Send
 ) -> int:
     start, end = span
-    geo = Geometry(meta.size, share.envelope.chunk_size)
-    cs = geo.chunk_size
+    cs = share.envelope.chunk_size
     sent = 0
     for i in range(start // cs, end // cs + 1):
         plain = await trio.to_thread.run_sync(share.plain, i, share.chunk_id(i), keys)
-        lo = start - i * cs if i == start // cs else 0
-        hi = end - i * cs + 1 if i == end // cs else geo.plain_len(i)
+        lo, hi = _within(i, span, cs)
         await send(plain[lo:hi])
         sent += hi - lo
     return sent
@@ -327,8 +331,7 @@ async def _pump(
             while (plain := sink.take(i)) is None:
                 await arrived.wait()
                 arrived = trio.Event()
-            lo = start - i * cs if i == first else 0
-            hi = end - i * cs + 1 if i == last else sink.amount(i)
+            lo, hi = _within(i, span, cs)
             await send(plain[lo:hi])
             written += hi - lo
             fill.sched.horizon = i + 1 + WINDOW
