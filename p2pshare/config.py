@@ -42,7 +42,7 @@ STALL_TIMEOUT_S = 60.0  # --stall-timeout: no verified byte from anyone this lon
 MAX_ENTRIES = 100_000  # --max-entries
 MAX_DEPTH = 64  # --max-depth: folders nested deeper are refused (hostile trees)
 MDNS_ENV = "P2PSHARE_MDNS"
-_TOP_LEVEL = frozenset({"replicas", "seeds", "bootstrap", "network"})
+_TOP_LEVEL = frozenset({"replicas", "erasure", "seeds", "bootstrap", "network"})
 _NETWORK = frozenset({"mdns", "upnp", "gateway"})
 
 
@@ -95,6 +95,7 @@ class Config:
     """``<home>/config.toml`` (optional). Example::
 
     replicas = 2                      # default for share/add --replicas
+    erasure = "3/5"                   # default for share/add --erasure (wins)
     seeds = ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooW…"]  # tried first
     bootstrap = ["/dns4/seed.example.org/tcp/4001/p2p/12D3KooW…"]  # DHT entry
 
@@ -107,6 +108,7 @@ class Config:
     """
 
     replicas: int = 0
+    erasure: str | None = None
     seeds: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
     mdns: bool = True
@@ -145,6 +147,18 @@ def load_config(home: Home) -> Config:
         or not 0 <= replicas <= 16
     ):
         raise ConfigError(f"{where}: replicas must be an integer from 0 to 16")
+    erasure = data.get("erasure")
+    if erasure is not None:
+        k_text, _, n_text = str(erasure).partition("/")
+        if not (
+            isinstance(erasure, str)
+            and k_text.isdigit()
+            and n_text.isdigit()
+            and 1 <= int(k_text) < int(n_text) <= 32
+        ):
+            raise ConfigError(
+                f'{where}: erasure must be "K/N" with 1 <= K < N <= 32, such as "3/5"'
+            )
     mdns = network.get("mdns", True)
     if not isinstance(mdns, bool):
         raise ConfigError(f"{where}: network.mdns must be true or false")
@@ -167,6 +181,7 @@ def load_config(home: Home) -> Config:
         mdns = override == "1"
     return Config(
         replicas=replicas,
+        erasure=erasure,
         seeds=_addr_list(where, data, "seeds"),
         bootstrap=_addr_list(where, data, "bootstrap"),
         mdns=mdns,

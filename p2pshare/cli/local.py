@@ -19,7 +19,7 @@ from p2pshare.cli.app import (
     cli,
     home_of,
 )
-from p2pshare.cli.net import LIVE, NEW, REPLICAS, SEEDS
+from p2pshare.cli.net import ERASURE, LIVE, NEW, REPLICAS, SEEDS
 from p2pshare.cli.offline import call_home
 from p2pshare.cli.passwords import (
     PASSWORD,
@@ -66,6 +66,7 @@ __all__ = ["add", "gc", "link", "ls_", "publish", "rm"]
 @PASSWORD_FILE
 @STRENGTH
 @REPLICAS
+@ERASURE
 @SEEDS
 @click.pass_context
 def add(
@@ -79,6 +80,7 @@ def add(
     password_file: Path | None,
     password_strength: str,
     replicas: int | None,
+    erasure: str | None,
     seeds: tuple[str, ...],
 ) -> None:
     """Encrypt files or folders into the local store; print one link per PATH.
@@ -86,13 +88,14 @@ def add(
     By default a file is shared by reference: only its envelope is stored
     and chunks are re-encrypted from the file when needed. If the file
     changes, serving it stops until you add it again. With --replicas N it
-    waits until N seed nodes keep a complete (encrypted) replica. With
+    waits until N seed nodes keep a complete (encrypted) replica; with
+    --erasure K/N, N seeds keep one erasure-coded part each. With
     --live the link follows the source: `p2pshare publish PATH` makes the
     next version, and the same link gets it.
     """
 
     home = home_of(ctx)
-    n, seed_list = replicas_option(home, replicas, seeds)
+    n, seed_list, coded = replicas_option(home, replicas, seeds, erasure)
     size = _parse_chunk_size(chunk_size)
     locked = link_password(password_prompt, password_file, password_strength)
     if locked is not None and live:
@@ -111,7 +114,7 @@ def add(
     roots = [item["root"] for item in items]
     links = [item["link"] for item in items]
     if n:
-        replicated = replicate(home, roots, n, seed_list)
+        replicated = replicate(home, roots, n, seed_list, coded)
         links = links if live else replicated
     if locked is not None:
         links = lock_links(links, *locked)

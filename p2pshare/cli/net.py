@@ -68,6 +68,13 @@ REPLICAS = click.option(
     default=None,
     help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
 )
+ERASURE = click.option(
+    "--erasure",
+    metavar="K/N",
+    default=None,
+    help="Keep the share erasure coded on N seed nodes, any K of which rebuild"
+    " it (N/K the storage of one copy; default: `erasure` in config.toml).",
+)
 NEW = click.option(
     "--new",
     is_flag=True,
@@ -127,6 +134,7 @@ def _no_node(home: Any) -> NodeNotRunning:
 @_BOOTSTRAP
 @_RATE
 @REPLICAS
+@ERASURE
 @SEEDS
 @click.pass_context
 def share(
@@ -142,6 +150,7 @@ def share(
     bootstrap: tuple[str, ...],
     upload: str | None,
     replicas: int | None,
+    erasure: str | None,
     seeds: tuple[str, ...],
 ) -> None:
     """Add PATHs and print their links (with peer hints); serve them.
@@ -150,11 +159,13 @@ def share(
     at once; otherwise this serves in the foreground until Ctrl-C. With
     --replicas N it first waits until N seeds keep a complete replica, and
     the links name those seeds too (they work while this node is offline).
+    With --erasure K/N, N seeds each keep one erasure-coded part (any K
+    rebuild it) instead of full replicas.
     """
     from p2pshare.cli.seeds import replicas_option, replicate_links
 
     home = home_of(ctx)
-    n, seed_list = replicas_option(home, replicas, seeds)
+    n, seed_list, coded = replicas_option(home, replicas, seeds, erasure)
     params = {"paths": [absolute(p) for p in paths], "copy": copy, "new": new}
     locked = link_password(password_prompt, password_file, password_strength)
     if locked is not None and live:
@@ -167,7 +178,7 @@ def share(
         links = [i["link"] for i in items]
         if n:
             roots = [i["root"] for i in items]
-            replicated = await replicate_links(s.client, roots, n, seed_list)
+            replicated = await replicate_links(s.client, roots, n, seed_list, coded)
             links = links if live else replicated
         if locked is not None:
             links = lock_links(links, *locked)

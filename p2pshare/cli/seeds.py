@@ -30,8 +30,9 @@ from p2pshare.cli.net import (
 from p2pshare.cli.runtime import run_node
 from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
 from p2pshare.config import STALL_TIMEOUT_S, Home, load_config
-from p2pshare.errors import IntegrityError
+from p2pshare.errors import FormatError, IntegrityError, UsageError
 from p2pshare.format import parse_root_or_link
+from p2pshare.format.erasure import parse_erasure
 
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
@@ -40,12 +41,32 @@ __all__ = ["check", "repair", "replicas_option", "replicate", "replicate_links",
 
 
 def replicas_option(
-    home: Home, replicas: int | None, seeds: Sequence[str]
-) -> tuple[int, list[str]]:
-    """The replica count and seed list: the command line over config.toml."""
+    home: Home,
+    replicas: int | None,
+    seeds: Sequence[str],
+    erasure: str | None = None,
+) -> tuple[int, list[str], str | None]:
+    """The number of seeds, the seed list and the erasure code ("K/N", or
+    None for full replicas): the command line over config.toml.
+
+    Raises:
+        UsageError: both --replicas and --erasure, or a bad K/N.
+    """
     cfg = load_config(home)
+    if replicas is not None and erasure is not None:
+        raise UsageError("--replicas and --erasure: choose one")
+    seed_list = [*seeds, *(s for s in cfg.seeds if s not in seeds)]
+    coded = erasure if replicas is None else None
+    if coded is None and replicas is None:
+        coded = cfg.erasure
+    if coded is not None:
+        try:
+            k, n = parse_erasure(coded)
+        except FormatError as exc:
+            raise UsageError(f"--erasure: {exc}") from None
+        return n, seed_list, f"{k}/{n}"
     n = cfg.replicas if replicas is None else replicas
-    return n, [*seeds, *(s for s in cfg.seeds if s not in seeds)]
+    return n, seed_list, None
 
 
 def parse_size(value: str) -> int:
@@ -85,7 +106,11 @@ def _report(rows: Sequence[dict[str, Any]]) -> None:
 
 
 async def replicate_links(
-    client: ControlClient, roots: Sequence[str], n: int, seeds: Sequence[str]
+    client: ControlClient,
+    roots: Sequence[str],
+    n: int,
+    seeds: Sequence[str],
+    erasure: str | None = None,
 ) -> list[str]:
     """Replicate each root (root ids or links) through the node, printing
     progress; returns the links with the seeds as hints."""
@@ -104,8 +129,9 @@ async def replicate_links(
         for root in roots:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(follow, {})
+                extra = {} if erasure is None else {"erasure": erasure}
                 res = await client.call(
-                    "replicate", root=root, replicas=n, seeds=list(seeds)
+                    "replicate", root=root, replicas=n, seeds=list(seeds), **extra
                 )
                 tg.cancel_scope.cancel()
             _report(res["replicas"])
@@ -114,13 +140,17 @@ async def replicate_links(
 
 
 def replicate(
-    home: Home, roots: Sequence[str], n: int, seeds: Sequence[str]
+    home: Home,
+    roots: Sequence[str],
+    n: int,
+    seeds: Sequence[str],
+    erasure: str | None = None,
 ) -> list[str]:
     """Replicate each root through the home's node, or through a node run
     for as long as it takes (the seeds fetch from it)."""
 
     async def go(s: Session) -> list[str]:
-        return await replicate_links(s.client, roots, n, seeds)
+        return await replicate_links(s.client, roots, n, seeds, erasure)
 
     links: list[str] = with_node(home, go, start=NodeStart())
     return links
@@ -237,11 +267,11 @@ def check(
     home = home_of(ctx)
     res = _run(home, "check", bootstrap, root=parsed.root_cid)
     _print_check(res, as_json)
-    failed = [p for p in res["providers"] if not p["ok"]]
+    replicas = [p for p in res["providers"] if p.get("replica", True)]
+    failed = [p for p in replicas if not p["ok"]]
     if failed:
         raise IntegrityError(
-            f"{len(failed)} of {len(res['providers'])} provider(s)"
-            " failed the storage proof"
+            f"{len(failed)} of {len(replicas)} replica(s) failed the storage proof"
         )
 
 
@@ -267,7 +297,7 @@ def repair(
     """
     parsed = parse_root_or_link(target)
     home = home_of(ctx)
-    n, seed_list = replicas_option(home, replicas, seeds)
+    n, seed_list, _coded = replicas_option(home, replicas, seeds)
     if replicas is None:
         from p2pshare.store.local import LocalStore
 
@@ -284,6 +314,8 @@ def repair(
         return
     _print_check({"providers": res["checked"]}, False)
     _report(res["replicas"])
+    if "erasure" in res:
+        click.echo(health_line(res["erasure"]))
 
 
 def _print_check(res: dict[str, Any], as_json: bool) -> None:
@@ -293,8 +325,22 @@ def _print_check(res: dict[str, Any], as_json: bool) -> None:
     if not res["providers"]:
         click.echo("no provider found", err=True)
     for p in res["providers"]:
-        mark = "ok    " if p["ok"] else "FAILED"
+        # a provider the DHT lists but this home never placed (a getter
+        # that went offline, a seed a repair replaced) is not a failure
+        mark = "ok    " if p["ok"] else "FAILED" if p.get("replica", True) else "away  "
         click.echo(f"{mark} {p['seed']}  {p['region'] or '-'}  {p['detail']}")
+    if "erasure" in res:
+        click.echo(health_line(res["erasure"]))
+
+
+def health_line(h: dict[str, Any]) -> str:
+    """One line on an erasure-coded share's seeds (also the TUI's)."""
+    head = f"erasure {h['k']}/{h['n']}: {h['columns']} of {h['n']} parts hold"
+    if h["survives"] < 0:
+        return f"{head}; {h['k']} are needed: it cannot be rebuilt from seeds now"
+    if h["survives"] == 0:
+        return f"{head}; survives no more losses (run `p2pshare repair`)"
+    return f"{head}; survives {h['survives']} more losses"
 
 
 def _run(home: Home, method: str, bootstrap: tuple[str, ...], **params: Any) -> Any:

@@ -240,9 +240,18 @@ class ReplicateParams(Params):
     root: str
     replicas: int
     seeds: tuple[str, ...] = ()
+    erasure: str = ""  # "K/N": one erasure-coded column per seed ("": replicas)
 
     def __post_init__(self) -> None:
-        _check_range("replicas", self.replicas, 1, 16)
+        _check_range("replicas", self.replicas, 1, 32)
+        if self.erasure:
+            from p2pshare.errors import FormatError
+            from p2pshare.format.erasure import parse_erasure
+
+            try:
+                parse_erasure(self.erasure)
+            except FormatError as exc:
+                raise ValueError(f"parameter 'erasure': {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -431,7 +431,9 @@ class _Connection:
         rows = await self.node.jobs.detach(
             "replicate",
             target.root_cid[:16],
-            lambda: self.node.replicate(target.root_id, p.replicas, seeds=p.seeds),
+            lambda: self.node.replicate(
+                target.root_id, p.replicas, seeds=p.seeds, erasure=p.erasure or None
+            ),
         )
         row = await self.node.shares.get(target.root_id)
         return ReplicateResult(

@@ -20,6 +20,7 @@ A seed never writes a share row through these, and an owner never a pin.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,12 +28,16 @@ from typing import TypeVar, TypeVarTuple
 
 import trio
 
-from p2pshare.errors import AccessDenied
+from p2pshare.errors import AccessDenied, BlockMissing, IntegrityError
+from p2pshare.format import FileKeys, block_id
 from p2pshare.format.envelope import Envelope
+from p2pshare.format.erasure import ErasureMap, Stripes, encode_parity
 from p2pshare.node.seed_policy import Refused, replica_bytes
 from p2pshare.protocol import pin as pinproto
+from p2pshare.protocol.pin.messages import MAX_PROVE_INDICES
 from p2pshare.records import ShareListing
-from p2pshare.store import LocalStore, open_share
+from p2pshare.store import LocalStore, OpenShare, open_share
+from p2pshare.store.catalog_erasure import ErasureRow
 from p2pshare.store.listing import describe_shares
 from p2pshare.store.schema import PinRow, ReplicaRow, ShareRow
 
@@ -96,6 +101,17 @@ class Shares(StoreAccess):
     async def drop_replica(self, root: bytes, seed: str) -> None:
         await self.run(self._store.catalog.drop_replica, root, seed)
 
+    async def record_column(self, root: bytes, seed: str, column: int | None) -> None:
+        """The erasure column ``seed`` keeps of ``root`` (None: a full copy)."""
+        await self.run(self._store.catalog.put_replica_col, root, seed, column)
+
+    async def columns(self, root: bytes) -> dict[str, int]:
+        """Seed → the erasure column it keeps of ``root``."""
+        return await self.run(self._store.catalog.replica_cols, root)
+
+    async def erasure(self, root: bytes) -> ErasureRow | None:
+        return await self.run(self._store.catalog.erasure_of, root)
+
     async def tree(self, root: bytes) -> list[RootEntry]:
         """The share and, for a folder, every member share below it.
 
@@ -123,13 +139,20 @@ class Shares(StoreAccess):
             stack.extend((c, False) for c in catalog.children_of(r))
         return out
 
-    async def proof(self, root: bytes, nonce: bytes) -> tuple[tuple[int, ...], bytes]:
+    async def proof(
+        self, root: bytes, nonce: bytes, column: int | None = None
+    ) -> tuple[tuple[int, ...], bytes]:
         """A storage challenge over our own copy of ``root``: random chunk
-        indices and the digest a seed holding them must answer."""
+        indices and the digest a seed holding them must answer. For a seed
+        keeping erasure ``column``: every unit of that column (up to the
+        protocol's 64; sampled beyond), parity computed from our chunks."""
 
         def expected() -> tuple[tuple[int, ...], bytes]:
             with open_share(self._store, root) as share:
                 count = share.envelope.count
+                er = share.erasure
+                if column is not None and er is not None:
+                    return _column_proof(share, er.k, er.n, column, nonce)
                 k = min(PROVE_CHUNKS, count)
                 indices: list[int] = []
                 while len(indices) < k:
@@ -140,6 +163,82 @@ class Shares(StoreAccess):
             return tuple(indices), pinproto.storage_digest(nonce, blocks)
 
         return await self.run(expected)
+
+    async def erasure_map(self, root: bytes, k: int, n: int) -> tuple[bytes, int]:
+        """Make (or reuse) the signed erasure map of ``root`` coded ``k/n``,
+        kept as a block of the share: returns (its block id, its size)."""
+        return await self.run(self._erasure_map, root, k, n)
+
+    def _erasure_map(self, root: bytes, k: int, n: int) -> tuple[bytes, int]:
+        catalog = self._store.catalog
+        old = catalog.erasure_of(root)
+        if old is not None and (old.k, old.n) == (k, n):
+            with contextlib.suppress(BlockMissing, IntegrityError):
+                return old.emap, len(self._store.blocks.get(old.emap))
+        row = catalog.get_share(root)
+        if row.key is None:
+            raise AccessDenied("share: this home holds no key for it")
+        with open_share(self._store, root) as share:
+            geo = _geometry(share, k, n)
+            ids = []
+            for s in range(geo.stripes):
+                chunks = [share.cipher(i, share.chunk_id(i)) for i in geo.chunks(s)]
+                ids += [block_id(p) for p in encode_parity(geo, s, chunks)]
+        emap = ErasureMap.make(FileKeys.from_key(row.key).signing_key, root, geo, ids)
+        data = emap.to_bytes()
+        with self._store.writing():
+            bid = self._store.blocks.put(data)
+            catalog.keep_blocks(root, [bid])
+            catalog.put_erasure(ErasureRow(root, bid, k, n, None))
+        return bid, len(data)
+
+    async def column_size(
+        self, root: bytes, k: int, n: int, column: int, map_size: int
+    ) -> int:
+        """What a seed keeping erasure ``column`` of ``root`` stores: the
+        envelope and index, the column's chunks or parity, and the map."""
+
+        def size() -> int:
+            with open_share(self._store, root) as share:
+                env = share.envelope
+                geo = _geometry(share, k, n)
+                chunks = sum(geo.cipher_len(i) for i in range(geo.count))
+                full = replica_bytes(env, len(share.envelope_bytes))
+                return full - chunks + geo.column_bytes(column) + map_size
+
+        return await self.run(size)
+
+
+def _geometry(share: OpenShare, k: int, n: int) -> Stripes:
+    env = share.envelope
+    return Stripes(k, n, env.count, env.cipher_len(0), env.cipher_len(env.count - 1))
+
+
+def _column_proof(
+    share: OpenShare, k: int, n: int, column: int, nonce: bytes
+) -> tuple[tuple[int, ...], bytes]:
+    """The challenge for a seed keeping ``column`` (see ``Shares.proof``)."""
+    geo = _geometry(share, k, n)
+    units = geo.column_chunks(column) if column < k else list(range(geo.stripes))
+    if len(units) > MAX_PROVE_INDICES:
+        units = sorted(units[j] for j in _sample_indices(len(units), MAX_PROVE_INDICES))
+    if not units:
+        return (), b""
+    blocks = []
+    for u in units:
+        if column < k:
+            blocks.append((u, share.cipher(u, share.chunk_id(u))))
+        else:
+            chunks = [share.cipher(i, share.chunk_id(i)) for i in geo.chunks(u)]
+            blocks.append((u, encode_parity(geo, u, chunks)[column - k]))
+    return tuple(units), pinproto.storage_digest(nonce, blocks)
+
+
+def _sample_indices(total: int, want: int) -> list[int]:
+    picked: set[int] = set()
+    while len(picked) < want:
+        picked.add(secrets.randbelow(total))
+    return sorted(picked)
 
 
 class Vouchers(StoreAccess):
@@ -231,7 +330,8 @@ class Pins(StoreAccess):
         return await self.run(count)
 
     async def prove(self, root: bytes, nonce: bytes, indices: Sequence[int]) -> bytes:
-        """The storage digest of our replica's chunks at ``indices``.
+        """The storage digest of our replica's chunks at ``indices`` (of a
+        parity column: its fragments of those stripes).
 
         Raises:
             Refused: an index beyond the share.
@@ -239,12 +339,26 @@ class Pins(StoreAccess):
 
         def digest() -> bytes:
             with open_share(self._store, root) as share:
+                er = share.erasure
+                if er is not None and er.col is not None and er.col >= er.k:
+                    stripes = -(-share.envelope.count // er.k)
+                    if any(s >= stripes for s in indices):
+                        raise Refused("bad_request", "prove: stripe out of range")
+                    return pinproto.storage_digest(
+                        nonce, [(s, share.fragment(s)) for s in indices]
+                    )
                 if any(i >= share.envelope.count for i in indices):
                     raise Refused("bad_request", "prove: chunk index out of range")
                 blocks = [(i, share.cipher(i, share.chunk_id(i))) for i in indices]
             return pinproto.storage_digest(nonce, blocks)
 
         return await self.run(digest)
+
+    async def erasure(self, root: bytes) -> ErasureRow | None:
+        return await self.run(self._store.catalog.erasure_of, root)
+
+    async def set_erasure(self, row: ErasureRow) -> None:
+        await self.run(self._store.catalog.put_erasure, row)
 
     async def access_public(self, root: bytes) -> bytes:
         """The share's access key (public half) from its verified envelope.

@@ -245,7 +245,10 @@ class NetworkSource:
                 elif opened.envelope != envelope[0][0]:
                     raise IntegrityError("envelope: does not match the root id")
                 sessions[pc.name] = Session(
-                    pc, opened.sid, have_set(opened.have, envelope[0][1].count)
+                    pc,
+                    opened.sid,
+                    have_set(opened.have, envelope[0][1].count),
+                    opened.column,
                 )
                 got_one.set()
             except IntegrityError as exc:

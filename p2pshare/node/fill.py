@@ -29,13 +29,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import trio
 
 from p2pshare import records
 from p2pshare.config import STALL_TIMEOUT_S
 from p2pshare.errors import (
+    FormatError,
     IntegrityError,
     NoProviders,
     P2PShareError,
@@ -44,7 +45,8 @@ from p2pshare.errors import (
     TransferTimeout,
 )
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, root_to_cid
-from p2pshare.format.chunks import ID_BYTES
+from p2pshare.format.chunks import ID_BYTES, TAG_BYTES, seal_chunk
+from p2pshare.format.erasure import ErasureMap, Stripes
 from p2pshare.groups import single_error
 from p2pshare.node.provider import (
     CANCELLED,
@@ -54,6 +56,8 @@ from p2pshare.node.provider import (
     Unavailable,
     Waiter,
 )
+from p2pshare.node.recovery import Recovery, RecoverySink
+from p2pshare.protocol.messages import Kind
 from p2pshare.protocol.scheduler import Scheduler
 from p2pshare.store.partial import PartialFile
 
@@ -106,6 +110,7 @@ class Session:
     pc: ProviderConn
     sid: int
     have: frozenset[int] | None
+    column: int | None = None  # the erasure column a seed keeps (recovery.py)
 
 
 @dataclass(eq=False)
@@ -152,6 +157,11 @@ class Sink(Protocol):
         """Progress units chunk ``i`` is worth."""
         ...
 
+    def cipher(self, i: int) -> bytes:
+        """The ciphertext of chunk ``i``, which this sink holds (erasure
+        recovery decodes with it)."""
+        ...
+
 
 class PlainSink:
     """Decrypt verified chunks into a partial file (a download)."""
@@ -169,6 +179,19 @@ class PlainSink:
 
     def amount(self, i: int) -> int:
         return self.part.geometry.plain_len(i)
+
+    def cipher(self, i: int) -> bytes:
+        """Sealing is deterministic: the chunk's plaintext, read back and
+        sealed again, is its ciphertext (checked against its id)."""
+        env = self.share.envelope
+        padded = env.cipher_len(i) - TAG_BYTES
+        plain = self.part.read(i)
+        data = seal_chunk(
+            self.keys.chunk, i, env.count, plain + bytes(padded - len(plain))
+        )
+        if block_id(data) != self.share.chunk_id(i):
+            raise IntegrityError(f"chunk {i}: the partial file changed under us")
+        return data
 
     def verify_write(self, i: int, data: bytes) -> bool:
         """Nothing unverified ever reaches the partial file."""
@@ -215,8 +238,15 @@ class Fill:
         self.unable: dict[str, str] = {}  # provider → why it cannot serve
         self.last_progress = trio.current_time()
         self._written: set[int] = set()
+        # erasure recovery (recovery.py): set up once a column's map arrived
+        self.recovery: Recovery | None = None
+        self.columns: dict[str, int] = {}
+        self._map_asked: set[str] = set()
+        self._wanted = set(sink.missing())
         for name, sess in share.sessions.items():
             self.sched.add_peer(name, sess.have)
+            if sess.column is not None:
+                self.columns[name] = sess.column
 
     def _poke(self) -> None:
         self.wake.set()
@@ -261,16 +291,23 @@ class Fill:
             if now - self.last_progress > self.source.stall_s:
                 await self._drop_stalled()
             self._adopt_new(nursery)
+            self._recover(nursery)
             for name in list(self.sched.live_peers):
                 sess = self.share.sessions.get(name)
                 if sess is None or sess.pc.dead:
                     self.sched.remove_peer(name)
+                    self._changed()
                     continue
                 for i in self.sched.assign(name, now):
+                    kind: Kind = "chunk"
+                    index = i
+                    if self.recovery is not None and self.recovery.is_parity(i):
+                        kind, index = "frag", self.recovery.split(i)[0]
                     try:
-                        req, waiter = await sess.pc.want(sess.sid, "chunk", i)
+                        req, waiter = await sess.pc.want(sess.sid, kind, index)
                     except ProviderGone:
                         self.sched.remove_peer(name)
+                        self._changed()
                         break
                     self.reqs[(name, i)] = req
                     nursery.start_soon(self._await_block, name, i, waiter, send)
@@ -293,9 +330,77 @@ class Fill:
             with trio.move_on_at(wake_at):
                 await self._wait_wake()
 
+    # -- erasure recovery (recovery.py) -------------------------------------------
+    def _changed(self) -> None:
+        """The providers changed: chunks may have lost their last holder."""
+        if self.recovery is not None:
+            self.recovery.dirty = True
+
+    def _recover(self, nursery: trio.Nursery) -> None:
+        if self.recovery is None:
+            for name in self.columns:
+                if name not in self._map_asked and name in self.sched.live_peers:
+                    self._map_asked.add(name)
+                    self.adopting.add(f"map:{name}")
+                    nursery.start_soon(self._fetch_map, name)
+                    break
+        elif not self.adopting:
+            self.recovery.plan(self.sched, self.columns)
+
+    async def _fetch_map(self, name: str) -> None:
+        """The signed erasure map, from a seed keeping a column: verified
+        against the envelope's access key before anything relies on it."""
+        try:
+            sess = self.share.sessions[name]
+            try:
+                data = await sess.pc.fetch(sess.sid, "emap", 0)
+            except ProviderGone:
+                return
+            env = self.share.envelope
+            try:
+                if data is None:
+                    raise FormatError("not sent")
+                emap = ErasureMap.from_bytes(data)
+                emap.verify(env.access_public, root=self.share.root, count=env.count)
+            except (FormatError, IntegrityError) as exc:
+                await self.source.swarm.ban(
+                    sess.pc, f"sent a bad erasure map ({exc})", why="banned (bad map)"
+                )
+                self.sched.ban(name)
+                return
+            if self.recovery is not None:
+                return
+            geo = Stripes(
+                emap.k,
+                emap.n,
+                env.count,
+                env.cipher_len(0),
+                env.cipher_len(env.count - 1),
+            )
+            self.recovery = Recovery(
+                emap,
+                geo,
+                cast("RecoverySink", self.sink),
+                self.share.chunk_id,
+                self._wanted,
+            )
+            for other, col in self.columns.items():
+                if col >= emap.k and col < emap.n:
+                    self.sched.set_have(other, self.recovery.column_units(col))
+            log.info(
+                "erasure map %d/%d of %s verified",
+                emap.k,
+                emap.n,
+                root_to_cid(self.share.root)[:16],
+            )
+        finally:
+            self.adopting.discard(f"map:{name}")
+            self._poke()
+
     async def _drop_stalled(self) -> None:
         """No verified byte from anyone for ``stall_s``: every provider
         the download waits on is out of it."""
+        self._changed()
         for name in self.sched.useful_peers():
             sess = self.share.sessions.get(name)
             for i in self.sched.ban(name):
@@ -348,10 +453,20 @@ class Fill:
                 pc, "sent a different envelope", why="banned (bad envelope)"
             )
             return
-        self.share.sessions[pc.name] = Session(
-            pc, opened.sid, have_set(opened.have, self.share.envelope.count)
+        sess = Session(
+            pc,
+            opened.sid,
+            have_set(opened.have, self.share.envelope.count),
+            opened.column,
         )
-        self.sched.add_peer(pc.name, self.share.sessions[pc.name].have)
+        self.share.sessions[pc.name] = sess
+        have = sess.have
+        if sess.column is not None:
+            self.columns[pc.name] = sess.column
+            if self.recovery is not None and sess.column >= self.recovery.geo.k:
+                have = self.recovery.column_units(sess.column)
+        self.sched.add_peer(pc.name, have)
+        self._changed()
         log.info("provider %s joined the download", pc.name)
         self._poke()
 
@@ -373,12 +488,15 @@ class Fill:
         self.reqs.pop((name, i), None)
         if waiter.error is not None:
             self.sched.remove_peer(name)
+            self._changed()
         elif waiter.value is CANCELLED:
             pass
         elif isinstance(waiter.value, Unavailable):
             self._unable(name, waiter.value.code)
+            self._changed()
         elif waiter.value is None:
             self.sched.failed(name, i)
+            self._changed()
         else:
             assert isinstance(waiter.value, bytes)
             await send.send((name, i, waiter.value))
@@ -403,6 +521,13 @@ class Fill:
 
     def _nobody_can(self) -> P2PShareError:
         cid = root_to_cid(self.share.root)[:16]
+        short = self.recovery.shortfall() if self.recovery is not None else None
+        if short is not None:
+            return NoProviders(
+                f"share {cid}…: not enough fragments ({short[0]} of {short[1]}"
+                " needed) to rebuild what no provider has; seeds keeping it are"
+                " offline"
+            )
         codes = set(self.unable.values())
         n = len(self.unable)
         if codes == {"source_changed"}:
@@ -434,7 +559,7 @@ class Fill:
                     batch.append(recv.receive_nowait())
             todo: list[tuple[str, int, bytes]] = []
             for name, i, data in batch:
-                if self.sink.has(i) or self.sched.done or i in self._written:
+                if self._has(i) or self.sched.done or i in self._written:
                     continue
                 if any(j == i for _n, j, _d in todo):
                     continue  # a duplicate (endgame) in the same batch
@@ -449,12 +574,29 @@ class Fill:
                     await self._written_ok(name, i, len(data))
                 else:
                     await self._bad_chunk(name, i)
+            if self.recovery is not None:
+                rebuilt, closed = self.recovery.take()
+                for name, u in self.sched.drop_missing(closed):
+                    await self._cancel(name, u)
+                for i in rebuilt:
+                    await self._written_ok("", i, self.share.envelope.cipher_len(i))
+
+    def _has(self, i: int) -> bool:
+        if self.recovery is not None:
+            return self.recovery.has(i)
+        return self.sink.has(i)
 
     def _verify_write_all(self, todo: list[tuple[str, int, bytes]]) -> list[bool]:
         """In a worker thread: verify and keep each chunk of a batch."""
-        return [self.sink.verify_write(i, data) for _name, i, data in todo]
+        keep = (
+            self.sink.verify_write
+            if self.recovery is None
+            else self.recovery.verify_write
+        )
+        return [keep(i, data) for _name, i, data in todo]
 
     async def _bad_chunk(self, name: str, i: int) -> None:
+        self._changed()
         sess = self.share.sessions.get(name)
         for j in self.sched.ban(name):
             self.reqs.pop((name, j), None)
@@ -475,11 +617,13 @@ class Fill:
             self.source.stats.first_chunk_at = trio.current_time()
             if self.source.announce is not None:
                 self.source.announce(self.share.root)  # in the background
-        self.source.stats.chunks += 1
-        self.source.stats.bytes += size
+        if name:  # "" for a chunk rebuilt here (nothing crossed the wire)
+            self.source.stats.bytes += size
         for other in self.sched.completed(name, i, size, trio.current_time()):
             await self._cancel(other, i)
-        self.progress(self.sink.amount(i))
+        if i in self._wanted:  # not a parity fragment or a helper chunk
+            self.source.stats.chunks += 1
+            self.progress(self.sink.amount(i))
         self._poke()
 
 

@@ -97,6 +97,7 @@ class Opened:
     sid: int
     envelope: bytes
     have: bytes | None
+    column: int | None = None
 
 
 @dataclass(slots=True)
@@ -175,7 +176,7 @@ class ProviderConn:
         elif isinstance(event, ShareOpened):
             w = self._opens.pop(event.sid, None)
             if w is not None:
-                w.resolve(Opened(event.sid, event.envelope, event.have))
+                w.resolve(Opened(event.sid, event.envelope, event.have, event.column))
         elif isinstance(event, ShareRefused):
             w = self._opens.pop(event.sid, None)
             if w is not None:

@@ -33,6 +33,7 @@ from p2pshare.node.replicate import (
     CALL_TIMEOUT_S,
     DEFAULT_LEASE_S,
     MAX_PROVE_ROOTS,
+    Erasure,
     Progress,
     RootEntry,
     call,
@@ -59,11 +60,20 @@ class CheckResult:
     ok: bool
     detail: str
     addrs: tuple[str, ...] = ()
+    column: int | None = None
+    replica: bool = True  # recorded here; False: another provider the DHT lists
 
     def to_wire(self) -> records.CheckResult:
-        return records.CheckResult(
-            seed=self.seed, region=self.region, ok=self.ok, detail=self.detail
+        out = records.CheckResult(
+            seed=self.seed,
+            region=self.region,
+            ok=self.ok,
+            detail=self.detail,
+            replica=self.replica,
         )
+        if self.column is not None:
+            out["column"] = self.column
+        return out
 
 
 async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckResult]:
@@ -71,6 +81,7 @@ async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckR
     other providers the DHT lists)."""
     tree = await node.shares.tree(root)
     rows = await node.shares.replicas(root)
+    columns = await node.shares.columns(root)
     targets: dict[str, tuple[str, tuple[str, ...]]] = {
         r.seed: (r.region, r.addrs) for r in rows
     }
@@ -84,12 +95,17 @@ async def check(node: Node, root: bytes, *, use_dht: bool = True) -> list[CheckR
     results: list[CheckResult] = []
 
     async def one(seed: str, region: str, addrs: tuple[str, ...]) -> None:
-        results.append(await _prove_seed(node, seed, region, addrs, sample))
+        results.append(
+            await _prove_seed(node, seed, region, addrs, sample, columns.get(seed))
+        )
 
     async with trio.open_nursery() as nursery:
         for seed, (region, addrs) in targets.items():
             nursery.start_soon(one, seed, region, addrs)
-    results.sort(key=lambda r: (not r.ok, r.seed))
+    recorded = {r.seed for r in rows}
+    for r in results:
+        r.replica = r.seed in recorded
+    results.sort(key=lambda r: (not r.ok, not r.replica, r.seed))
     return results
 
 
@@ -109,9 +125,12 @@ async def _prove_seed(
     region: str,
     addrs: tuple[str, ...],
     tree: list[RootEntry],
+    column: int | None = None,
 ) -> CheckResult:
     def result(ok: bool, detail: str) -> CheckResult:
-        return CheckResult(seed, region, ok, detail, addrs)
+        if column is not None:
+            detail = f"column {column}: {detail}"
+        return CheckResult(seed, region, ok, detail, addrs, column)
 
     try:
         peer = await reach(node, ID.from_base58(seed), addrs)
@@ -120,8 +139,11 @@ async def _prove_seed(
     proved = 0
     for r in tree:
         nonce = secrets.token_bytes(32)
-        expect = await node.shares.proof(r.root, nonce)
+        expect = await node.shares.proof(r.root, nonce, column)
         indices, digest = expect
+        if not indices:
+            proved += 1  # the column holds nothing of this (tiny) share
+            continue
         try:
             resp = await call(
                 node,
@@ -151,13 +173,36 @@ async def repair(
     progress: Progress = quiet,
     use_dht: bool = True,
 ) -> tuple[list[CheckResult], list[ReplicaRow]]:
-    """Check, forget failed replicas, replicate until ``n`` good ones."""
+    """Check, forget failed replicas, replicate until ``n`` good ones (of an
+    erasure-coded share: place every column no good seed keeps, each on a
+    seed that keeps none yet)."""
     results = await check(node, root, use_dht=use_dht)
     recorded = {r.seed for r in await node.shares.replicas(root)}
     good = [r for r in results if r.ok and r.seed in recorded]
     for r in results:
         if not r.ok and r.seed in recorded:
             await node.shares.drop_replica(root, r.seed)
+    er = await node.shares.erasure(root)
+    if er is not None and await node.shares.columns(root):
+        kept = {r.column for r in good if r.column is not None}
+        missing = tuple(c for c in range(er.n) if c not in kept)
+        regions: dict[str, int] = {}
+        for r in good:
+            if r.column is not None:
+                regions[r.region] = regions.get(r.region, 0) + 1
+        if missing:
+            await replicate(
+                node,
+                root,
+                len(missing),
+                seeds=seeds,
+                lease_s=lease_s,
+                exclude=[r.seed for r in results],
+                progress=progress,
+                use_dht=use_dht,
+                erasure=Erasure(er.k, er.n, missing, regions),
+            )
+        return results, await node.shares.replicas(root)
     if len(good) < n:
         await replicate(
             node,
@@ -175,8 +220,26 @@ async def repair(
 # -- results as the control API and --json show them (docs/control.md) ----------
 async def check_report(node: Node, root: bytes) -> records.CheckReport:
     results = await check(node, root)
-    return records.CheckReport(
+    report = records.CheckReport(
         root=root_to_cid(root), providers=[r.to_wire() for r in results]
+    )
+    health = await _health(node, root, results)
+    if health is not None:
+        report["erasure"] = health
+    return report
+
+
+async def _health(
+    node: Node, root: bytes, results: list[CheckResult]
+) -> records.ErasureHealth | None:
+    """How many distinct columns proved, and so how many more losses the
+    share survives (each seed keeps one column)."""
+    er = await node.shares.erasure(root)
+    if er is None or not await node.shares.columns(root):
+        return None
+    good = {r.column for r in results if r.ok and r.column is not None}
+    return records.ErasureHealth(
+        k=er.k, n=er.n, columns=len(good), survives=len(good) - er.k
     )
 
 
@@ -184,8 +247,14 @@ async def repair_report(
     node: Node, root: bytes, n: int, seeds: Sequence[str] = ()
 ) -> records.RepairReport:
     checked, rows = await repair(node, root, n, seeds=seeds)
-    return records.RepairReport(
+    report = records.RepairReport(
         root=root_to_cid(root),
         checked=[r.to_wire() for r in checked],
         replicas=[r.to_wire() for r in rows],
     )
+    if await node.shares.columns(root):
+        after = await check(node, root)
+        health = await _health(node, root, after)
+        if health is not None:
+            report["erasure"] = health
+    return report

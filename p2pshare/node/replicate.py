@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEASE_S",
+    "Erasure",
     "Progress",
     "ReplicationError",
     "RootEntry",
@@ -225,6 +226,36 @@ class _Target:
     pinned: list[bytes] = field(default_factory=list)
     state: str = "pinning"
     error: str | None = None
+    column: int | None = None  # the erasure column it keeps
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """Keep a share erasure coded ``k/n``: ``columns`` are the ones to place
+    (all n at first; the missing ones on a repair), ``regions`` counts the
+    columns already kept per region (a repair's survivors)."""
+
+    k: int
+    n: int
+    columns: tuple[int, ...]
+    regions: dict[str, int] = field(default_factory=dict)
+
+    def cap(self, regions: set[str]) -> int | None:
+        """At most n-k columns in one region, when there are regions enough
+        for that (``ceil(n / (n-k))``); otherwise no cap."""
+        spread = -(-self.n // (self.n - self.k))
+        return self.n - self.k if len(regions) >= spread else None
+
+
+def _next_seed(
+    queue: list[SeedInfo], taken: dict[str, int], cap: int | None
+) -> SeedInfo:
+    """The first candidate whose region is below ``cap`` (else the first)."""
+    for s in queue:
+        if cap is None or taken.get(s.region, 0) < cap:
+            queue.remove(s)
+            return s
+    return queue.pop(0)
 
 
 async def replicate(
@@ -238,9 +269,11 @@ async def replicate(
     progress: Progress = quiet,
     use_dht: bool = True,
     wait: bool = True,
+    erasure: Erasure | None = None,
 ) -> list[ReplicaRow]:
     """Keep ``n`` replicas of ``root`` on seeds (see the module docstring);
-    returns the replicas made, complete when ``wait``.
+    returns the replicas made, complete when ``wait``. With ``erasure``,
+    each of ``n`` (its number of columns) seeds keeps one column.
 
     Raises:
         ReplicationError: fewer than ``n`` seeds could take it (the message
@@ -251,6 +284,13 @@ async def replicate(
         raise UsageError("replicas: must be at least 1")
     tree = await node.shares.tree(root)
     need = sum(r.size for r in tree)
+    columns: list[int] = []
+    if erasure is not None:
+        columns = list(erasure.columns)
+        n = len(columns)
+        need = max(
+            [await _column_need(node, tree, erasure, c) for c in columns], default=0
+        )
     found = [
         s
         for s in await find_seeds(node, seeds, use_dht=use_dht)
@@ -260,6 +300,12 @@ async def replicate(
     reasons: list[str] = too_small(found, need)
     good: list[_Target] = []
     queue = list(candidates)
+    taken = dict(erasure.regions) if erasure is not None else {}
+    cap = (
+        erasure.cap({s.region for s in candidates} | set(taken))
+        if erasure is not None
+        else None
+    )
 
     def why(t: _Target, error: object) -> str:
         return f"{t.seed.peer_id[-8:]} ({t.seed.region or '?'}): {error}"
@@ -268,16 +314,22 @@ async def replicate(
     while len(good) < n and queue:
         made: list[_Target] = []
         while len(good) + len(made) < n and queue:
-            target = _Target(queue.pop(0))
+            target = _Target(_next_seed(queue, taken, cap))
+            if erasure is not None:
+                target.column = columns.pop(0)
             try:
-                await _pintree_of(node, target, tree, lease_s)
+                await _pintree_of(node, target, tree, lease_s, erasure)
             except P2PShareError as exc:
                 reasons.append(why(target, exc))
                 log.info("seed %s refused: %s", target.seed.peer_id[-8:], exc)
                 await _unpin_all(node, target, tree)
+                if target.column is not None:
+                    columns.insert(0, target.column)
                 continue
             made.append(target)
+            taken[target.seed.region] = taken.get(target.seed.region, 0) + 1
             await node.shares.record_replica(_row(root, target, "fetching", lease_s))
+            await node.shares.record_column(root, target.seed.peer_id, target.column)
             progress(target.seed.peer_id, 0, 0, "fetching")
         if wait and made:
             async with trio.open_nursery() as nursery:
@@ -288,6 +340,9 @@ async def replicate(
                 reasons.append(why(target, target.error))
                 await node.shares.drop_replica(root, target.seed.peer_id)
                 await _unpin_all(node, target, tree)
+                taken[target.seed.region] -= 1
+                if target.column is not None:
+                    columns.insert(0, target.column)
             else:
                 await node.shares.record_replica(
                     _row(root, target, target.state, lease_s)
@@ -300,15 +355,33 @@ async def replicate(
             else "no seed found: name one with --seed MADDR, set `seeds` in"
             " config.toml, or redeem a voucher"
         )
+        what = "replicas" if erasure is None else "erasure columns"
         raise ReplicationError(
-            f"share {root_to_cid(root)[:16]}…: {len(good)} of {n} replicas ({detail})"
+            f"share {root_to_cid(root)[:16]}…: {len(good)} of {n} {what} ({detail})"
         )
     rows = await node.shares.replicas(root)
     return rows
 
 
+async def _column_need(
+    node: Node, tree: list[RootEntry], erasure: Erasure, column: int
+) -> int:
+    """What keeping ``column`` of every share of ``tree`` takes on a seed."""
+    total = 0
+    for r in tree:
+        _emap, size = await node.shares.erasure_map(r.root, erasure.k, erasure.n)
+        total += await node.shares.column_size(
+            r.root, erasure.k, erasure.n, column, size
+        )
+    return total
+
+
 async def _pintree_of(
-    node: Node, target: _Target, tree: list[RootEntry], lease_s: int
+    node: Node,
+    target: _Target,
+    tree: list[RootEntry],
+    lease_s: int,
+    erasure: Erasure | None = None,
 ) -> None:
     expires = int(time.time()) + lease_s
     hints = tuple(node.addrs()[:4])
@@ -318,13 +391,21 @@ async def _pintree_of(
         grant = make_grant(
             FileKeys.from_key(r.key).signing_key, r.root, target.seed.peer, expires
         )
+        size, field_ = r.size, None
+        if erasure is not None and target.column is not None:
+            emap, map_size = await node.shares.erasure_map(r.root, erasure.k, erasure.n)
+            size = await node.shares.column_size(
+                r.root, erasure.k, erasure.n, target.column, map_size
+            )
+            field_ = pinproto.erasure_field(erasure.k, erasure.n, target.column, emap)
         req = pinproto.PinRequest(
             root=r.root,
             grant=grant.to_bytes(),
             lease_s=lease_s,
-            size=r.size,
+            size=size,
             hints=hints,
             top=r.top,
+            erasure=field_,
         )
         resp = await call(node, target.seed.peer, req)
         if isinstance(resp, pinproto.PinRefused):

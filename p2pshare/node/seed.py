@@ -79,6 +79,7 @@ from p2pshare.node.streams import LibP2PStream, read_frame
 from p2pshare.protocol import pin as pinproto
 from p2pshare.records import SeedState
 from p2pshare.store.catalog import PinRow
+from p2pshare.store.catalog_erasure import ErasureRow
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -265,6 +266,9 @@ class SeedService:
                 await self.pins.drop(req.root)
                 existing = None
             await self.pins.put(row)
+            if existing is None and req.erasure is not None:
+                k, n, col, emap = pinproto.parse_erasure_field(req.erasure)
+                await self.pins.set_erasure(ErasureRow(req.root, emap, k, n, col))
         if existing is None:
             log.info(
                 "pin %s: accepted (%s, lease %d s)", cid, mib(req.size), req.lease_s

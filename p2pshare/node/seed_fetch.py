@@ -11,7 +11,7 @@ ciphertext it cannot read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
 from p2pshare.format.grant import Grant
 from p2pshare.node.fill import Fill, NetShare
+from p2pshare.node.seed_column import Column, ParitySink, fetch_map
 from p2pshare.node.seed_policy import (
     FETCH_TIMEOUT_S,
     Refused,
@@ -49,24 +50,31 @@ class Fetching:
 
 
 class CipherSink:
-    """Keep verified chunk ciphertext as blocks (a seed's replica)."""
+    """Keep verified chunk ciphertext as blocks (a seed's replica): every
+    chunk, or only ``wanted`` (a systematic erasure column)."""
 
-    def __init__(self, store: LocalStore, share: NetShare) -> None:
+    def __init__(
+        self, store: LocalStore, share: NetShare, wanted: Sequence[int] | None = None
+    ) -> None:
         self.store = store
         self.share = share
+        self.wanted = range(share.envelope.count) if wanted is None else wanted
         self.done: set[int] = set()
-        for i in range(share.envelope.count):  # resume: blocks kept earlier
+        for i in self.wanted:  # resume: blocks kept earlier
             if self.store.blocks.has(share.chunk_id(i)):
                 self.done.add(i)
 
     def missing(self) -> list[int]:
-        return [i for i in range(self.share.envelope.count) if i not in self.done]
+        return [i for i in self.wanted if i not in self.done]
 
     def has(self, i: int) -> bool:
         return i in self.done
 
     def amount(self, i: int) -> int:
         return self.share.envelope.cipher_len(i)
+
+    def cipher(self, i: int) -> bytes:
+        return self.store.blocks.get(self.share.chunk_id(i), what=f"chunk {i}")
 
     def verify_write(self, i: int, data: bytes) -> bool:
         chunk_id = self.share.chunk_id(i)
@@ -77,6 +85,14 @@ class CipherSink:
             self.store.catalog.keep_blocks(self.share.root, [chunk_id])
         self.done.add(i)
         return True
+
+
+def _column_sink(
+    store: LocalStore, share: NetShare, column: Column
+) -> CipherSink | ParitySink:
+    if column.col < column.geo.k:
+        return CipherSink(store, share, column.geo.column_chunks(column.col))
+    return ParitySink(store, share, column)
 
 
 async def fetch_replica(
@@ -93,6 +109,7 @@ async def fetch_replica(
     pin = await pins.get(root)
     if pin is None:
         return
+    erasure = await pins.erasure(root)
     link = ShareLink(root_id=root, key=None, peers=f.hints)
     async with node.source(
         link, timeout_s=FETCH_TIMEOUT_S, stall_s=policy.fetch_stall_s
@@ -106,6 +123,10 @@ async def fetch_replica(
             now=now(),
         )
         need = replica_bytes(env, len(share.envelope_bytes))
+        column: Column | None = None
+        if erasure is not None:
+            column = await fetch_map(source, share, erasure)
+            need = column.replica_bytes(need)
         if need > pin.size:
             raise Refused(
                 "storage_full",
@@ -120,7 +141,13 @@ async def fetch_replica(
             step = IDS_PER_INDEX_BLOCK * ID_BYTES
             meta += [share.ids[o : o + step] for o in range(0, len(share.ids), step)]
         await pins.keep(root, meta)
-        sink = await pins.run(CipherSink, pins.store, share)
+        sink: CipherSink | ParitySink
+        if column is None:
+            sink = await pins.run(CipherSink, pins.store, share)
+        else:
+            await pins.keep(root, [column.emap_bytes])
+            sink = await pins.run(_column_sink, pins.store, share, column)
+        f.count = len(sink.missing()) + len(sink.done)
         f.have = len(sink.done)
 
         def progress(_n: int) -> None:

@@ -259,10 +259,18 @@ class Node(Getting, Reporting):
         *,
         seeds: Sequence[str] = (),
         lease_s: int | None = None,
+        erasure: str | None = None,
     ) -> list[ReplicaRow]:
-        """Keep ``n`` replicas of ``root`` on seeds; progress goes to the bus
-        as ``replica.progress`` events. See ``node/replicate.py``."""
+        """Keep ``n`` replicas of ``root`` on seeds (with ``erasure`` "K/N":
+        one erasure-coded column on each of N seeds); progress goes to the
+        bus as ``replica.progress`` events. See ``node/replicate.py``."""
+        from p2pshare.format.erasure import parse_erasure
         from p2pshare.node import replicate as rep
+
+        coded = None
+        if erasure is not None:
+            k, n = parse_erasure(erasure)
+            coded = rep.Erasure(k, n, tuple(range(n)))
 
         cid = root_to_cid(root)
 
@@ -285,6 +293,7 @@ class Node(Getting, Reporting):
             seeds=seeds,
             lease_s=lease_s or rep.DEFAULT_LEASE_S,
             progress=progress,
+            erasure=coded,
         )
         await livemod.replicated(self, root)  # a live share's record follows
         return rows

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from p2pshare.errors import IntegrityError, NotFoundError, UsageError
+from p2pshare.errors import BlockMissing, IntegrityError, NotFoundError, UsageError
 from p2pshare.format import FileKeys, Geometry, Meta, ShareLink, block_id, open_chunk
+from p2pshare.format.chunks import TAG_BYTES, seal_chunk
 from p2pshare.format.folder import Entry, decode_listing
 from p2pshare.node.fetch import NetworkSource, drive
 from p2pshare.node.fill import Fill, NetShare
@@ -148,6 +149,19 @@ class StreamSink:
     def take(self, i: int) -> bytes | None:
         with self._lock:
             return self._ready.pop(i, None)
+
+    def cipher(self, i: int) -> bytes:
+        """A chunk not yet read, sealed again (deterministic); one the
+        reader took is gone (BlockMissing: recovery cannot use it)."""
+        with self._lock:
+            plain = self._ready.get(i)
+        if plain is None:
+            raise BlockMissing(f"chunk {i}: already read")
+        env = self.share.envelope
+        padded = env.cipher_len(i) - TAG_BYTES
+        return seal_chunk(
+            self.keys.chunk, i, env.count, plain + bytes(padded - len(plain))
+        )
 
 
 def find_file(

@@ -255,7 +255,7 @@ class _Session:
         log.debug("peer %s: opened %s", self.short, cid[:16])
         async with self.lock:
             await self.stream.send_all(
-                self.conn.accept(event.sid, share.envelope_bytes, have)
+                self.conn.accept(event.sid, share.envelope_bytes, have, share.column)
             )
 
     async def _sender(self, scope: trio.CancelScope) -> None:
@@ -313,6 +313,10 @@ class _Session:
 def _read(share: OpenShare, kind: str, index: int) -> bytes:
     if kind == "index":
         return share.index_block(index)
+    if kind == "frag":
+        return share.fragment(index)
+    if kind == "emap":
+        return share.emap_bytes()
     return share.cipher(index, share.chunk_id(index))
 
 

@@ -183,6 +183,7 @@ class ShareOpened(Event):
     sid: int
     envelope: bytes = field(repr=False)
     have: bytes | None = field(repr=False)
+    column: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -85,8 +85,11 @@ MAX_HAVE_BYTES = MAX_CHUNK_COUNT // 8  # one bit per possible chunk: 1 MiB
 MAX_CODE_CHARS = 40
 MAX_REASON_CHARS = 200
 
-Kind = Literal["chunk", "index"]
-KINDS: tuple[Kind, ...] = ("chunk", "index")
+# "frag": parity fragment of stripe ``index`` in the server's column;
+# "emap": the share's signed erasure map (index 0) (format/erasure.py)
+Kind = Literal["chunk", "index", "frag", "emap"]
+KINDS: tuple[Kind, ...] = ("chunk", "index", "frag", "emap")
+MAX_COLUMN = 31  # format.erasure.MAX_N - 1
 
 
 class Message(WireMessage):
@@ -151,13 +154,17 @@ class Opened(Message):
     """Server → client: the root's envelope and which chunks the server has.
 
     ``have`` is a bitmap (bit *i* is bit ``i & 7`` of byte ``i >> 3``, least
-    significant first) or None, meaning "every chunk".
+    significant first) or None, meaning "every chunk". ``column`` is set by
+    a seed keeping one column of an erasure-coded share (format/erasure.py):
+    it serves that column's chunks (in ``have``) or parity fragments
+    (``frag``), and the signed map (``emap``).
     """
 
     TAG: ClassVar[str] = "opened"
     sid: int
     envelope: bytes
     have: bytes | None = None
+    column: int | None = None
 
     def __post_init__(self) -> None:
         check_uint("sid", self.sid, MAX_SID)
@@ -166,6 +173,8 @@ class Opened(Message):
             raise LocalProtocolError("envelope: empty")
         if self.have is not None:
             check_bytes("have", self.have, maximum=MAX_HAVE_BYTES)
+        if self.column is not None:
+            check_uint("column", self.column, MAX_COLUMN)
 
     def __repr__(self) -> str:
         have = "all" if self.have is None else f"{len(self.have)}B"
@@ -203,7 +212,7 @@ class Want(Message):
         check_uint("req", self.req, MAX_REQ)
         if self.kind not in KINDS:
             raise LocalProtocolError(f"kind: expected one of {KINDS}")
-        limit = MAX_CHUNK_COUNT if self.kind == "chunk" else MAX_INDEX_BLOCKS
+        limit = {"index": MAX_INDEX_BLOCKS, "emap": 1}.get(self.kind, MAX_CHUNK_COUNT)
         check_uint("index", self.index, limit - 1)
 
 

@@ -125,6 +125,35 @@ class Scheduler:
         want = stats.rate_bps * TARGET_INFLIGHT_S / self.chunk_bytes
         return max(MIN_DEPTH, min(MAX_DEPTH, round(want) + 1))
 
+    def set_have(self, peer: str, have: frozenset[int] | None) -> None:
+        """What ``peer`` holds changed (an erasure map arrived)."""
+        stats = self._peers.get(peer)
+        if stats is not None:
+            stats.have = have
+
+    # -- wanted units beyond the first list (erasure recovery) -------------------
+    def add_missing(self, units: list[int]) -> None:
+        """Also fetch ``units`` (assignable at once, before the scan)."""
+        fresh = [u for u in units if u not in self._missing]
+        self._missing.update(fresh)
+        self._retry.update(fresh)
+
+    def drop_missing(self, units: list[int]) -> list[tuple[str, int]]:
+        """No longer fetch ``units``; returns the requests in flight for
+        them, for the driver to cancel."""
+        out = []
+        for u in units:
+            self._missing.discard(u)
+            self._retry.discard(u)
+            for name, stats in self._peers.items():
+                if stats.inflight.pop(u, None) is not None:
+                    out.append((name, u))
+            self._copies.pop(u, None)
+        return out
+
+    def missing_units(self) -> set[int]:
+        return self._missing
+
     # -- progress ----------------------------------------------------------------
     @property
     def done(self) -> bool:

@@ -212,18 +212,25 @@ class ServerConnection(Connection):
             raise AccessDenied("grant: malformed") from exc
         decoded.verify(access_public, root=root, peer=self.remote_peer, now=now)
 
-    def accept(self, sid: int, envelope: bytes, have: bytes | None = None) -> bytes:
+    def accept(
+        self,
+        sid: int,
+        envelope: bytes,
+        have: bytes | None = None,
+        column: int | None = None,
+    ) -> bytes:
         """Open ``sid`` (its proof or grant verified): return the Opened frame.
 
         Args:
             sid: a sid reported by :class:`OpenRequested` and not yet answered.
             envelope: the root's envelope bytes.
             have: bitmap of the chunks we hold (§2), or None for all of them.
+            column: the erasure column we keep, if we keep one.
 
         Raises:
             LocalProtocolError: ``sid`` has no pending open, or a bad argument.
         """
-        message = Opened(sid=sid, envelope=envelope, have=have)
+        message = Opened(sid=sid, envelope=envelope, have=have, column=column)
         if sid not in self._pending:
             raise LocalProtocolError(f"xfer: sid {sid} has no pending open")
         frame = self._send(message)
@@ -421,7 +428,10 @@ class ClientConnection(Connection):
                 self._opening.discard(sid)
                 self._opened.add(sid)
                 return ShareOpened(
-                    sid=sid, envelope=message.envelope, have=message.have
+                    sid=sid,
+                    envelope=message.envelope,
+                    have=message.have,
+                    column=message.column,
                 )
             case Refused(sid=sid):
                 self._opening.discard(sid)

@@ -229,17 +229,30 @@ class CheckResult(TypedDict):
     region: str
     ok: bool
     detail: str
+    replica: NotRequired[bool]  # a replica recorded by this home (else: DHT)
+    column: NotRequired[int]  # the erasure column it keeps
+
+
+class ErasureHealth(TypedDict):
+    """An erasure-coded share's state on its seeds."""
+
+    k: int
+    n: int
+    columns: int  # distinct columns that passed their storage proof
+    survives: int  # more seed losses it survives (negative: cannot rebuild)
 
 
 class CheckReport(TypedDict):
     root: str
     providers: list[CheckResult]
+    erasure: NotRequired[ErasureHealth]
 
 
 class RepairReport(TypedDict):
     root: str
     checked: list[CheckResult]
     replicas: list[ReplicaRecord]
+    erasure: NotRequired[ErasureHealth]  # after the repair
 
 
 class ProvidersResult(TypedDict):

@@ -71,6 +71,7 @@ from pathlib import Path
 
 from p2pshare.errors import NotFoundError, StoreCorrupt, StoreError
 from p2pshare.store.catalog_downloads import DownloadTables
+from p2pshare.store.catalog_erasure import ErasureTables
 from p2pshare.store.catalog_pointers import PointerTables
 from p2pshare.store.catalog_seed import SeedTables
 from p2pshare.store.schema import (
@@ -89,7 +90,7 @@ from p2pshare.store.schema import (
 __all__ = ["Catalog", "DownloadRow", "PinRow", "ReplicaRow", "ShareRow"]
 
 
-class Catalog(DownloadTables, SeedTables, PointerTables):
+class Catalog(DownloadTables, SeedTables, PointerTables, ErasureTables):
     """One connection to a home's catalog.
 
     Thread-safe: every public method holds one re-entrant lock, so the node

@@ -260,3 +260,6 @@ class SeedTables(Tables):
         self._db.execute(
             "DELETE FROM replicas WHERE root = ? AND seed = ?", (root, seed)
         )
+        self._db.execute(
+            "DELETE FROM replica_cols WHERE root = ? AND seed = ?", (root, seed)
+        )

@@ -108,6 +108,14 @@ class PartialFile:
     def missing(self) -> list[int]:
         return [i for i in range(self.geometry.count) if not self.has(i)]
 
+    def read(self, i: int) -> bytes:
+        """Chunk ``i``'s plaintext as written (without padding)."""
+        geo = self.geometry
+        try:
+            return os.pread(self._fd, geo.plain_len(i), geo.offset(i))
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read ({exc.strerror})") from exc
+
     def write(self, i: int, padded_plain: bytes) -> None:
         """Write verified plaintext of chunk ``i`` (padding is dropped)."""
         self.write_data(i, padded_plain)

@@ -38,7 +38,9 @@ from p2pshare.errors import (
 from p2pshare.format import Envelope, FileKeys, block_id, open_chunk, seal_chunk
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.envelope import IDS_PER_INDEX_BLOCK
+from p2pshare.format.erasure import ErasureMap
 from p2pshare.store.catalog import ShareRow
+from p2pshare.store.catalog_erasure import ErasureRow
 from p2pshare.store.local import LocalStore
 
 __all__ = ["OpenShare", "open_share"]
@@ -54,7 +56,13 @@ def open_share(store: LocalStore, root: bytes) -> OpenShare:
     row = store.catalog.get_share(root)
     data = store.blocks.get(root, what="envelope")
     env = Envelope.verify_and_decode(root, data)
-    return OpenShare(store=store, row=row, envelope_bytes=data, envelope=env)
+    return OpenShare(
+        store=store,
+        row=row,
+        envelope_bytes=data,
+        envelope=env,
+        erasure=store.catalog.erasure_of(root),
+    )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -63,7 +71,9 @@ class OpenShare:
     row: ShareRow
     envelope_bytes: bytes
     envelope: Envelope
+    erasure: ErasureRow | None = None
     _index: dict[int, bytes] = field(default_factory=dict)
+    _emap: ErasureMap | None = None
     _fd: int | None = None
     _keys: FileKeys | None = None
 
@@ -89,8 +99,44 @@ class OpenShare:
         j, k = divmod(i, IDS_PER_INDEX_BLOCK)
         return self.index_block(j)[k * ID_BYTES : (k + 1) * ID_BYTES]
 
+    @property
+    def column(self) -> int | None:
+        """The erasure column this node keeps of the share (a seed), if any."""
+        return None if self.erasure is None else self.erasure.col
+
+    def emap_bytes(self) -> bytes:
+        """The share's signed erasure map.
+
+        Raises:
+            BlockMissing: the share is not erasure coded here.
+        """
+        if self.erasure is None:
+            raise BlockMissing("erasure map: the share is not erasure coded here")
+        return self.store.blocks.get(self.erasure.emap, what="erasure map")
+
+    def fragment(self, s: int) -> bytes:
+        """Parity fragment ``s`` of the column this seed keeps, verified.
+
+        Raises:
+            BlockMissing: this node keeps no parity column of the share.
+            IndexError: no stripe ``s``.
+        """
+        col = self.column
+        if self.erasure is None or col is None or col < self.erasure.k:
+            raise BlockMissing(f"fragment {s}: no parity column kept here")
+        if self._emap is None:
+            self._emap = ErasureMap.from_bytes(self.emap_bytes())
+        return self.store.blocks.get(self._emap.parity_id(s, col), what=f"fragment {s}")
+
     def have(self) -> bytes | None:
         """Bitmap of the chunks this node can serve; None means all."""
+        col = self.column
+        if self.erasure is not None and col is not None:
+            bitmap = bytearray(-(-self.envelope.count // 8))
+            for i in range(col, self.envelope.count, self.erasure.k):
+                if col < self.erasure.k:
+                    bitmap[i >> 3] |= 1 << (i & 7)
+            return bytes(bitmap)
         if self.row.storage != "partial":
             return None
         dl = self.store.catalog.download_of(self.root)

@@ -36,10 +36,12 @@ __all__ = [
 
 # 2: pins and replicas (seeds); 3: vouchers; 4: fingerprints and the home
 # secret (re-adding an unchanged source); 5: live shares' pointers (owned,
-# and the last version seen of others'); 6: folders kept in sync. Every
+# and the last version seen of others'); 6: folders kept in sync; 7: erasure
+# coding (a share's signed map and the column kept here; an owner's column
+# per replica seed). Every
 # statement is idempotent, so an older catalog is upgraded by running them
 # all again.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -139,6 +141,19 @@ CREATE TABLE IF NOT EXISTS syncs (
     version INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS erasure (
+    root BLOB PRIMARY KEY CHECK (length(root) = 32),
+    emap BLOB NOT NULL CHECK (length(emap) = 32),
+    k INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    col INTEGER
+);
+CREATE TABLE IF NOT EXISTS replica_cols (
+    root BLOB NOT NULL,
+    seed TEXT NOT NULL,
+    col INTEGER NOT NULL,
+    PRIMARY KEY (root, seed)
+);
 CREATE TABLE IF NOT EXISTS pointers_seen (
     pub BLOB PRIMARY KEY CHECK (length(pub) = 32),
     seq INTEGER NOT NULL,
@@ -150,6 +165,7 @@ CREATE TABLE IF NOT EXISTS pointers_seen (
 # Every table that records a share by its root (constants: hence noqa: S608).
 SHARE_TABLES = (
     ("share_blocks", "root"),
+    ("erasure", "root"),
     ("children", "parent"),
     ("fingerprints", "root"),
     ("shares", "root"),

@@ -255,10 +255,10 @@ async def test_bad_envelope_first_then_an_honest_provider(
     liars: set[bytes] = set()
     accept = ServerConnection.accept
 
-    def lying_accept(self, sid, envelope, have=None):
+    def lying_accept(self, sid, envelope, have=None, column=None):
         if self.local_peer in liars:
             envelope = envelope[:-1] + bytes([envelope[-1] ^ 1])
-        return accept(self, sid, envelope, have)
+        return accept(self, sid, envelope, have, column)
 
     monkeypatch.setattr(ServerConnection, "accept", lying_accept)
     out = tmp_path / "out"

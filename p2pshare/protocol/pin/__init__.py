@@ -162,6 +162,8 @@ from p2pshare.protocol.pin.messages import (
     StatusRequest,
     Unpinned,
     UnpinRequest,
+    erasure_field,
+    parse_erasure_field,
 )
 from p2pshare.protocol.pin.proof import (
     UNPIN_SKEW_S,
@@ -228,7 +230,9 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "erasure_field",
     "make_unpin_auth",
+    "parse_erasure_field",
     "request_reader",
     "response_reader",
     "storage_digest",

@@ -60,6 +60,8 @@ __all__ = [
     "StatusRequest",
     "UnpinRequest",
     "Unpinned",
+    "erasure_field",
+    "parse_erasure_field",
 ]
 
 PIN_PROTOCOL_ID = "/p2pshare/pin/1"
@@ -115,6 +117,26 @@ _HINT_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, n
 # -- field checks and list codecs (raise LocalProtocolError) -----------------
 def _root(value: object) -> None:
     check_bytes("root", value, exact=ID_BYTES)
+
+
+def erasure_field(k: int, n: int, column: int, emap: bytes) -> bytes:
+    """``PinRequest.erasure``: u8 k, u8 n, u8 column, the map's block id."""
+    return bytes((k, n, column)) + emap
+
+
+def parse_erasure_field(value: object) -> tuple[int, int, int, bytes]:
+    """(k, n, column, map id) of a ``PinRequest.erasure``.
+
+    Raises:
+        LocalProtocolError: not 35 bytes, or not ``1 <= k < n <= 32`` and
+            ``column < n``.
+    """
+    check_bytes("erasure", value, exact=3 + ID_BYTES)
+    assert isinstance(value, bytes)
+    k, n, column = value[0], value[1], value[2]
+    if not 1 <= k < n <= 32 or column >= n:
+        raise LocalProtocolError(f"erasure: bad k/n/column {k}/{n}/{column}")
+    return k, n, column, value[3:]
 
 
 def _hints(value: object) -> None:
@@ -184,6 +206,9 @@ class PinRequest(PinMessage):
     providers to try first; ``top`` is False for the members of a folder
     pinned along with it (kept and served, but only the folder's root is
     announced in the DHT); ``voucher`` is for admission control (issue 7).
+    ``erasure`` asks for one column of an erasure-coded share instead of a
+    full replica (``format/erasure.py``): :func:`erasure_field` of K, N,
+    the column and the signed map's block id.
     """
 
     TAG: ClassVar[str] = "pin"
@@ -197,9 +222,12 @@ class PinRequest(PinMessage):
     hints: tuple[str, ...] = ()
     top: bool = True
     voucher: bytes | None = None
+    erasure: bytes | None = None
 
     def __post_init__(self) -> None:
         _root(self.root)
+        if self.erasure is not None:
+            parse_erasure_field(self.erasure)
         check_bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
         if not self.grant:
             raise LocalProtocolError("grant: empty")

@@ -59,7 +59,7 @@ def test_defaults_and_types() -> None:
         ("add", {"paths": ["/a"], "copy": 1}, "'copy' must be a bool"),
         ("download.pause", {"id": "1"}, "'id' must be an int"),
         ("download.pause", {"id": False}, "'id' must be an int"),
-        ("replicate", {"root": "r", "replicas": 0}, "'replicas' must be 1..16"),
+        ("replicate", {"root": "r", "replicas": 0}, "'replicas' must be 1..32"),
         ("link", {"root": 5}, "'root' must be a string"),
     ],
 )

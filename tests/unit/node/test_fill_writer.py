@@ -37,6 +37,7 @@ def writer_fill() -> tuple[Fill, Sink, list[tuple[str, int]], list[int]]:
         bad.append(i)
 
     fill.sink = sink  # type: ignore[assignment]
+    fill.recovery = None
     fill.sched = SimpleNamespace(done=False)  # type: ignore[assignment]
     fill._written = set()
     fill._written_ok = written_ok  # type: ignore[method-assign]
