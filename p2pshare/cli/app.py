@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,6 +91,45 @@ class Seconds(click.ParamType[float]):
         if not math.isfinite(seconds) or not 0 <= seconds <= 1e6:
             self.fail(f"{value!r} is not between 0 and 1e6 seconds", param, ctx)
         return seconds
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``1y``, ``90`` (seconds) → seconds (positive)."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h or 1y")
+    seconds = int(float(m[1]) * _UNITS[m[2].lower()])
+    if not 0 < seconds <= 100 * 365 * 86400:
+        raise click.BadParameter("the duration must be positive and under 100 years")
+    return seconds
+
+
+class Duration(click.ParamType[int]):
+    """A duration such as 7d, 12h, 30m or 90 (seconds)."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
 
 
 def home_of(ctx: click.Context) -> Home:

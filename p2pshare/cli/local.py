@@ -19,7 +19,7 @@ from p2pshare.cli.app import (
     cli,
     home_of,
 )
-from p2pshare.cli.net import ERASURE, LIVE, NEW, REPLICAS, SEEDS
+from p2pshare.cli.net import ERASURE, EXPIRES, LIVE, NEW, REPLICAS, SEEDS
 from p2pshare.cli.offline import call_home
 from p2pshare.cli.passwords import (
     PASSWORD,
@@ -67,6 +67,7 @@ __all__ = ["add", "gc", "link", "ls_", "publish", "rm"]
 @STRENGTH
 @REPLICAS
 @ERASURE
+@EXPIRES
 @SEEDS
 @click.pass_context
 def add(
@@ -81,6 +82,7 @@ def add(
     password_strength: str,
     replicas: int | None,
     erasure: str | None,
+    expires: int | None,
     seeds: tuple[str, ...],
 ) -> None:
     """Encrypt files or folders into the local store; print one link per PATH.
@@ -100,6 +102,8 @@ def add(
     locked = link_password(password_prompt, password_file, password_strength)
     if locked is not None and live:
         raise UsageError("--password: not for live links yet")
+    if expires is not None and live:
+        raise UsageError("--expires: not for live links yet")
     extra = {"live": True} if live else {}
     items = call_home(
         home,
@@ -116,6 +120,10 @@ def add(
     if n:
         replicated = replicate(home, roots, n, seed_list, coded)
         links = links if live else replicated
+    if expires is not None:
+        links = [
+            call_home(home, "link", root=r, expires=expires)["link"] for r in roots
+        ]
     if locked is not None:
         links = lock_links(links, *locked)
     for text in links:
@@ -188,15 +196,21 @@ def resolve_share(ctx: click.Context, text: str) -> ShareLink:
     is_flag=True,
     help="Print the bare link, without the running node's addresses.",
 )
+@EXPIRES
 @click.pass_context
-def link(ctx: click.Context, root: str, no_hints: bool) -> None:
+def link(ctx: click.Context, root: str, no_hints: bool, expires: int | None) -> None:
     """Print the share link (with its key) of a share of this home.
 
     With a node running, the link carries its addresses as peer hints
-    (and the seeds keeping replicas), as `share` prints it.
+    (and the seeds keeping replicas), as `share` prints it. With --expires,
+    a new link that stops working after that long (the share's links are
+    then under the owner's control: see `p2pshare revoke`).
     """
     share = resolve_share(ctx, root)
-    got = call_home(home_of(ctx), "link", root=share.root_cid, hints=not no_hints)
+    extra: dict[str, Any] = {} if expires is None else {"expires": expires}
+    got = call_home(
+        home_of(ctx), "link", root=share.root_cid, hints=not no_hints, **extra
+    )
     click.echo(got["link"])
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from p2pshare.cli.app import _human, cli, home_of
+from p2pshare.cli.app import Duration, _human, cli, home_of
 from p2pshare.cli.passwords import (
     PASSWORD,
     PASSWORD_FILE,
@@ -67,6 +67,14 @@ REPLICAS = click.option(
     type=click.IntRange(0, 16),
     default=None,
     help="Keep N replicas on seed nodes (default: `replicas` in config.toml, else 0).",
+)
+EXPIRES = click.option(
+    "--expires",
+    type=Duration(),
+    default=None,
+    metavar="DURATION",
+    help="The link stops working after this long, e.g. 7d (the owner's node"
+    " and its seeds refuse it; `p2pshare revoke LINK` ends it sooner).",
 )
 ERASURE = click.option(
     "--erasure",
@@ -135,6 +143,7 @@ def _no_node(home: Any) -> NodeNotRunning:
 @_RATE
 @REPLICAS
 @ERASURE
+@EXPIRES
 @SEEDS
 @click.pass_context
 def share(
@@ -151,6 +160,7 @@ def share(
     upload: str | None,
     replicas: int | None,
     erasure: str | None,
+    expires: int | None,
     seeds: tuple[str, ...],
 ) -> None:
     """Add PATHs and print their links (with peer hints); serve them.
@@ -170,6 +180,8 @@ def share(
     locked = link_password(password_prompt, password_file, password_strength)
     if locked is not None and live:
         raise UsageError("--password: not for live links yet")
+    if expires is not None and live:
+        raise UsageError("--expires: not for live links yet")
     if live:
         params["live"] = True
 
@@ -180,6 +192,11 @@ def share(
             roots = [i["root"] for i in items]
             replicated = await replicate_links(s.client, roots, n, seed_list, coded)
             links = links if live else replicated
+        if expires is not None:
+            links = [
+                (await s.client.call("link", root=i["root"], expires=expires))["link"]
+                for i in items
+            ]
         if locked is not None:
             links = lock_links(links, *locked)
         for text in links:

@@ -12,12 +12,16 @@ otherwise answers it here, from the store, with the same result shape
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2pshare.cli.runtime import NO_NODE, call_node
+
+if TYPE_CHECKING:
+    from p2pshare.store.local import LocalStore
 from p2pshare.config import Home
 from p2pshare.errors import NotFoundError, UsageError
 from p2pshare.format import (
@@ -138,16 +142,40 @@ def _ls(home: Home, progress: Progress | None) -> list[ShareListing]:
 
 
 def _link(
-    home: Home, progress: Progress | None, *, root: str, hints: bool = True
+    home: Home,
+    progress: Progress | None,
+    *,
+    root: str,
+    hints: bool = True,
+    expires: int = 0,
 ) -> LinkResult:
     from p2pshare.store.local import LocalStore
 
     target = parse_root_or_link(root)
     with LocalStore(home) as store:
         row = store.catalog.get_share(target.root_id)
-    if row.key is None:
-        raise NotFoundError("share: this home holds no key for it")
-    return LinkResult(link=str(ShareLink(root_id=row.root, key=row.key)))
+        if row.key is None:
+            raise NotFoundError("share: this home holds no key for it")
+        ticket = None
+        if expires:
+            ticket = _issue_offline(home, store, row.root, int(time.time()) + expires)
+    return LinkResult(link=str(ShareLink(root_id=row.root, key=row.key, ticket=ticket)))
+
+
+def _issue_offline(home: Home, store: LocalStore, root: bytes, expires: int) -> bytes:
+    """A ticket signed with the home's identity, without a node (the seeds
+    learn the share's policy when the node next replicates or revokes)."""
+    from libp2p.peer.id import ID
+
+    from p2pshare.node.identity import load_or_create_identity, signing_key
+    from p2pshare.node.linkctl import issue_ticket
+
+    pair = load_or_create_identity(home.path / "identity.key")
+    owner = ID.from_pubkey(pair.public_key).to_bytes()
+    seeds = [ID.from_base58(r.seed).to_bytes() for r in store.catalog.replicas(root)]
+    return issue_ticket(
+        store.catalog, signing_key(pair.private_key), owner, root, expires, seeds
+    )
 
 
 def _rm(home: Home, progress: Progress | None, *, root: str) -> RootResult:

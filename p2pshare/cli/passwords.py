@@ -100,7 +100,14 @@ def lock_links(links: list[str], password: bytes, params: tuple[int, int]) -> li
             continue
         wrapped = wrap_key(link.key, password, params=params)
         out.append(
-            str(ShareLink(root_id=link.root_id, peers=link.peers, wrapped=wrapped))
+            str(
+                ShareLink(
+                    root_id=link.root_id,
+                    peers=link.peers,
+                    wrapped=wrapped,
+                    ticket=link.ticket,
+                )
+            )
         )
     return out
 
@@ -120,4 +127,6 @@ def unlock(link_text: str, password_file: Path | None) -> str:
     if not isinstance(link, ShareLink) or link.wrapped is None:
         return link_text
     key = unwrap_key(link.wrapped, read_password(password_file, confirm=False))
-    return str(ShareLink(root_id=link.root_id, key=key, peers=link.peers))
+    return str(
+        ShareLink(root_id=link.root_id, key=key, peers=link.peers, ticket=link.ticket)
+    )

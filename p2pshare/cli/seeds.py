@@ -37,7 +37,15 @@ from p2pshare.format.erasure import parse_erasure
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
 
-__all__ = ["check", "repair", "replicas_option", "replicate", "replicate_links", "seed"]
+__all__ = [
+    "check",
+    "repair",
+    "replicas_option",
+    "replicate",
+    "replicate_links",
+    "revoke",
+    "seed",
+]
 
 
 def replicas_option(
@@ -341,6 +349,36 @@ def health_line(h: dict[str, Any]) -> str:
     if h["survives"] == 0:
         return f"{head}; survives no more losses (run `p2pshare repair`)"
     return f"{head}; survives {h['survives']} more losses"
+
+
+@cli.command()
+@click.argument("target", metavar="LINK|ROOT")
+@_BOOTSTRAP
+@_JSON
+@click.pass_context
+def revoke(
+    ctx: click.Context, target: str, bootstrap: tuple[str, ...], as_json: bool
+) -> None:
+    """Stop a link from working: this node and the seeds keeping the share
+    refuse it from now on.
+
+    LINK revokes that link (one made with --expires); ROOT (or a link
+    without a ticket) revokes every such link of the share. Whoever already
+    downloaded the file keeps it: revoking stops further serving only.
+    """
+    parsed = parse_root_or_link(target)
+    res = _run(home_of(ctx), "revoke", bootstrap, root=target.strip())
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    which = "link" if parsed.ticket is not None else "links"
+    click.echo(
+        f"revoked {res['revoked']} {which} of {res['root']}; told"
+        f" {res['seeds_told']} seed(s)",
+        err=True,
+    )
+    for why in res["seeds_failed"]:
+        click.echo(f"  not told: {why} (it hears it from the other seeds)", err=True)
 
 
 def _run(home: Home, method: str, bootstrap: tuple[str, ...], **params: Any) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from p2pshare.cli.app import _human, cli, home_of
+from p2pshare.cli.app import _human, cli, home_of, parse_duration
 from p2pshare.cli.net import _JSON
 from p2pshare.cli.runtime import NO_NODE, with_client
 from p2pshare.cli.seeds import parse_size
@@ -28,27 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["voucher"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy]?)\s*$", re.IGNORECASE)
-_UNITS = {
-    "": 1,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 7 * 86400,
-    "y": 365 * 86400,
-}
 MAX_COUNT = 10_000
-
-
-def parse_duration(text: str) -> int:
-    m = _DURATION.match(text)
-    if m is None:
-        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h or 1y")
-    seconds = int(float(m[1]) * _UNITS[m[2].lower()])
-    if seconds <= 0:
-        raise click.BadParameter("the duration must be positive")
-    return seconds
 
 
 @cli.group()

@@ -159,7 +159,7 @@ class AddParams(Params):
 
 @dataclass(frozen=True, slots=True)
 class RootParams(Params):
-    """``rm``, ``check``, ``providers``: a root id or a link."""
+    """``rm``, ``check``, ``providers``, ``revoke``: a root id or a link."""
 
     root: str
 
@@ -170,6 +170,10 @@ class LinkParams(Params):
 
     root: str
     hints: bool = True
+    expires: int = 0  # seconds: a link that expires (the share gets link control)
+
+    def __post_init__(self) -> None:
+        _check_range("expires", self.expires, 0, 100 * 365 * 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,7 @@ METHODS: dict[str, type[Params]] = {
     "inspect": LinkTextParams,
     "replicate": ReplicateParams,
     "check": RootParams,
+    "revoke": RootParams,
     "repair": ReplicateParams,
     "vouchers": NoParams,
     "voucher.redeem": RedeemParams,

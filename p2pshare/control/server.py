@@ -42,10 +42,12 @@ Methods (params → result; errors carry the stable codes of
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +86,7 @@ from p2pshare.records import (
     Empty,
     GatewayEntry,
     LinkResult,
+    LinkRevokeResult,
     ProvidersResult,
     ReplicateResult,
     RevokeResult,
@@ -296,6 +299,7 @@ class _Connection:
             "inspect": self.m_inspect,
             "replicate": self.m_replicate,
             "check": self.m_check,
+            "revoke": self.m_revoke,
             "repair": self.m_repair,
             "vouchers": self.m_vouchers,
             "voucher.redeem": self.m_redeem,
@@ -333,10 +337,24 @@ class _Connection:
         row = await self.node.shares.get(target.root_id)
         if row.key is None:
             raise NotFoundError("share: this node holds no key for it")
+        ticket = None
+        controlled = await self.node.db(
+            lambda: self.node.store.catalog.policy_of(row.root)
+        )
+        if p.expires or controlled:
+            from p2pshare.node import linkctl
+
+            # under link control a link needs a ticket: one that never
+            # expires unless asked (`revoke` can still end it)
+            ends = int(time.time()) + p.expires if p.expires else 0
+            ticket = await linkctl.issue(self.node, row.root, ends)
         if not p.hints:
-            return LinkResult(link=str(ShareLink(root_id=row.root, key=row.key)))
+            link = ShareLink(root_id=row.root, key=row.key, ticket=ticket)
+            return LinkResult(link=str(link))
         replicas = await self.node.shares.replicas(row.root)
-        return LinkResult(link=str(self.node.link(row.root, row.key, replicas)))
+        link = self.node.link(row.root, row.key, replicas)
+        link = dataclasses.replace(link, ticket=ticket)
+        return LinkResult(link=str(link))
 
     async def m_publish(self, req: Request, p: PublishParams) -> object:
         return await livemod.publish(self.node, p.target)
@@ -440,6 +458,19 @@ class _Connection:
             root=target.root_cid,
             link=str(self.node.link(row.root, row.key, rows)),
             replicas=[r.to_wire() for r in rows],
+        )
+
+    async def m_revoke(self, req: Request, p: RootParams) -> object:
+        from p2pshare.node import linkctl
+
+        target = parse_root_or_link(p.root)
+        link_id = target.ticket[:16] if target.ticket is not None else None
+        n, pushed = await linkctl.revoke(self.node, target.root_id, link_id)
+        return LinkRevokeResult(
+            root=target.root_cid,
+            revoked=n,
+            seeds_told=pushed.told,
+            seeds_failed=pushed.failed,
         )
 
     async def m_check(self, req: Request, p: RootParams) -> object:

@@ -14,6 +14,9 @@
 * ``#<key>`` is the 32-byte file key, base64url without padding (43
   characters). A link without a fragment is the root-id-only capability:
   enough to find and verify ciphertext, not to read it.
+* ``~t1.<ticket>`` after the key (or the password-wrapped key) is the
+  link's ticket when the owner controls the share's links (``ticket.py``):
+  servers refuse the link once it expired or was revoked.
 
 The fragment is the secret. A URL's fragment is never sent to a server by
 the consumers of a link, and p2pshare never logs it: ``ShareLink.__repr__``
@@ -38,10 +41,11 @@ import binascii
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from p2pshare.errors import AccessDenied, LinkError
+from p2pshare.errors import AccessDenied, FormatError, LinkError
 from p2pshare.format.cid import cid_to_root, root_to_cid
 from p2pshare.format.keys import KEY_BYTES
 from p2pshare.format.password import is_wrapped, parse_wrapped
+from p2pshare.format.ticket import Ticket
 
 __all__ = [
     "LIVE_PREFIX",
@@ -76,6 +80,8 @@ class ShareLink:
     peers: tuple[str, ...] = ()
     # a password link: the fragment ``pw1.…`` (``password.py``), no ``key``
     wrapped: str | None = field(default=None, repr=False)
+    # the owner's ticket for this link (``ticket.py``), or None
+    ticket: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_parts(("link: root id", self.root_id), ("link: key", self.key))
@@ -84,6 +90,13 @@ class ShareLink:
             if self.key is not None:
                 raise LinkError("link: a key and a password-protected key")
             parse_wrapped(self.wrapped)
+        if self.ticket is not None:
+            if self.key is None and self.wrapped is None:
+                raise LinkError("link: a ticket without a key")
+            try:
+                Ticket.from_bytes(self.ticket)
+            except FormatError as exc:
+                raise LinkError(f"link: {exc}") from None
 
     @property
     def root_cid(self) -> str:
@@ -95,12 +108,15 @@ class ShareLink:
 
     def __str__(self) -> str:
         """The full link, key included. Only for showing to the user."""
+        tail = ""
+        if self.ticket is not None:
+            tail = "~" + Ticket.from_bytes(self.ticket).to_text()
         if self.wrapped is not None:
-            return f"{self.public()}#{self.wrapped}"
+            return f"{self.public()}#{self.wrapped}{tail}"
         if self.key is None:
             return self.public()
         key = base64.urlsafe_b64encode(self.key).decode("ascii").rstrip("=")
-        return f"{self.public()}#{key}"
+        return f"{self.public()}#{key}{tail}"
 
     def __repr__(self) -> str:
         redacted = "<key>" if self.key is not None or self.wrapped else "None"
@@ -179,8 +195,17 @@ def parse_link(text: object) -> ShareLink:
         raise LinkError("link: a live link (it names a pointer, not a snapshot)")
     key: bytes | None = None
     wrapped: str | None = None
+    ticket: bytes | None = None
     if "#" in rest:
         rest, frag = rest.split("#", 1)
+        if "~" in frag:
+            frag, ticket_text = frag.split("~", 1)
+            try:
+                ticket = Ticket.from_text(ticket_text).to_bytes()
+            except FormatError as exc:
+                raise LinkError(
+                    f"link: the part after '~' is not a ticket ({exc})"
+                ) from None
         if is_wrapped(frag):
             wrapped = frag
         else:
@@ -207,7 +232,9 @@ def parse_link(text: object) -> ShareLink:
             peers.append(unquote(value, errors="strict"))
         except UnicodeDecodeError as exc:
             raise LinkError("link: a peer hint is badly percent-encoded") from exc
-    return ShareLink(root_id=root_id, key=key, peers=tuple(peers), wrapped=wrapped)
+    return ShareLink(
+        root_id=root_id, key=key, peers=tuple(peers), wrapped=wrapped, ticket=ticket
+    )
 
 
 def parse_root_or_link(text: object) -> ShareLink:

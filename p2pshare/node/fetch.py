@@ -93,6 +93,13 @@ Connector = Callable[[], Any]
 T = TypeVar("T")
 
 
+def _link_reason(exc: Exception) -> str:
+    """ "link: expired" out of a provider's refusal, or ""."""
+    text = str(exc)
+    at = text.find("link: ")
+    return text[at:] if at >= 0 else ""
+
+
 class NetworkSource:
     """``ShareSource`` that fetches from peers (see the module docstring)."""
 
@@ -104,9 +111,11 @@ class NetworkSource:
         announce: Callable[[bytes], Any] | None = None,
         give_up_s: float = 60.0,
         stall_s: float = STALL_TIMEOUT_S,
+        ticket: bytes | None = None,
     ) -> None:
         self.store = store
         self.swarm = swarm
+        self.ticket = ticket  # the link's, sent with every proof (ticket.py)
         # with every provider gone for a lasting reason (it said so), how
         # long to wait for another before the download fails with it
         self.give_up_s = give_up_s
@@ -208,6 +217,12 @@ class NetworkSource:
         if not sessions:
             if errors and all(isinstance(e, AccessDenied) for e in errors):
                 what = "key" if isinstance(access, SigningKey) else "grant"
+                link = sorted({_link_reason(e) for e in errors} - {""})
+                if link:  # link control (format/ticket.py): say what the owner did
+                    raise AccessDenied(
+                        f"share {cid[:16]}…: {'; '.join(link)}"
+                        f" ({len(errors)} provider(s) refused it)"
+                    )
                 raise AccessDenied(
                     f"share {cid[:16]}…: every provider refused the {what}"
                 )
@@ -238,7 +253,7 @@ class NetworkSource:
         async def try_open(pc: ProviderConn) -> None:
             nonlocal remaining
             try:
-                opened: Opened = await pc.open(root, access)
+                opened: Opened = await pc.open(root, access, self.ticket)
                 if not envelope:
                     env = Envelope.verify_and_decode(root, opened.envelope)
                     envelope.append((opened.envelope, env))

@@ -444,7 +444,7 @@ class Fill:
 
     async def _adopt_one(self, pc: ProviderConn) -> None:
         try:
-            opened = await pc.open(self.share.root, self.access)
+            opened = await pc.open(self.share.root, self.access, self.source.ticket)
         except (P2PShareError, trio.TooSlowError) as exc:
             self.source.swarm.mark(pc, f"refused ({getattr(exc, 'code', 'timeout')})")
             return

@@ -196,6 +196,7 @@ class Getting:
                         announce=self.announce_soon,
                         give_up_s=timeout_s,
                         stall_s=stall_s,
+                        ticket=link.ticket,
                     )
                     source.stats.started_at = started
                     yield source

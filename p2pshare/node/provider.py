@@ -226,7 +226,9 @@ class ProviderConn:
             self._die()
             raise ProviderGone(f"provider {self.name}: connection lost") from exc
 
-    async def open(self, root: bytes, access: Access) -> Opened:
+    async def open(
+        self, root: bytes, access: Access, ticket: bytes | None = None
+    ) -> Opened:
         """Prove we hold the key for ``root`` (``access`` is its access signing
         key) or present a grant (``access`` is the grant's bytes); returns
         the envelope and chunk map.
@@ -241,7 +243,9 @@ class ProviderConn:
             raise self._ready.error
         sid = next(self._sids)
         if isinstance(access, SigningKey):
-            frame = self._frame(lambda: self.conn.open(sid, root, access))
+            frame = self._frame(
+                lambda: self.conn.open(sid, root, access, ticket=ticket)
+            )
         else:
             frame = self._frame(lambda: self.conn.open(sid, root, grant=access))
         waiter = Waiter()

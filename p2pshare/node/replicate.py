@@ -47,6 +47,7 @@ from p2pshare.errors import (
 )
 from p2pshare.format import FileKeys, root_to_cid
 from p2pshare.format.grant import make_grant
+from p2pshare.node import linkctl
 from p2pshare.node.facades import RootEntry
 from p2pshare.node.seed import PIN_PROTOCOL, SEED_ROOT
 from p2pshare.node.seed_choice import SeedInfo, rank, too_small
@@ -385,6 +386,9 @@ async def _pintree_of(
 ) -> None:
     expires = int(time.time()) + lease_s
     hints = tuple(node.addrs()[:4])
+    controlled = [
+        r.root for r in tree if await linkctl.add_seed(node, r.root, target.seed.peer)
+    ]
     # members first, the top root last: a seed announces the top only when
     # everything below it was accepted
     for r in sorted(tree, key=lambda r: r.top):
@@ -413,6 +417,8 @@ async def _pintree_of(
         if not isinstance(resp, pinproto.PinStatus):
             raise RemoteProtocolError("pin: unexpected answer")
         target.pinned.append(r.root)
+        if r.root in controlled:  # the seed learns the share's link control
+            await linkctl.push(node, r.root, only=[target.seed.peer])
 
 
 async def _unpin_all(node: Node, target: _Target, tree: list[RootEntry]) -> None:

@@ -184,6 +184,10 @@ class SeedService:
             return await self.balance(peer)
         if isinstance(request, pinproto.BalanceRequest):
             return await self.balance(peer)
+        if isinstance(request, pinproto.PolicyRequest):
+            from p2pshare.node.linkctl import accept_policy
+
+            return await accept_policy(self.node, request.policy, peer)
         raise Refused("bad_request", "pin: unknown request")
 
     async def describe(self) -> SeedState:

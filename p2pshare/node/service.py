@@ -17,6 +17,7 @@ come from the link's hints and the DHT in parallel.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -33,7 +34,7 @@ from libp2p.tools.anyio_service.api import Service
 from p2pshare.config import Home, load_config
 from p2pshare.errors import P2PShareError
 from p2pshare.format import ShareLink, root_to_cid
-from p2pshare.node import compat
+from p2pshare.node import compat, linkctl
 from p2pshare.node import dht as dhtmod
 from p2pshare.node import live as livemod
 from p2pshare.node.circuits import (
@@ -323,6 +324,11 @@ class Node(Getting, Reporting):
             if hints
             else ShareLink(root_id=added.root, key=added.key)
         )
+        if await self.db(lambda: self.store.catalog.policy_of(added.root)):
+            # under link control: a link without a ticket would be refused;
+            # this one never expires, and `revoke` can still end it
+            ticket = await linkctl.issue(self, added.root, 0)
+            link = dataclasses.replace(link, ticket=ticket)
         cid = root_to_cid(added.root)
         self.bus.publish(
             ShareAdded(kind="share.added", root=cid, share_kind=added.kind)

@@ -40,6 +40,7 @@ import trio
 from p2pshare.errors import (
     AccessDenied,
     BlockMissing,
+    FormatError,
     IntegrityError,
     NotFoundError,
     P2PShareError,
@@ -47,6 +48,7 @@ from p2pshare.errors import (
     SourceChangedError,
 )
 from p2pshare.format import root_to_cid
+from p2pshare.format.ticket import Policy, check_access
 from p2pshare.node.ratelimit import RateLimiter
 from p2pshare.node.streams import LibP2PStream
 from p2pshare.protocol import (
@@ -236,13 +238,18 @@ class _Session:
                 )
             else:
                 self.conn.verify(share.envelope.access_public, event.proof, event.root)
+            _check_policy(share, event, self.peer)
         except AccessDenied as exc:
             share.close()
             self.bad_proofs += 1
             self.server.stats.refused += 1
             what = "grant" if event.grant is not None else "proof"
             log.warning("peer %s: bad %s for %s: %s", self.short, what, cid[:16], exc)
-            reason = str(exc) if event.grant is not None else "proof of key failed"
+            reason = (
+                str(exc)
+                if event.grant is not None or str(exc).startswith("link:")
+                else "proof of key failed"
+            )
             async with self.lock:
                 await self.stream.send_all(
                     self.conn.refuse(event.sid, "access_denied", reason)
@@ -308,6 +315,28 @@ class _Session:
             self.server.stats.bytes_sent += len(data)
             self.server.stats.per_peer_sent[self.peer] += len(data)
             self.server.stats.blocks_sent += 1
+
+
+def _check_policy(share: OpenShare, event: OpenRequested, peer: bytes) -> None:
+    """Link control (format/ticket.py): a share with a policy is served on
+    a proof only with a valid ticket, and on a grant only to its seeds.
+
+    Raises:
+        AccessDenied: the reason the getter is told ("link: expired", …).
+    """
+    if share.policy is None:
+        return
+    try:
+        policy = Policy.from_bytes(share.policy)
+    except FormatError:  # our own record, unreadable: serve nobody
+        raise AccessDenied("link: this share's policy is unreadable here") from None
+    check_access(
+        policy,
+        root=share.root,
+        ticket=event.ticket,
+        grant_peer=peer if event.grant is not None else None,
+        now=time.time(),
+    )
 
 
 def _read(share: OpenShare, kind: str, index: int) -> bytes:

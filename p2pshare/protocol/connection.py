@@ -150,6 +150,7 @@ class OpenRequested(Event):
     root: bytes
     proof: bytes | None = field(default=None, repr=False)
     grant: bytes | None = field(default=None, repr=False)
+    ticket: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,7 @@ from p2pshare.errors import LocalProtocolError, RemoteProtocolError
 from p2pshare.format.chunks import ID_BYTES, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, TAG_BYTES
 from p2pshare.format.envelope import MAX_ENVELOPE_BYTES, MAX_INDEX_BLOCKS
 from p2pshare.format.grant import MAX_GRANT_BYTES
+from p2pshare.format.ticket import TICKET_BYTES
 from p2pshare.protocol.codec import (
     Omit,
     WireMessage,
@@ -131,6 +132,7 @@ class Open(Message):
     root: bytes
     proof: bytes | None = None  # declared before grant: proof opens encode as v1
     grant: bytes | None = None
+    ticket: bytes | None = None  # the link's ticket (format/ticket.py), with a proof
 
     def __post_init__(self) -> None:
         check_uint("sid", self.sid, MAX_SID)
@@ -143,6 +145,10 @@ class Open(Message):
             check_bytes("grant", self.grant, maximum=MAX_GRANT_BYTES)
             if not self.grant:
                 raise LocalProtocolError("grant: empty")
+        if self.ticket is not None:
+            if self.proof is None:
+                raise LocalProtocolError("open: a ticket goes with a proof")
+            check_bytes("ticket", self.ticket, exact=TICKET_BYTES)
 
     def __repr__(self) -> str:  # proofs and grants stay out of logs
         how = "proof" if self.grant is None else "grant"

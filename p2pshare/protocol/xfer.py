@@ -279,7 +279,11 @@ class ServerConnection(Connection):
                     )
                 self._pending.add(sid)
                 return OpenRequested(
-                    sid=sid, root=message.root, proof=message.proof, grant=message.grant
+                    sid=sid,
+                    root=message.root,
+                    proof=message.proof,
+                    grant=message.grant,
+                    ticket=message.ticket,
                 )
             case Want(sid=sid, req=req):
                 if sid not in self._accepted:
@@ -345,6 +349,7 @@ class ClientConnection(Connection):
         signing_key: SigningKey | None = None,
         *,
         grant: bytes | None = None,
+        ticket: bytes | None = None,
     ) -> bytes:
         """Ask to open ``root`` as ``sid``.
 
@@ -355,6 +360,7 @@ class ClientConnection(Connection):
                 bound to this connection.
             grant: instead of a key, an encoded grant for our peer id (a
                 seed). It is sent as is; the server verifies it.
+            ticket: with a key, the link's ticket (format/ticket.py).
 
         Raises:
             LocalProtocolError: not exactly one of ``signing_key`` and
@@ -378,7 +384,7 @@ class ClientConnection(Connection):
                 )
             except ValueError as exc:  # a root or peer id of the wrong length
                 raise LocalProtocolError(f"xfer: cannot open sid {sid}: {exc}") from exc
-            message = Open(sid=sid, root=root, proof=proof)
+            message = Open(sid=sid, root=root, proof=proof, ticket=ticket)
         frame = self._send(message)
         self._opening.add(sid)
         return frame

@@ -121,6 +121,15 @@ class LinkResult(TypedDict):
     link: str
 
 
+class LinkRevokeResult(TypedDict):
+    """``revoke``: links revoked, and the seeds told (or not)."""
+
+    root: str
+    revoked: int
+    seeds_told: int
+    seeds_failed: list[str]
+
+
 class RootResult(TypedDict):
     """``rm``: the root removed."""
 
@@ -446,6 +455,7 @@ RESULTS: dict[str, object] = {
     "inspect": Inspection,
     "replicate": ReplicateResult,
     "check": CheckReport,
+    "revoke": LinkRevokeResult,
     "repair": RepairReport,
     "vouchers": list[Balance],
     "voucher.redeem": Balance,

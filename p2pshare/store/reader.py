@@ -62,6 +62,7 @@ def open_share(store: LocalStore, root: bytes) -> OpenShare:
         envelope_bytes=data,
         envelope=env,
         erasure=store.catalog.erasure_of(root),
+        policy=store.catalog.policy_of(root),
     )
 
 
@@ -72,6 +73,7 @@ class OpenShare:
     envelope_bytes: bytes
     envelope: Envelope
     erasure: ErasureRow | None = None
+    policy: bytes | None = None  # the share's link-control policy (ticket.py)
     _index: dict[int, bytes] = field(default_factory=dict)
     _emap: ErasureMap | None = None
     _fd: int | None = None

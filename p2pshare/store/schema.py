@@ -38,7 +38,8 @@ __all__ = [
 # secret (re-adding an unchanged source); 5: live shares' pointers (owned,
 # and the last version seen of others'); 6: folders kept in sync; 7: erasure
 # coding (a share's signed map and the column kept here; an owner's column
-# per replica seed). Every
+# per replica seed), and link control (a share's signed policy; the tickets
+# an owner issued). Every
 # statement is idempotent, so an older catalog is upgraded by running them
 # all again.
 SCHEMA_VERSION = 7
@@ -154,6 +155,19 @@ CREATE TABLE IF NOT EXISTS replica_cols (
     col INTEGER NOT NULL,
     PRIMARY KEY (root, seed)
 );
+CREATE TABLE IF NOT EXISTS policies (
+    root BLOB PRIMARY KEY CHECK (length(root) = 32),
+    seq INTEGER NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tickets (
+    id BLOB PRIMARY KEY CHECK (length(id) = 16),
+    root BLOB NOT NULL CHECK (length(root) = 32),
+    expires INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_root ON tickets(root);
 CREATE TABLE IF NOT EXISTS pointers_seen (
     pub BLOB PRIMARY KEY CHECK (length(pub) = 32),
     seq INTEGER NOT NULL,
@@ -166,6 +180,7 @@ CREATE TABLE IF NOT EXISTS pointers_seen (
 SHARE_TABLES = (
     ("share_blocks", "root"),
     ("erasure", "root"),
+    ("policies", "root"),
     ("children", "parent"),
     ("fingerprints", "root"),
     ("shares", "root"),

@@ -293,3 +293,68 @@ async def test_a_hostile_owner_cannot_reserve_or_queue_without_bound(
             assert isinstance(refused, pinproto.PinRefused)
             assert refused.code == "unavailable"
             assert [p.root for p in seed.store.catalog.pins()].count(rb) == 0
+
+
+async def test_policy_gossip_and_hostile_policies(tmp_path: Path) -> None:
+    """Link control on seeds (node/linkctl.py): a policy pushed to one seed
+    reaches the other by gossip; a policy not signed by the pin's owner, an
+    older one and one for a root the seed does not keep are refused."""
+    from p2pshare.format.ticket import Policy
+    from p2pshare.node import linkctl
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(3 * CS))
+    root, _key = _add(tmp_path / "owner", src)
+    with trio.fail_after(60):
+        async with swarm(tmp_path, ["eu", "us"]) as (owner, seeds):
+            await rep.replicate(owner, root, 2, seeds=_addrs(seeds), use_dht=False)
+            await linkctl.issue(owner, root, int(time.time()) + 3600)
+            for s in seeds:  # the first ticket put the share under control
+                assert s.store.catalog.policy_of(root) is not None
+            n, pushed = await linkctl.revoke(owner, root, None)
+            assert (n, pushed.told) == (1, 2)
+            # a newer policy, pushed to seed 0 only: seed 1 hears it from seed 0
+            catalog = owner.store.catalog
+            key = linkctl._owner_key(owner)
+            newest = linkctl.new_policy(
+                catalog, key, owner.host.peer_id_bytes, root, []
+            )
+            first = seeds[0].host.peer_id_bytes
+            await linkctl.push(owner, root, only=[first])
+            with trio.fail_after(10):
+                while True:
+                    raw = seeds[1].store.catalog.policy_of(root)
+                    if raw is not None and Policy.from_bytes(raw).seq == newest.seq:
+                        break
+                    await trio.sleep(0.05)
+            # hostile policies: another signer, an older seq, an unknown root
+            target = seeds[0]
+            forged = Policy.make(
+                SigningKey(bytes(32)),
+                root,
+                owner.host.peer_id_bytes,
+                newest.seq + 1,
+                [],
+                [],
+            )
+            older = Policy.make(
+                key, root, owner.host.peer_id_bytes, newest.seq - 5, [], []
+            )
+            unknown = Policy.make(
+                key, b"\x07" * 32, owner.host.peer_id_bytes, newest.seq + 1, [], []
+            )
+            answers = [
+                await rep.call(
+                    owner,
+                    target.host.peer_id,
+                    pinproto.PolicyRequest(policy=p.to_bytes()),
+                )
+                for p in (forged, older, unknown)
+            ]
+            assert isinstance(answers[0], pinproto.PinRefused)
+            assert answers[0].code == "access_denied"
+            assert isinstance(answers[1], pinproto.PolicyKept)
+            assert answers[1].seq == newest.seq  # the newer one stays
+            assert isinstance(answers[2], pinproto.PinRefused)
+            kept = Policy.from_bytes(target.store.catalog.policy_of(root) or b"")
+            assert kept.seq == newest.seq and kept.revoked == newest.revoked

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from p2pshare.errors import LocalProtocolError
 from p2pshare.format.chunks import ID_BYTES
 from p2pshare.format.grant import MAX_GRANT_BYTES
+from p2pshare.format.ticket import MAX_POLICY_BYTES
 from p2pshare.format.voucher import MAX_VOUCHER_BYTES
 from p2pshare.protocol.codec import (
     Codec,
@@ -51,6 +52,8 @@ __all__ = [
     "PinRequest",
     "PinState",
     "PinStatus",
+    "PolicyKept",
+    "PolicyRequest",
     "ProveRequest",
     "ProveResponse",
     "RedeemRequest",
@@ -301,6 +304,34 @@ class UnpinRequest(PinMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyRequest(PinMessage):
+    """Keep this link-control policy of a share (format/ticket.py), signed
+    by the share's owner: from the owner, or passed on by another seed."""
+
+    TAG: ClassVar[str] = "policy"
+    policy: bytes
+
+    def __post_init__(self) -> None:
+        check_bytes("policy", self.policy, maximum=MAX_POLICY_BYTES)
+        if not self.policy:
+            raise LocalProtocolError("policy: empty")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyKept(PinMessage):
+    """The seed keeps the policy of ``root`` with ``seq`` (the one sent, or a
+    newer one it had already)."""
+
+    TAG: ClassVar[str] = "policy_kept"
+    root: bytes
+    seq: int
+
+    def __post_init__(self) -> None:
+        _root(self.root)
+        check_uint("seq", self.seq, MAX_U63)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InfoRequest(PinMessage):
     """Describe yourself (region, space, admission): seed discovery."""
 
@@ -466,8 +497,11 @@ Request = (
     | InfoRequest
     | RedeemRequest
     | BalanceRequest
+    | PolicyRequest
 )
-Response = PinStatus | ProveResponse | Unpinned | Info | Balance | PinRefused
+Response = (
+    PinStatus | ProveResponse | Unpinned | Info | Balance | PinRefused | PolicyKept
+)
 
 REQUEST_TYPES: dict[str, type[Request]] = {
     cls.TAG: cls
@@ -479,11 +513,20 @@ REQUEST_TYPES: dict[str, type[Request]] = {
         InfoRequest,
         RedeemRequest,
         BalanceRequest,
+        PolicyRequest,
     )
 }
 RESPONSE_TYPES: dict[str, type[Response]] = {
     cls.TAG: cls
-    for cls in (PinStatus, ProveResponse, Unpinned, Info, Balance, PinRefused)
+    for cls in (
+        PinStatus,
+        ProveResponse,
+        Unpinned,
+        Info,
+        Balance,
+        PinRefused,
+        PolicyKept,
+    )
 }
 
 M = TypeVar("M", bound=PinMessage)
