@@ -19,6 +19,7 @@ from p2pshare.control.launch import Background, attach_or_start
 from p2pshare.records import (
     AddResult,
     Balance,
+    CheckReport,
     DownloadRecord,
     Inspection,
     LinkResult,
@@ -61,6 +62,10 @@ class NodeBackend(Protocol):
     async def remove(self, root: str) -> None: ...
 
     async def providers(self, root: str) -> int: ...
+
+    async def check(self, root: str) -> CheckReport:
+        """Storage proofs from the share's seeds (and erasure health)."""
+        ...
 
     async def inspect(self, link: str) -> Inspection: ...
 
@@ -144,6 +149,9 @@ class ControlBackend:
     async def providers(self, root: str) -> int:
         result: ProvidersResult = await self._call("providers", root=root)
         return result["providers"]
+
+    async def check(self, root: str) -> CheckReport:
+        return cast(CheckReport, await self._call("check", root=root))
 
     async def inspect(self, link: str) -> Inspection:
         return cast(Inspection, await self._call("inspect", link=link))

@@ -33,6 +33,7 @@ from p2pshare.config import STALL_TIMEOUT_S, Home, load_config
 from p2pshare.errors import FormatError, IntegrityError, UsageError
 from p2pshare.format import parse_root_or_link
 from p2pshare.format.erasure import parse_erasure
+from p2pshare.records import health_line
 
 if TYPE_CHECKING:
     from p2pshare.control.client import ControlClient
@@ -339,16 +340,6 @@ def _print_check(res: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{mark} {p['seed']}  {p['region'] or '-'}  {p['detail']}")
     if "erasure" in res:
         click.echo(health_line(res["erasure"]))
-
-
-def health_line(h: dict[str, Any]) -> str:
-    """One line on an erasure-coded share's seeds (also the TUI's)."""
-    head = f"erasure {h['k']}/{h['n']}: {h['columns']} of {h['n']} parts hold"
-    if h["survives"] < 0:
-        return f"{head}; {h['k']} are needed: it cannot be rebuilt from seeds now"
-    if h["survives"] == 0:
-        return f"{head}; survives no more losses (run `p2pshare repair`)"
-    return f"{head}; survives {h['survives']} more losses"
 
 
 @cli.command()

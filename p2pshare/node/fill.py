@@ -311,7 +311,7 @@ class Fill:
                         break
                     self.reqs[(name, i)] = req
                     nursery.start_soon(self._await_block, name, i, waiter, send)
-            if self.sched.can_progress() or self.adopting:
+            if self.sched.can_progress() or self.adopting or self._last_chance():
                 idle_since = None
             elif idle_since is None:
                 # nobody we know can help: one more discovery round, then end
@@ -346,6 +346,15 @@ class Fill:
                     break
         elif not self.adopting:
             self.recovery.plan(self.sched, self.columns)
+
+    def _last_chance(self) -> bool:
+        """Nobody can progress: before giving up, plan erasure recovery
+        once more from scratch (True when that found work)."""
+        if self.recovery is None or not self.columns:
+            return False
+        self.recovery.dirty = True
+        self.recovery.plan(self.sched, self.columns)
+        return self.sched.can_progress()
 
     async def _fetch_map(self, name: str) -> None:
         """The signed erasure map, from a seed keeping a column: verified

@@ -64,6 +64,7 @@ from p2pshare.records.schema import (
     SyncRecord,
     TreeEntry,
     UpnpState,
+    health_line,
 )
 
 __all__ = [
@@ -113,4 +114,5 @@ __all__ = [
     "check_event",
     "check_record",
     "check_result",
+    "health_line",
 ]

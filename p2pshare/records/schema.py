@@ -67,6 +67,8 @@ class ShareListing(TypedDict):
     error: str | None
     live: NotRequired[str]  # the current version of this live share ("live.…")
     version: NotRequired[int]
+    erasure: NotRequired[str]  # "K/N": kept erasure coded on seeds
+    links: NotRequired[str]  # under link control: "3 links (1 expired, 1 revoked)"
 
 
 class AddResult(TypedDict):
@@ -464,3 +466,13 @@ RESULTS: dict[str, object] = {
     "gc": GcReport,
     "stop": Empty,
 }
+
+
+def health_line(h: ErasureHealth) -> str:
+    """One line on an erasure-coded share's seeds (the CLI's and the TUI's)."""
+    head = f"erasure {h['k']}/{h['n']}: {h['columns']} of {h['n']} parts hold"
+    if h["survives"] < 0:
+        return f"{head}; {h['k']} are needed: it cannot be rebuilt from seeds now"
+    if h["survives"] == 0:
+        return f"{head}; survives no more losses (run `p2pshare repair`)"
+    return f"{head}; survives {h['survives']} more losses"

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 from p2pshare.errors import P2PShareError
 from p2pshare.format import root_to_cid
 from p2pshare.format.links import LiveLink
 from p2pshare.records import ShareListing
 from p2pshare.store.catalog import ShareRow
+from p2pshare.store.catalog_erasure import TicketRow
 from p2pshare.store.local import LocalStore
 from p2pshare.store.restore import inspect_share
 
@@ -53,8 +55,22 @@ def _source_problem(store: LocalStore, top: ShareRow) -> str | None:
     return None
 
 
+def _links_state(tickets: list[TicketRow], now: float) -> str:
+    """ "3 links (1 expired, 1 revoked)" of a share under link control."""
+    revoked = sum(1 for t in tickets if t.revoked)
+    expired = sum(
+        1 for t in tickets if not t.revoked and t.expires and t.expires <= now
+    )
+    parts = [
+        f"{n} {what}" for n, what in ((expired, "expired"), (revoked, "revoked")) if n
+    ]
+    plural = "" if len(tickets) == 1 else "s"
+    return f"{len(tickets)} link{plural}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def describe_shares(store: LocalStore) -> list[ShareListing]:
     """Every top share of ``store``, in the order they were added."""
+    now = time.time()
     items: list[ShareListing] = []
     replicas: dict[bytes, int] = {}
     for rep in store.catalog.replicas():
@@ -86,5 +102,10 @@ def describe_shares(store: LocalStore) -> list[ShareListing]:
         if pointer is not None:
             item["live"] = LiveLink(pointer.pub).name
             item["version"] = pointer.seq
+        coded = store.catalog.erasure_of(row.root)
+        if coded is not None and store.catalog.replica_cols(row.root):
+            item["erasure"] = f"{coded.k}/{coded.n}"
+        if store.catalog.policy_of(row.root) is not None:
+            item["links"] = _links_state(store.catalog.tickets(row.root), now)
         items.append(item)
     return items

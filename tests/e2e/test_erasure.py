@@ -47,7 +47,9 @@ def _get(home: Path, link: str, out: Path, boot: str) -> Result:
 
 def test_erasure_3_of_5_survives_two_losses_and_repairs(tmp_path: Path) -> None:
     src = tmp_path / "film.bin"
-    src.write_bytes(os.urandom(15 * (256 << 10) - 1000))  # 15 chunks: 5 stripes
+    chunks = int(os.environ.get("ERASURE_TEST_CHUNKS", "15"))  # 15: 5 stripes
+    csize = int(os.environ.get("ERASURE_TEST_CHUNK_KIB", "256"))
+    src.write_bytes(os.urandom(chunks * (csize << 10) - 1000))
     size = src.stat().st_size
     procs: dict[str, Proc] = {}
     addrs: list[str] = []
@@ -68,7 +70,7 @@ def test_erasure_3_of_5_survives_two_losses_and_repairs(tmp_path: Path) -> None:
             try:
                 seed_args = [x for a in addrs for x in ("--seed", a)]
                 link = ok(
-                    owner, "add", "--erasure", "3/5", "--chunk-size", "256K",
+                    owner, "add", "--erasure", "3/5", "--chunk-size", f"{csize}K",
                     *seed_args, src,
                 ).strip()  # fmt: skip
                 report = json.loads(ok(owner, "check", link, "--json"))

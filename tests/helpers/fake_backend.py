@@ -20,6 +20,7 @@ from p2pshare.format.cid import root_to_cid
 from p2pshare.records import (
     AddResult,
     Balance,
+    CheckReport,
     DownloadRecord,
     Inspection,
     PeerReport,
@@ -237,6 +238,20 @@ class FakeBackend:
 
     async def providers(self, root: str) -> int:
         return 3 if root == ROOT_PROJET else 1
+
+    async def check(self, root: str) -> CheckReport:
+        self.calls.append(("check", root))
+        report = {
+            "root": root,
+            "providers": [
+                {"seed": "12D3KooWSeedA", "region": "eu", "ok": True,
+                 "detail": "column 0: storage proof ok", "replica": True, "column": 0},
+                {"seed": "12D3KooWSeedB", "region": "us", "ok": False,
+                 "detail": "column 3: unreachable", "replica": True, "column": 3},
+            ],
+            "erasure": {"k": 3, "n": 5, "columns": 4, "survives": 1},
+        }  # fmt: skip
+        return _checked("check", report, CheckReport)
 
     async def inspect(self, link: str) -> Inspection:
         self.calls.append(("inspect", link))

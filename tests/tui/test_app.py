@@ -289,3 +289,62 @@ async def test_synced_folders_show_with_their_version(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: synced.row_count == 1, 5, "the synced folder")
         assert shown()
         assert str(synced.get_cell_at(Coordinate(0, 1))) == "v4"
+
+
+@pytest.mark.asyncio
+async def test_a_password_link_asks_in_a_dialog_and_again_when_wrong(
+    tmp_path: Path,
+) -> None:
+    from p2pshare.format import ShareLink, parse_link
+    from p2pshare.format.password import wrap_key
+    from tui.screens.modals import PasswordModal
+
+    plain = parse_link(LINK)
+    assert plain.key is not None
+    wrapped = wrap_key(plain.key, b"hunter2", params=(1, 8192))
+    locked = str(ShareLink(root_id=plain.root_id, peers=plain.peers, wrapped=wrapped))
+    backend = FakeBackend()
+    app = _app(backend, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("2")
+        assert app.browse.open_link(locked)
+
+        def asked(again: bool) -> bool:
+            screen = app.screen
+            return (
+                isinstance(screen, PasswordModal)
+                and screen.retry is again
+                and bool(screen.query("#password-value"))
+            )
+
+        await wait_for(pilot, lambda: asked(False), 5, "the dialog")
+        app.screen.query_one("#password-value", Input).value = "wrong"
+        await pilot.click("#password-ok")
+        await wait_for(pilot, lambda: asked(True), 10, "asked again")
+        assert not [c for c in backend.calls if c[0] == "inspect"]  # no network
+        app.screen.query_one("#password-value", Input).value = "hunter2"
+        await pilot.click("#password-ok")
+        browse = app.browse
+        await wait_for(pilot, lambda: "song.ogg" in browse.nodes, 10, "the tree")
+    inspected = [c[1] for c in backend.calls if c[0] == "inspect"]
+    assert [parse_link(x).key for x in inspected] == [plain.key]
+    assert "hunter2" not in "\n".join(app.log_lines)
+
+
+@pytest.mark.asyncio
+async def test_seed_health_shows_erasure_survival(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    backend.shares_list[0] |= {"erasure": "3/5", "links": "2 links (1 revoked)"}
+    app = _app(backend, tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("h")
+        await wait_for(pilot, lambda: notifications(app, "error"), 5, "the report")
+        (text,) = notifications(app, "error")
+        assert "erasure 3/5: 4 of 5 parts hold; survives 1 more losses" in text
+        assert "1 of 2 seeds hold it" in text and "unreachable" in text
+        await pilot.press("i")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "DetailsModal")
+        shown = "\n".join(str(w.render()) for w in app.screen.query(Static))
+        assert "3/5" in shown and "2 links (1 revoked)" in shown

@@ -13,7 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label, Static
 
-__all__ = ["AddPathModal", "ConfirmModal", "DetailsModal", "LinkModal", "QuitModal"]
+__all__ = [
+    "AddPathModal",
+    "ConfirmModal",
+    "DetailsModal",
+    "LinkModal",
+    "PasswordModal",
+    "QuitModal",
+]
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -118,6 +125,36 @@ class LinkModal(ModalScreen[None]):
     @on(Button.Pressed, "#link-close")
     def _close(self) -> None:
         self.dismiss()
+
+
+class PasswordModal(ModalScreen[str | None]):
+    """Asks for a password link's password (never shown, never kept)."""
+
+    AUTO_FOCUS = "#password-value"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, *, retry: bool = False) -> None:
+        super().__init__()
+        self.retry = retry
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal-box"):
+            title = "Wrong password; try again" if self.retry else "Password"
+            yield Label(title, classes="modal-title")
+            yield Label("This link is protected by a password.")
+            yield Input(password=True, id="password-value")
+            with Horizontal(classes="modal-buttons"):
+                yield Button("Open", id="password-ok", variant="primary")
+                yield Button("Cancel", id="password-cancel")
+
+    @on(Input.Submitted, "#password-value")
+    @on(Button.Pressed, "#password-ok")
+    def _ok(self) -> None:
+        self.dismiss(self.query_one("#password-value", Input).value)
+
+    @on(Button.Pressed, "#password-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class DetailsModal(ModalScreen[None]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,14 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from p2pshare.errors import LinkError
-from p2pshare.format.links import parse_link
+from p2pshare.errors import AccessDenied, LinkError
+from p2pshare.format.links import ShareLink, parse_link
 from p2pshare.format.names import display_name
+from p2pshare.format.password import unwrap_key
 from p2pshare.records import DownloadRecord, Inspection
 from tui.backend import NodeBackend
 from tui.fmt import human_size
+from tui.screens.modals import PasswordModal
 from tui.widgets.pane import Pane
 
 __all__ = ["BrowsePane", "ShareTree", "TreeEntry", "default_destination"]
@@ -122,13 +125,45 @@ class BrowsePane(Pane):
         """Validate ``text`` locally, then inspect it (in a worker)."""
         self.query_one("#link-input", Input).value = text.strip()
         try:
-            parse_link(text)
+            link = parse_link(text)
         except LinkError as exc:
             self.notify(str(exc), title="Malformed link", severity="error")
             return False
+        if link.wrapped is not None:
+            self.ask_password(link)
+            return True
         self.query_one("#share-summary", Static).update("Looking the link up…")
         self.inspect_link(text.strip())
         return True
+
+    def ask_password(self, link: ShareLink, *, retry: bool = False) -> None:
+        """A password link: ask in a dialog, unwrap the key (Argon2id, in a
+        thread) before anything touches the network; a wrong password asks
+        again."""
+
+        def answered(password: str | None) -> None:
+            if password is not None:
+                self.unlock(link, password)
+
+        self.app.push_screen(PasswordModal(retry=retry), answered)
+
+    @work(group="unlock", exclusive=True, exit_on_error=False, name="unlock link")
+    async def unlock(self, link: ShareLink, password: str) -> None:
+        assert link.wrapped is not None
+        self.query_one("#share-summary", Static).update("Checking the password…")
+        try:
+            key = await asyncio.to_thread(
+                unwrap_key, link.wrapped, password.encode("utf-8")
+            )
+        except AccessDenied:
+            self.query_one("#share-summary", Static).update("")
+            self.ask_password(link, retry=True)
+            return
+        opened = ShareLink(
+            root_id=link.root_id, key=key, peers=link.peers, ticket=link.ticket
+        )
+        self.query_one("#share-summary", Static).update("Looking the link up…")
+        self.inspect_link(str(opened))
 
     @work(group="inspect", exclusive=True, exit_on_error=False, name="open link")
     async def inspect_link(self, link: str) -> None:

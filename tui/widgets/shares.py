@@ -11,9 +11,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from p2pshare.format.names import display_name
-from p2pshare.records import ShareListing, SyncRecord
+from p2pshare.records import ShareListing, SyncRecord, health_line
 from tui.backend import NodeBackend
-from tui.fmt import human_size, human_time
+from tui.fmt import human_size, human_time, short_id
 from tui.screens.modals import AddPathModal, ConfirmModal, DetailsModal, LinkModal
 from tui.widgets.pane import Pane
 
@@ -30,6 +30,7 @@ class SharesPane(Pane):
         Binding("c", "copy_link", "Copy link"),
         Binding("x,delete", "remove_share", "Remove"),
         Binding("i", "share_details", "Details"),
+        Binding("h", "share_health", "Seed health"),
     ]
 
     def __init__(
@@ -139,6 +140,29 @@ class SharesPane(Pane):
         del added
         self.refresh_shares()
 
+    def action_share_health(self) -> None:
+        root = self.selected_root()
+        if root is None:
+            self.notify("No share selected", severity="warning")
+            return
+        self.notify("Asking the seeds for storage proofs…", title="Seed health")
+        self.check_health(root)
+
+    @work(group="shares-health", exclusive=True, exit_on_error=False, name="check")
+    async def check_health(self, root: str) -> None:
+        report = await self.backend.check(root)
+        replicas = [p for p in report["providers"] if p.get("replica", True)]
+        failed = [p for p in replicas if not p["ok"]]
+        lines = [f"{len(replicas) - len(failed)} of {len(replicas)} seeds hold it"]
+        if "erasure" in report:
+            lines.append(health_line(report["erasure"]))
+        lines += [f"{short_id(p['seed'])}: {p['detail']}" for p in failed]
+        self.notify(
+            "\n".join(lines),
+            title="Seed health",
+            severity="error" if failed else "information",
+        )
+
     def action_copy_link(self) -> None:
         root = self.selected_root()
         if root is None:
@@ -190,6 +214,8 @@ class SharesPane(Pane):
             "mode": share.get("mode"),
             "providers": self._providers_text(root),
             "replicas on seeds": str(share.get("replicas", 0)),
+            "erasure coded": share.get("erasure"),
+            "links": share.get("links"),
             "added": human_time(share.get("added_at")),
             "error": share.get("error"),
         }

@@ -157,3 +157,28 @@ def test_map_decoding_is_strict(change: dict[str, object]) -> None:
 def test_map_size_is_checked_before_decoding() -> None:
     with pytest.raises(FormatError, match="exceeds"):
         ErasureMap.from_bytes(b"\x00" * (17 << 20))
+
+
+def test_vectors() -> None:
+    import json
+    from pathlib import Path
+
+    from p2pshare.format import FileKeys
+
+    v = json.loads(
+        (Path(__file__).parents[2] / "data" / "vectors" / "emap-v1.json").read_text()
+    )
+    chunks = [bytes.fromhex(c) for c in v["chunks"]]
+    geo = Stripes(v["k"], v["n"], len(chunks), len(chunks[0]), len(chunks[-1]))
+    parity = []
+    for s in range(geo.stripes):
+        parity += encode_parity(geo, s, [chunks[i] for i in geo.chunks(s)])
+    assert [p.hex() for p in parity] == v["parity"]
+    emap = ErasureMap.from_bytes(bytes.fromhex(v["map"]))
+    assert emap.message().hex() == v["message"]
+    keys = FileKeys.from_key(bytes.fromhex(v["file_key"]))
+    emap.verify(keys.access_public, root=bytes.fromhex(v["root"]), count=len(chunks))
+    for s in range(geo.stripes):
+        for c in range(geo.k, geo.n):
+            frag = parity[s * geo.parity + c - geo.k]
+            assert emap.parity_id(s, c) == block_id(frag)
