@@ -38,6 +38,16 @@ def _stored(home: Path) -> int:
     return sum(p.stat().st_size for p in (home / "blocks").rglob("*") if p.is_file())
 
 
+def _reserved(home: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(home / "p2pshare.db")
+    try:
+        return int(db.execute("SELECT coalesce(sum(size), 0) FROM pins").fetchone()[0])
+    finally:
+        db.close()
+
+
 def _get(home: Path, link: str, out: Path, boot: str) -> Result:
     return p2pshare(
         home, "get", link, "-o", out, "--listen", LOOPBACK,
@@ -85,6 +95,10 @@ def test_erasure_3_of_5_survives_two_losses_and_repairs(tmp_path: Path) -> None:
             assert max(per_region.values()) <= 2, per_region  # N-K per region
             stored = sum(_stored(h) for h in homes.values())
             assert stored <= 1.75 * size, (stored, size)
+            # what each seed reserved (and would charge a voucher) is its part
+            reserved = [_reserved(h) for h in homes.values()]
+            assert all(r < 0.4 * size for r in reserved), (reserved, size)
+            assert sum(reserved) <= 1.75 * size
 
             def seed_of(col: int) -> str:
                 return next(a for a in addrs if a.endswith(f"/p2p/{_peer(cols, col)}"))
