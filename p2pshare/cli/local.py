@@ -154,9 +154,11 @@ def ls_(ctx: click.Context, as_json: bool) -> None:
     for i, name in zip(items, names, strict=True):
         size = _human(i["size"]) if i["size"] is not None else "?"
         problem = f"  ! {i['error']}" if i["error"] else ""
+        links = f"  [{i['links']}]" if i.get("links") else ""
+        repl = i.get("erasure") or i.get("replicas", 0)  # "3/5": erasure coded
         click.echo(
             f"{name:<{width}}  {i['kind'] or '?':<6}  {size:>10}  {i['mode']:<4}  "
-            f"{i.get('replicas', 0):>4}  {i['root']}{problem}"
+            f"{repl:>4}  {i['root']}{links}{problem}"
         )
 
 

@@ -160,3 +160,32 @@ def test_erasure_3_of_5_survives_two_losses_and_repairs(tmp_path: Path) -> None:
 
 def _peer(cols: dict[str, int], col: int) -> str:
     return next(seed for seed, c in cols.items() if c == col)
+
+
+def test_erasure_usage_errors_and_too_few_seeds(tmp_path: Path) -> None:
+    """A bad K/N and --replicas with --erasure are one line and exit 2;
+    fewer seeds than N is exit 7 naming how many columns were placed, and
+    the background node stays up."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(100_000))
+    home = tmp_path / "owner"
+    for args, why in [
+        (("--erasure", "5/3"), "--erasure"),
+        (("--erasure", "x"), "--erasure"),
+        (("--erasure", "3/5", "--replicas", "2"), "choose one"),
+    ]:
+        res = p2pshare(home, "add", *args, src)
+        assert res.code == 2 and why in res.err, res.err
+        assert len(res.err.strip().splitlines()) == 1
+    s0, a0 = _seed(tmp_path / "s0", "eu-west")
+    with running(s0):
+        res = p2pshare(home, "node", "--background", "--listen", LOOPBACK)
+        assert res.code == 0, res.err
+        try:
+            res = p2pshare(home, "add", "--erasure", "2/3", "--seed", a0, src)
+            assert res.code == 7, res.err
+            assert "1 of 3 erasure columns" in res.err, res.err
+            assert "Traceback" not in res.err
+            assert json.loads(ok(home, "status", "--json"))["peer_id"]
+        finally:
+            p2pshare(home, "stop")

@@ -80,6 +80,7 @@ def test_expired_and_revoked_links_are_refused_everywhere(tmp_path: Path) -> Non
                 res = _get(tmp_path / "g2", keep, tmp_path / "o2", a0)
                 assert res.code == 0, res.err
                 assert (tmp_path / "o2" / src.name).read_bytes() == src.read_bytes()
+                assert "[3 links (1 expired, 1 revoked)]" in ok(owner, "ls")
             finally:
                 p2pshare(owner, "stop")
             # the owner is offline: the seeds alone still tell the links apart

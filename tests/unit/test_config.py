@@ -40,6 +40,7 @@ def test_every_setting_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         replicas=2, seeds=(SEED,), bootstrap=(SEED,), mdns=False, upnp=True
     )
     assert Config().upnp is False  # off unless asked for
+    assert load_config(home_with(tmp_path, 'erasure = "3/5"\n')).erasure == "3/5"
 
 
 @pytest.mark.parametrize(
@@ -69,6 +70,9 @@ def test_the_environment_overrides_mdns(
         ("[network]\nupnp = 1\n", "network.upnp must be true or false"),
         ("bootstrap = 5\n", "bootstrap must be a list"),
         ("replicas = 99\n", "replicas must be an integer"),
+        ('erasure = "5/3"\n', 'erasure must be "K/N"'),
+        ("erasure = 3\n", 'erasure must be "K/N"'),
+        ('erasure = "3/40"\n', 'erasure must be "K/N"'),
         ("seeds = [", "not valid TOML"),
     ],
 )
