@@ -513,13 +513,25 @@ async def renew_loop(node: Node, *, interval_s: float = RENEW_CHECK_S) -> None:
             try:
                 tree = await node.shares.tree(rep.root)
                 target = _Target(_seed_of(rep))
-                await _pintree_of(node, target, tree, lease)
+                # an erasure-coded replica renews as its column (a seed that
+                # lost the pin fetches the column again, not a full copy)
+                coded, column = await _column_of(node, rep)
+                target.column = column
+                await _pintree_of(node, target, tree, lease, coded)
                 await node.shares.record_replica(
                     _row(rep.root, target, rep.state, lease)
                 )
                 log.info("replica on %s renewed", rep.seed[-8:])
             except Exception as exc:  # a job root: one renewal, not the node
                 node.jobs.record("renew", rep.seed[-8:], exc)
+
+
+async def _column_of(node: Node, rep: ReplicaRow) -> tuple[Erasure | None, int | None]:
+    column = (await node.shares.columns(rep.root)).get(rep.seed)
+    er = await node.shares.erasure(rep.root)
+    if column is None or er is None:
+        return None, None
+    return Erasure(er.k, er.n, (column,)), column
 
 
 def _seed_of(rep: ReplicaRow) -> SeedInfo:

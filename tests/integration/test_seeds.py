@@ -10,6 +10,8 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,11 @@ async def swarm(
                 )
             )
         yield owner, seeds
+
+
+def _pin_state(seed: Node, root: bytes) -> str | None:
+    pin = seed.store.catalog.get_pin(root)
+    return None if pin is None else pin.state
 
 
 def _addrs(seeds: list[Node]) -> list[str]:
@@ -358,3 +365,43 @@ async def test_policy_gossip_and_hostile_policies(tmp_path: Path) -> None:
             assert isinstance(answers[2], pinproto.PinRefused)
             kept = Policy.from_bytes(target.store.catalog.policy_of(root) or b"")
             assert kept.seq == newest.seq and kept.revoked == newest.revoked
+
+
+async def test_erasure_columns_renew_as_columns(tmp_path: Path) -> None:
+    """A 2/3 erasure-coded share on 3 in-process seeds: each keeps one
+    column (its pin reserves that column, not the file), and the lease
+    renewal re-pins each seed with its column: a seed that had dropped its
+    pin gets its column back, not a full replica."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(8 * CS - 100))
+    root, _key = _add(tmp_path / "owner", src)
+    with trio.fail_after(60):
+        async with swarm(tmp_path, ["eu", "us", "ap"]) as (owner, seeds):
+            coded = rep.Erasure(2, 3, (0, 1, 2))
+            await rep.replicate(
+                owner, root, 3, seeds=_addrs(seeds), use_dht=False, erasure=coded
+            )
+            cols = owner.store.catalog.replica_cols(root)
+            assert sorted(cols.values()) == [0, 1, 2]
+            sizes = {s.store.catalog.get_pin(root).size for s in seeds}  # type: ignore[union-attr]
+            assert max(sizes) < src.stat().st_size * 0.7
+            # seed 0 loses its pin; the owner's leases are due for renewal
+            lost = seeds[0]
+            lost_col = cols[lost.host.peer_id.to_base58()]
+            await lost.pins.drop(root)
+            assert lost.store.catalog.get_pin(root) is None
+            catalog = owner.store.catalog
+            for r in catalog.replicas(root):
+                catalog.put_replica(replace(r, lease_expires=int(time.time())))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(partial(rep.renew_loop, owner, interval_s=0.05))
+                while lost.store.catalog.get_pin(root) is None:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+            row = lost.store.catalog.erasure_of(root)
+            assert row is not None and row.col == lost_col
+            with trio.fail_after(20):
+                while _pin_state(lost, root) != "complete":  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            pin = lost.store.catalog.get_pin(root)
+            assert pin is not None and pin.size < src.stat().st_size * 0.7
