@@ -94,11 +94,15 @@ class Misbehaviour:
         bad_envelope = self.bad_envelope
 
         def lying_accept(
-            conn: ServerConnection, sid: int, envelope: bytes, have: Any = None
+            conn: ServerConnection,
+            sid: int,
+            envelope: bytes,
+            have: Any = None,
+            column: int | None = None,
         ) -> bytes:
             if conn.local_peer in bad_envelope:
                 envelope = envelope[:-1] + bytes([envelope[-1] ^ 1])
-            return accept(conn, sid, envelope, have)
+            return accept(conn, sid, envelope, have, column)
 
         monkeypatch.setattr(ServerConnection, "accept", lying_accept)
 
