@@ -40,6 +40,8 @@ from p2pshare.protocol.pin import (
     PinRefused,
     PinRequest,
     PinStatus,
+    PolicyKept,
+    PolicyRequest,
     ProveRequest,
     ProveResponse,
     RedeemRequest,
@@ -95,8 +97,13 @@ REQUESTS: list[PinMessage] = [
     RedeemRequest(voucher=b"v"),
     RedeemRequest(voucher=b"v" * MAX_VOUCHER_BYTES),
     BalanceRequest(),
+    PinRequest(
+        root=ROOT, grant=b"g", lease_s=1, size=5, erasure=bytes((3, 5, 4)) + ROOT
+    ),
+    PolicyRequest(policy=b"p"),
 ]
 RESPONSES: list[PinMessage] = [
+    PolicyKept(root=ROOT, seq=2**63 - 1),
     PinStatus(root=ROOT, state="none", have=0, count=0),
     PinStatus(root=ROOT, state="fetching", have=3, count=10, lease_expires=NOW),
     PinStatus(
@@ -380,6 +387,12 @@ INFO = {
         {"t": "refused", "code": "", "message": ""},
         {"t": "refused", "code": "quota", "message": "m" * 1001},
         {"t": "refused", "code": "quota", "message": "\x00"},
+        {**PIN, "erasure": bytes((5, 3, 0)) + bytes(32)},  # k >= n
+        {**PIN, "erasure": bytes((3, 5, 5)) + bytes(32)},  # column >= n
+        {**PIN, "erasure": bytes((3, 5, 0)) + bytes(31)},
+        {"t": "policy", "policy": b""},
+        {"t": "policy", "policy": "text"},
+        {"t": "policy_kept", "root": bytes(32), "seq": -1},
     ],
     ids=lambda w: f"{w['t']}-{sorted(w.items())!r:.70}",
 )
