@@ -581,6 +581,12 @@ class Fill:
             for (name, i, data), ok in zip(todo, oks, strict=True):
                 if ok:
                     await self._written_ok(name, i, len(data))
+                elif self.recovery is not None and self.recovery.is_parity(i):
+                    # checked against a map any key holder could have signed:
+                    # the fragment is refused, its sender is not banned for it
+                    log.warning("provider %s: parity unit %d fails the map", name, i)
+                    self.sched.failed(name, i)
+                    self._changed()
                 else:
                     await self._bad_chunk(name, i)
             if self.recovery is not None:
