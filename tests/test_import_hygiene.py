@@ -51,3 +51,10 @@ def test_cli_calls_to_a_running_node_do_not_import_libp2p() -> None:
     )
     assert "libp2p" not in seen
     assert "textual" not in seen
+
+
+def test_a_node_does_not_load_zfec_until_it_codes() -> None:
+    # zfec's package import costs ~10 ms (it loads its command-line tools):
+    # only erasure coding and decoding load it, never a node's start
+    seen = _imported_after("import p2pshare.node.service, p2pshare.cli.get")
+    assert "zfec" not in seen

@@ -45,7 +45,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import zfec
 from nacl.signing import SigningKey
 
 from p2pshare.errors import AccessDenied, FormatError, IntegrityError
@@ -144,6 +143,8 @@ def encode_parity(geo: Stripes, s: int, chunks: Sequence[bytes]) -> list[bytes]:
     size = geo.frag_len(s)
     blocks = [_pad(c, size) for c in chunks]
     blocks += [bytes(size)] * (geo.k - len(blocks))
+    import zfec  # here: its package import costs ~10 ms every node start
+
     out = zfec.Encoder(geo.k, geo.n).encode(tuple(blocks), tuple(range(geo.k, geo.n)))
     return [bytes(b) for b in out]
 
@@ -171,6 +172,8 @@ def decode_stripe(geo: Stripes, s: int, frags: Mapping[int, bytes]) -> list[byte
     if cols == list(range(geo.k)):
         primary = [have[c] for c in cols]
     else:
+        import zfec  # see encode_parity
+
         primary = [
             bytes(b)
             for b in zfec.Decoder(geo.k, geo.n).decode(

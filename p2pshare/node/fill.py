@@ -392,6 +392,7 @@ class Fill:
                 cast("RecoverySink", self.sink),
                 self.share.chunk_id,
                 self._wanted,
+                self._written,
             )
             for other, col in self.columns.items():
                 if col >= emap.k and col < emap.n:
@@ -495,6 +496,14 @@ class Fill:
     ) -> None:
         await waiter.event.wait()
         self.reqs.pop((name, i), None)
+        if not isinstance(waiter.value, bytes):
+            log.debug(
+                "provider %s: unit %d: %s",
+                name,
+                i,
+                waiter.error
+                or ("cancelled" if waiter.value is CANCELLED else waiter.value),
+            )
         if waiter.error is not None:
             self.sched.remove_peer(name)
             self._changed()

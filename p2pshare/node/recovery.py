@@ -84,6 +84,7 @@ class Recovery:
         sink: RecoverySink,
         chunk_id: Callable[[int], bytes],
         wanted: set[int],
+        written: set[int] | None = None,
     ) -> None:
         self.emap = emap
         self.geo = geo
@@ -96,11 +97,14 @@ class Recovery:
         self.recovered: list[int] = []  # chunks rebuilt since the last take
         self.closed: list[int] = []  # units no longer needed (decoded stripes)
         self.dirty = True
-        self.kept: set[int] = set()  # wanted chunks written since the start
+        self.kept: set[int] = set()  # wanted chunks written through us
+        # the Fill's own record of what it wrote, also before we existed (a
+        # sink may record a chunk only at its next checkpoint)
+        self.written = written if written is not None else set()
 
     def _holds(self, i: int) -> bool:
-        """Chunk ``i`` is in the sink (a sink may record it only later)."""
-        return i in self.kept or self.sink.has(i)
+        """Chunk ``i`` is in the sink."""
+        return i in self.kept or i in self.written or self.sink.has(i)
 
     # -- units -------------------------------------------------------------------
     def unit(self, s: int, column: int) -> int:
@@ -150,6 +154,15 @@ class Recovery:
                 continue  # every chunk it needs comes as a chunk
             if not orphans:
                 continue
+            log.debug(
+                "stripe %d: orphans %s, got %s, asked %s, live parity %s, live %s",
+                s,
+                orphans,
+                sorted(got),
+                sorted(st.parity) if st is not None else [],
+                live_parity,
+                live,
+            )
             asked = st.parity if st is not None else set()
             parity = {c for c in got if c >= k} | {c for c in asked if c in live_parity}
             spare = [c for c in live_parity if c not in parity and c not in got]

@@ -7,7 +7,8 @@ stripe has to be rebuilt from parity). A third loss is a clear error; a
 repair with the owner back places the missing parts on new seeds; a
 tampered part on one seed is rejected by the getter and flagged by check.
 The same suite-sized scenario runs at 64 MiB, with the throughput against
-full replicas, in ``scripts/bench_erasure.py``.
+full replicas, in ``scripts/bench_erasure.py``; ERASURE_TEST_CHUNKS and
+ERASURE_TEST_CHUNK_KIB run this test at another size.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def test_expired_and_revoked_links_are_refused_everywhere(tmp_path: Path) -> Non
             try:
                 short = ok(
                     owner, "add", "--replicas", "2", "--seed", a0, "--seed", a1,
-                    "--expires", "4s", src,
+                    "--expires", "2s", src,
                 ).strip()  # fmt: skip
                 issued = time.monotonic()
                 keep = ok(owner, "link", src.name, "--expires", "7d").strip()
@@ -65,7 +65,7 @@ def test_expired_and_revoked_links_are_refused_everywhere(tmp_path: Path) -> Non
                 res = p2pshare(owner, "revoke", gone)
                 assert res.code == 0, res.err
                 assert "revoked 1 link" in res.err and "told 2 seed(s)" in res.err
-                time.sleep(max(0.0, 4.5 - (time.monotonic() - issued)))
+                time.sleep(max(0.0, 2.5 - (time.monotonic() - issued)))
                 before = [_sent(h) for h in (owner, *seeds)]
                 for n, (link, why) in enumerate(
                     [(short, "link: expired"), (gone, "link: revoked by the owner")]

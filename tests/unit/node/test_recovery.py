@@ -142,3 +142,38 @@ def test_a_rebuilt_chunk_that_fails_its_id_is_an_integrity_error() -> None:
     assert rec.verify_write(rec.unit(0, 4), parity[(0, 4)])
     with pytest.raises(IntegrityError, match="bad erasure map"):
         rec.verify_write(2, chunks[2])
+
+
+def test_a_chunk_written_before_the_map_arrived_counts_for_decoding() -> None:
+    """A download writes chunks before it has the erasure map; its sink may
+    record them only at the next checkpoint (``has`` is late). The Fill's
+    own record of what it wrote tells recovery they are there: without it,
+    a stripe waited for a chunk already written and the download stalled."""
+    chunks = [os.urandom(GEO.cipher_len(i)) for i in range(GEO.count)]
+    ids = [block_id(c) for c in chunks]
+    pids, parity = [], {}
+    for s in range(GEO.stripes):
+        for c, p in enumerate(
+            encode_parity(GEO, s, [chunks[i] for i in GEO.chunks(s)])
+        ):
+            parity[(s, GEO.k + c)] = p
+            pids.append(block_id(p))
+    emap = ErasureMap.make(SigningKey(bytes(32)), b"r" * 32, GEO, pids)
+
+    class LateSink(Sink):
+        def has(self, i: int) -> bool:
+            return False  # the bitmap is not checkpointed yet
+
+    sink = LateSink(chunks, ids)
+    sink.kept[2] = chunks[2]  # written through the sink, before the map
+    written = {2}
+    rec = Recovery(emap, GEO, sink, ids.__getitem__, set(range(7)), written)
+    sched = Scheduler([0, 1, 3, 4, 5, 6], 64)
+    for col in (2, 3, 4):
+        sched.add_peer(f"c{col}", rec.column_units(col))
+    rec.plan(sched, {f"c{c}": c for c in (2, 3, 4)})
+    assert rec.verify_write(rec.unit(0, 3), parity[(0, 3)])
+    assert rec.verify_write(rec.unit(0, 4), parity[(0, 4)])
+    rebuilt, _closed = rec.take()
+    assert sorted(rebuilt) == [0, 1]
+    assert sink.kept[0] == chunks[0] and sink.kept[1] == chunks[1]
