@@ -93,3 +93,31 @@ def test_expired_and_revoked_links_are_refused_everywhere(tmp_path: Path) -> Non
             res = _get(tmp_path / "g5", keep, tmp_path / "o5", a1)
             assert res.code == 0, res.err
             assert (tmp_path / "o5" / src.name).read_bytes() == src.read_bytes()
+
+
+def test_links_and_revoke_without_a_background_node(tmp_path: Path) -> None:
+    """`add --expires` and `link --expires` with no node running sign their
+    tickets from the home's identity; `revoke` runs a node for itself; a
+    node started later refuses the revoked link and serves the other."""
+    src = tmp_path / "notes.txt"
+    src.write_bytes(os.urandom(50_000))
+    owner = tmp_path / "owner"
+    gone = ok(owner, "add", "--expires", "7d", src).strip()
+    keep = ok(owner, "link", src.name, "--expires", "7d").strip()
+    assert parse_link(gone).ticket and parse_link(keep).ticket
+    res = p2pshare(owner, "revoke", gone)
+    assert res.code == 0, res.err
+    assert "revoked 1 link" in res.err and "told 0 seed(s)" in res.err
+    res = p2pshare(owner, "node", "--background", "--listen", LOOPBACK)
+    assert res.code == 0, res.err
+    try:
+        link = ok(owner, "link", src.name).strip()  # under control: a ticket
+        assert parse_link(link).ticket is not None
+        boot = parse_link(link).peers[0]
+        res = _get(tmp_path / "g0", gone, tmp_path / "o0", boot)
+        assert res.code == 5 and "link: revoked by the owner" in res.err, res.err
+        res = _get(tmp_path / "g1", keep, tmp_path / "o1", boot)
+        assert res.code == 0, res.err
+        assert (tmp_path / "o1" / src.name).read_bytes() == src.read_bytes()
+    finally:
+        p2pshare(owner, "stop")
