@@ -50,6 +50,7 @@ from nacl.signing import SigningKey
 from p2pshare.errors import AccessDenied, FormatError, IntegrityError
 from p2pshare.format import canonical, signed
 from p2pshare.format.chunks import ID_BYTES
+from p2pshare.format.envelope import Envelope
 from p2pshare.format.signed import SIGNATURE_BYTES
 
 __all__ = [
@@ -99,6 +100,22 @@ class Stripes:
     count: int
     chunk_cipher: int  # every chunk but the last
     last_cipher: int
+
+    @classmethod
+    def of(cls, env: Envelope, k: int, n: int) -> Stripes:
+        """The geometry of the share ``env`` describes, coded ``k/n``."""
+        return cls(k, n, env.count, env.cipher_len(0), env.cipher_len(env.count - 1))
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The ciphertext of every chunk, all columns together."""
+        return (self.count - 1) * self.chunk_cipher + self.last_cipher
+
+    def column_replica_bytes(self, full: int, column: int, map_size: int) -> int:
+        """What a seed keeping ``column`` stores, from what a full replica
+        (``full``: envelope, index, chunks) takes: the column and the map
+        in place of the chunks."""
+        return full - self.chunk_bytes + self.column_bytes(column) + map_size
 
     @property
     def stripes(self) -> int:
@@ -284,8 +301,20 @@ class ErasureMap:
         except AccessDenied as exc:
             raise IntegrityError(str(exc)) from None
 
-    def geometry(self, count: int, chunk_cipher: int, last_cipher: int) -> Stripes:
-        return Stripes(self.k, self.n, count, chunk_cipher, last_cipher)
+    @classmethod
+    def open(cls, data: bytes, env: Envelope, root: bytes) -> ErasureMap:
+        """Decode a map a provider sent and check it is the owner's, for
+        ``root`` whose envelope is ``env``.
+
+        Raises:
+            IntegrityError: malformed, or not the owner's map of this share.
+        """
+        try:
+            emap = cls.from_bytes(data)
+        except FormatError as exc:
+            raise IntegrityError(f"erasure map: {exc}") from None
+        emap.verify(env.access_public, root=root, count=env.count)
+        return emap
 
     @classmethod
     def make(

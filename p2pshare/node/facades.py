@@ -179,7 +179,7 @@ class Shares(StoreAccess):
         if row.key is None:
             raise AccessDenied("share: this home holds no key for it")
         with open_share(self._store, root) as share:
-            geo = _geometry(share, k, n)
+            geo = Stripes.of(share.envelope, k, n)
             ids = []
             for s in range(geo.stripes):
                 chunks = [share.cipher(i, share.chunk_id(i)) for i in geo.chunks(s)]
@@ -200,25 +200,18 @@ class Shares(StoreAccess):
 
         def size() -> int:
             with open_share(self._store, root) as share:
-                env = share.envelope
-                geo = _geometry(share, k, n)
-                chunks = sum(geo.cipher_len(i) for i in range(geo.count))
-                full = replica_bytes(env, len(share.envelope_bytes))
-                return full - chunks + geo.column_bytes(column) + map_size
+                full = replica_bytes(share.envelope, len(share.envelope_bytes))
+                geo = Stripes.of(share.envelope, k, n)
+                return geo.column_replica_bytes(full, column, map_size)
 
         return await self.run(size)
-
-
-def _geometry(share: OpenShare, k: int, n: int) -> Stripes:
-    env = share.envelope
-    return Stripes(k, n, env.count, env.cipher_len(0), env.cipher_len(env.count - 1))
 
 
 def _column_proof(
     share: OpenShare, k: int, n: int, column: int, nonce: bytes
 ) -> tuple[tuple[int, ...], bytes]:
     """The challenge for a seed keeping ``column`` (see ``Shares.proof``)."""
-    geo = _geometry(share, k, n)
+    geo = Stripes.of(share.envelope, k, n)
     units = geo.column_chunks(column) if column < k else list(range(geo.stripes))
     if len(units) > MAX_PROVE_INDICES:
         units = sorted(units[j] for j in _sample_indices(len(units), MAX_PROVE_INDICES))
@@ -341,7 +334,7 @@ class Pins(StoreAccess):
             with open_share(self._store, root) as share:
                 er = share.erasure
                 if er is not None and er.col is not None and er.col >= er.k:
-                    stripes = -(-share.envelope.count // er.k)
+                    stripes = Stripes.of(share.envelope, er.k, er.n).stripes
                     if any(s >= stripes for s in indices):
                         raise Refused("bad_request", "prove: stripe out of range")
                     return pinproto.storage_digest(

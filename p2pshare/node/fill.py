@@ -36,7 +36,6 @@ import trio
 from p2pshare import records
 from p2pshare.config import STALL_TIMEOUT_S
 from p2pshare.errors import (
-    FormatError,
     IntegrityError,
     NoProviders,
     P2PShareError,
@@ -368,10 +367,9 @@ class Fill:
             env = self.share.envelope
             try:
                 if data is None:
-                    raise FormatError("not sent")
-                emap = ErasureMap.from_bytes(data)
-                emap.verify(env.access_public, root=self.share.root, count=env.count)
-            except (FormatError, IntegrityError) as exc:
+                    raise IntegrityError("erasure map: not sent")
+                emap = ErasureMap.open(data, env, self.share.root)
+            except IntegrityError as exc:
                 await self.source.swarm.ban(
                     sess.pc, f"sent a bad erasure map ({exc})", why="banned (bad map)"
                 )
@@ -379,16 +377,9 @@ class Fill:
                 return
             if self.recovery is not None:
                 return
-            geo = Stripes(
-                emap.k,
-                emap.n,
-                env.count,
-                env.cipher_len(0),
-                env.cipher_len(env.count - 1),
-            )
             self.recovery = Recovery(
                 emap,
-                geo,
+                Stripes.of(env, emap.k, emap.n),
                 cast("RecoverySink", self.sink),
                 self.share.chunk_id,
                 self._wanted,

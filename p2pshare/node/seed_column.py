@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from p2pshare.errors import BlockMissing, FormatError, IntegrityError, NoProviders
+from p2pshare.errors import BlockMissing, IntegrityError, NoProviders
 from p2pshare.format import block_id
 from p2pshare.format.erasure import ErasureMap, Stripes, encode_parity
 from p2pshare.node.fill import NetShare
@@ -35,14 +35,7 @@ from p2pshare.store.local import LocalStore
 if TYPE_CHECKING:
     from p2pshare.node.fetch import NetworkSource
 
-__all__ = ["Column", "ParitySink", "fetch_map", "geometry"]
-
-
-def geometry(emap: ErasureMap, share: NetShare) -> Stripes:
-    env = share.envelope
-    return Stripes(
-        emap.k, emap.n, env.count, env.cipher_len(0), env.cipher_len(env.count - 1)
-    )
+__all__ = ["Column", "ParitySink", "fetch_map"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +49,7 @@ class Column:
 
     def replica_bytes(self, full: int) -> int:
         """What the column takes, from what a full replica would."""
-        chunks = sum(self.geo.cipher_len(i) for i in range(self.geo.count))
-        return full - chunks + self.geo.column_bytes(self.col) + len(self.emap_bytes)
+        return self.geo.column_replica_bytes(full, self.col, len(self.emap_bytes))
 
 
 async def fetch_map(source: NetworkSource, share: NetShare, row: ErasureRow) -> Column:
@@ -76,15 +68,10 @@ async def fetch_map(source: NetworkSource, share: NetShare, row: ErasureRow) -> 
             continue
         if data is None or block_id(data) != row.emap:
             continue
-        try:
-            emap = ErasureMap.from_bytes(data)
-        except FormatError as exc:
-            raise IntegrityError(f"erasure map: {exc}") from None
-        env = share.envelope
-        emap.verify(env.access_public, root=share.root, count=env.count)
+        emap = ErasureMap.open(data, share.envelope, share.root)
         if (emap.k, emap.n) != (row.k, row.n):
             raise IntegrityError("erasure map: not the code the pin asked for")
-        return Column(emap, data, geometry(emap, share), row.col)
+        return Column(emap, data, Stripes.of(share.envelope, emap.k, emap.n), row.col)
     raise NoProviders("erasure map: no provider sent it")
 
 

@@ -135,8 +135,8 @@ class OpenShare:
         col = self.column
         if self.erasure is not None and col is not None:
             bitmap = bytearray(-(-self.envelope.count // 8))
-            for i in range(col, self.envelope.count, self.erasure.k):
-                if col < self.erasure.k:
+            if col < self.erasure.k:  # a parity column holds no chunk
+                for i in range(col, self.envelope.count, self.erasure.k):
                     bitmap[i >> 3] |= 1 << (i & 7)
             return bytes(bitmap)
         if self.row.storage != "partial":

@@ -21,18 +21,11 @@ import pytest
 
 from tests.helpers.cli import Result, ok, p2pshare
 from tests.helpers.procs import LOOPBACK, Proc, running
+from tests.helpers.procs import seed as _seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REGIONS = ["eu-west", "eu-west", "us-east", "us-east", "ap-south"]
-
-
-def _seed(home: Path, region: str, *extra: str) -> tuple[Proc, str]:
-    proc = Proc(
-        home, "seed", "--listen", LOOPBACK, "--region", region, "--open", *extra
-    )
-    (addr,) = proc.read_lines(1)
-    return proc, addr
 
 
 def _stored(home: Path) -> int:

@@ -14,16 +14,9 @@ import pytest
 
 from tests.helpers.cli import p2pshare
 from tests.helpers.procs import LOOPBACK, Proc, running
+from tests.helpers.procs import seed as _seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-def _seed(home: Path, region: str, *extra: str) -> tuple[Proc, str]:
-    proc = Proc(
-        home, "seed", "--listen", LOOPBACK, "--region", region, "--open", *extra
-    )
-    (addr,) = proc.read_lines(1)
-    return proc, addr
 
 
 def test_newest_version_from_seeds_with_the_owner_offline(tmp_path: Path) -> None:

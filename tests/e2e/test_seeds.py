@@ -20,16 +20,9 @@ import pytest
 from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.procs import LOOPBACK, Proc, running
+from tests.helpers.procs import seed as _seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-def _seed(home: Path, region: str, *extra: str) -> tuple[Proc, str]:
-    proc = Proc(
-        home, "seed", "--listen", LOOPBACK, "--region", region, "--open", *extra
-    )
-    (addr,) = proc.read_lines(1)
-    return proc, addr
 
 
 def _files_containing(root: Path, needles: list[bytes]) -> list[str]:

@@ -132,3 +132,12 @@ def node(home: Path, *extra: str) -> tuple[Proc, list[str]]:
     """A ``node``; returns it and its first address line."""
     proc = Proc(home, "node", "--listen", LOOPBACK, *extra)
     return proc, proc.read_lines(1)
+
+
+def seed(home: Path, region: str, *extra: str) -> tuple[Proc, str]:
+    """An open ``seed`` in ``region``; returns it and its address."""
+    proc = Proc(
+        home, "seed", "--listen", LOOPBACK, "--region", region, "--open", *extra
+    )
+    (addr,) = proc.read_lines(1)
+    return proc, addr
