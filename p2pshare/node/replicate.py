@@ -289,9 +289,12 @@ async def replicate(
     if erasure is not None:
         columns = list(erasure.columns)
         n = len(columns)
-        need = max(
-            [await _column_need(node, tree, erasure, c) for c in columns], default=0
+        # the largest column: a parity one (a fragment per stripe, each as
+        # long as the stripe's longest chunk), else the lowest systematic one
+        largest = min(
+            (c for c in columns if c >= erasure.k), default=min(columns, default=0)
         )
+        need = await _column_need(node, tree, erasure, largest)
     found = [
         s
         for s in await find_seeds(node, seeds, use_dht=use_dht)
