@@ -29,7 +29,7 @@ from p2pshare.cli.passwords import (
 )
 from p2pshare.cli.runtime import NO_NODE, absolute, call_node, run_node
 from p2pshare.cli.session import DEFAULT_LISTEN, NodeStart, Session, with_node
-from p2pshare.errors import NodeNotRunning, UsageError
+from p2pshare.errors import NodeNotRunning, P2PShareError, UsageError
 from p2pshare.format.names import display_name
 
 if TYPE_CHECKING:
@@ -276,7 +276,8 @@ def node(
         )
     except Exception as exc:
         if daemonized:  # only the node's own failure gets here: jobs are supervised
-            log.critical("node stopped: %s", exc)
+            bug = not isinstance(exc, P2PShareError)  # its traceback goes in the log
+            log.critical("node stopped: %s", exc, exc_info=exc if bug else None)
         raise
 
 

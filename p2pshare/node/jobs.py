@@ -39,10 +39,23 @@ signal is the user's. A job added later gets all of this by calling
 ``spawn``/``run``/``detach``; nothing else in ``node/`` may call
 ``start_soon`` on the node's nursery.
 
-What still stops the node is a failure of the node itself: a service it
-cannot run without (the libp2p host and its listen sockets, the control
-socket, the store) raises out of :func:`~p2pshare.node.service.open_node`,
-and the CLI logs one last line and exits non-zero.
+The node's long-running services (the announcer, reachability checks,
+relay reservations, lease renewal, live-share publishing, the seed's
+expiry, UPnP, LAN discovery, rate sampling) run under :meth:`Supervisor.keep`,
+the way an Erlang supervisor keeps its workers: a service that fails after
+it started is recorded like a job (``job.failed`` with job ``service``, one
+log line, the traceback for a bug) and started again after a pause that
+doubles from :data:`RESTART_FIRST_S` up to :data:`RESTART_MAX_S` (back to
+the first after it ran :data:`RESTART_RESET_S` without failing). Most of
+them talk to remote peers, so an answer nobody foresaw must cost that
+service a restart, not the node. A service that fails *before* it is ready
+is a start-up error and stops the node's start (a bad configuration should
+say so, not loop).
+
+What still stops the node is a failure of the node itself: what it cannot
+run without (the libp2p host and its listen sockets, the control socket,
+the store) raises out of :func:`~p2pshare.node.service.open_node`, and the
+CLI logs it (with its traceback when it is a bug) and exits non-zero.
 """
 
 from __future__ import annotations
@@ -51,7 +64,7 @@ import errno
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -70,11 +83,18 @@ from p2pshare.groups import leaves
 from p2pshare.node.events import EventBus
 from p2pshare.records import JobFailed
 
-__all__ = ["Supervisor", "failure_of"]
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+__all__ = ["RESTART_FIRST_S", "RESTART_MAX_S", "Supervisor", "at_once", "failure_of"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+RESTART_FIRST_S = 1.0  # a failed service waits this long before it restarts,
+RESTART_MAX_S = 300.0  # doubling up to this,
+RESTART_RESET_S = 600.0  # and back to the first after a run this long
 
 _DISK_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
@@ -222,6 +242,41 @@ class Supervisor:
         value: T = box["value"]
         return value
 
+    async def keep(
+        self,
+        name: str,
+        serve: Callable[..., Awaitable[object]],
+        *,
+        task_status: TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the node service ``serve(task_status=...)`` for the node's
+        life, restarting it when it fails (see the module docstring); start
+        it with ``await nursery.start(jobs.keep, name, serve)``, which
+        returns what ``serve`` passes to ``task_status.started``. A service
+        that returns has ended on purpose (LAN discovery where mDNS cannot
+        start) and is not started again.
+
+        Raises:
+            Exception: what ``serve`` raised before it was ready.
+        """
+        ready = _Ready(task_status)
+        pause = RESTART_FIRST_S
+        while True:
+            began = trio.current_time()
+            try:
+                await serve(task_status=ready)
+            except BaseException as exc:
+                if _must_propagate(exc) or not ready.done:
+                    raise
+                self.record("service", name, exc)
+            else:
+                return
+            if trio.current_time() - began >= RESTART_RESET_S:
+                pause = RESTART_FIRST_S
+            log.info("service %s restarts in %.0f s", name, pause)
+            await trio.sleep(pause)
+            pause = min(pause * 2, RESTART_MAX_S)
+
     def record(self, kind: str, what: str, exc: BaseException) -> P2PShareError:
         """Count, log and publish one failure; returns it typed."""
         error = failure_of(exc)
@@ -243,3 +298,30 @@ class Supervisor:
             )
         )
         return error
+
+
+class _Ready:
+    """A task status that passes the first ``started`` on and ignores the
+    ones a restarted service sends again."""
+
+    def __init__(self, inner: TaskStatus[Any]) -> None:
+        self.inner = inner
+        self.done = False
+
+    def started(self, value: Any = None) -> None:
+        if not self.done:
+            self.done = True
+            self.inner.started(value)
+
+
+def at_once(loop: Callable[[], Awaitable[object]]) -> Callable[..., Awaitable[None]]:
+    """``loop()`` as a service for :meth:`Supervisor.keep` that is ready as
+    soon as it starts (a loop with no start-up of its own)."""
+
+    async def serve(
+        *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await loop()
+
+    return serve

@@ -48,7 +48,7 @@ from p2pshare.node.gateway import Gateway
 from p2pshare.node.getting import XFER_PROTOCOL, Getting
 from p2pshare.node.host import NodeHost
 from p2pshare.node.host_start import open_host
-from p2pshare.node.jobs import Supervisor
+from p2pshare.node.jobs import Supervisor, at_once
 from p2pshare.node.known_peers import load_known, remember_known
 from p2pshare.node.lan import LanDiscovery
 from p2pshare.node.link_hints import link_hints
@@ -454,9 +454,14 @@ async def open_node(
             node.dht_auto = dht_auto
             node.downloads = DownloadManager(node, node.jobs, bus)
             node.gateway = Gateway(node, config.gateway)
-            nursery.start_soon(renew_loop, node)  # catches per renewal
-            nursery.start_soon(livemod.publish_loop, node)  # a job per record
-            nursery.start_soon(livemod.rescan_loop, node)  # catches per source
+            keep = node.jobs.keep  # a service that fails restarts (node/jobs.py)
+            await nursery.start(keep, "renew", at_once(lambda: renew_loop(node)))
+            await nursery.start(
+                keep, "publish", at_once(lambda: livemod.publish_loop(node))
+            )
+            await nursery.start(
+                keep, "rescan", at_once(lambda: livemod.rescan_loop(node))
+            )
             if seed is not None:
                 node.seed = SeedService(node, seed)
                 nh.set_handler(PIN_PROTOCOL, node.seed.handle)
@@ -480,28 +485,27 @@ async def open_node(
                 public_guess=node.public_guess,
             )
             if node.seed is not None:
-                await nursery.start(node.seed.run)
-            await nursery.start(node.relay.run)
-            await nursery.start(node.serve_rates)
-            node.announcer = await nursery.start(
-                dhtmod.serve_announcer, nh.dht, node.roots_to_announce
-            )
+                await nursery.start(keep, "seed", node.seed.run)
+            await nursery.start(keep, "relay client", node.relay.run)
+            await nursery.start(keep, "rates", node.serve_rates)
+            node.announcer = dhtmod.Announcer(nh.dht, node.roots_to_announce)
+            await nursery.start(keep, "announcer", node.announcer.serve)
             if dht_mode == "server" or seed is not None:
                 node.reach = Reachability(
                     nh,
                     ask=seeds,
                     on_change=node.reachability_changed,
                 )
-                await nursery.start(node.reach.run)
+                await nursery.start(keep, "reachability", node.reach.run)
             port = node.reach.listen_port() if node.reach is not None else None
             if config.upnp and node.reach is not None and port is not None:
                 node.upnp = PortMapper(port, on_mapped=node.reach.recheck)
-                await nursery.start(node.upnp.run)
+                await nursery.start(keep, "upnp", node.upnp.run)
             if config.mdns:
                 node.lan = LanDiscovery(
                     nh.peer_id, nh.addrs, node._lan_peer, announce=announce_lan
                 )
-                await nursery.start(node.lan.run)
+                await nursery.start(keep, "lan", node.lan.run)
             try:
                 yield node
             finally:

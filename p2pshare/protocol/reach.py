@@ -80,9 +80,12 @@ class Reached(Message):
     def __post_init__(self) -> None:
         check_text("observed", self.observed, 45)
         try:
-            ipaddress.ip_address(self.observed)
+            ip = ipaddress.ip_address(self.observed)
         except ValueError as exc:
             raise LocalProtocolError("observed: not an IP address") from exc
+        zoned = isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None
+        if zoned or str(ip) != self.observed:  # "fe80::1%eth0", "0:0::1"
+            raise LocalProtocolError("observed: not a plain IP address")
         if self.result not in RESULTS:
             raise LocalProtocolError("result: not a known result")
 

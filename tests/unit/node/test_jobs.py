@@ -4,10 +4,12 @@ published and logged, and the node's other tasks go on."""
 from __future__ import annotations
 
 import errno
+import itertools
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from p2pshare.errors import (
     InternalError,
@@ -18,7 +20,13 @@ from p2pshare.errors import (
     TransferTimeout,
 )
 from p2pshare.node.events import EventBus
-from p2pshare.node.jobs import Supervisor, failure_of
+from p2pshare.node.jobs import (
+    RESTART_FIRST_S,
+    RESTART_MAX_S,
+    Supervisor,
+    at_once,
+    failure_of,
+)
 from p2pshare.records import Event
 
 pytestmark = pytest.mark.trio
@@ -151,3 +159,78 @@ async def test_cancellation_is_never_swallowed() -> None:
         await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert seen == [] and jobs.failures == 0
+
+
+async def test_a_service_that_fails_after_it_started_is_restarted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bus = _RecordingBus()
+    runs: list[float] = []
+    third_run = trio.Event()
+
+    async def flaky(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        runs.append(trio.current_time())
+        task_status.started(len(runs))
+        if len(runs) == 3:
+            third_run.set()
+            await trio.sleep_forever()
+        raise ValueError("an answer nobody foresaw")
+
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, bus)
+        # the first start's value comes back; a restart's is not passed again
+        assert await nursery.start(jobs.keep, "reachability", flaky) == 1
+        await third_run.wait()
+        nursery.cancel_scope.cancel()
+    # the pause doubles: 1 s, then 2 s
+    assert [b - a for a, b in itertools.pairwise(runs)] == [
+        RESTART_FIRST_S,
+        2 * RESTART_FIRST_S,
+    ]
+    assert [kind for kind, _ in bus.published] == ["job.failed", "job.failed"]
+    _, fields = bus.published[0]
+    assert fields["job"] == "service" and fields["what"] == "reachability"
+    assert fields["code"] == "internal"
+    assert jobs.failures == 2
+
+
+async def test_a_service_that_fails_before_it_is_ready_stops_the_start() -> None:
+    async def broken(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise OSError(errno.EADDRINUSE, "Address already in use")
+
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, EventBus())
+        with pytest.raises(OSError, match="already in use"):
+            await nursery.start(jobs.keep, "upnp", broken)
+    assert jobs.failures == 0
+
+
+async def test_a_service_that_returns_is_not_restarted_and_loops_start_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    runs: list[str] = []
+
+    async def gives_up(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        runs.append("lan")
+
+    async def loop() -> None:
+        runs.append("renew")
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, EventBus())
+        await nursery.start(jobs.keep, "lan", gives_up)
+        await nursery.start(jobs.keep, "renew", at_once(loop))
+        await trio.sleep(3 * RESTART_MAX_S)
+        nursery.cancel_scope.cancel()
+    assert sorted(runs) == ["lan", "renew"] and jobs.failures == 0
+
+
+async def test_cancelling_a_kept_service_is_not_a_failure() -> None:
+    bus = _RecordingBus()
+    async with trio.open_nursery() as nursery:
+        jobs = Supervisor(nursery, bus)
+        await nursery.start(jobs.keep, "announcer", at_once(trio.sleep_forever))
+        nursery.cancel_scope.cancel()
+    assert bus.published == [] and jobs.failures == 0

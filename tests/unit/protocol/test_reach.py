@@ -54,6 +54,10 @@ def test_bad_requests_are_refused(data: bytes) -> None:
         {"t": "reached", "observed": "11.0.0.1", "result": "maybe"},
         {"t": "reached", "observed": "11.0.0.1\n", "result": "dialed"},
         {"t": "reached", "observed": "11.0.0.1"},
+        # a zone made the node's reachability service (and so, once, the
+        # node) fail building its address: only a plain address is one
+        {"t": "reached", "observed": "fe80::1%eth0", "result": "dialed"},
+        {"t": "reached", "observed": "0:0:0:0:0:0:0:1", "result": "dialed"},
     ],
 )
 def test_bad_answers_are_refused(body: dict[str, object]) -> None:
