@@ -8,9 +8,7 @@ been signalled we check that they are gone and its nodes too.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -24,6 +22,7 @@ import pytest
 from p2pshare.control.process import wait_for_exit
 from p2pshare.format import parse_link
 from tests.helpers.cli import ok, p2pshare
+from tests.helpers.daemon import kill_left_over
 from tests.helpers.procs import LOOPBACK, Proc, running
 from tui.demo import SAMPLE_FILE_NAME, SAMPLE_FOLDER_NAME, TEMP_PREFIX, sample_bytes
 
@@ -41,8 +40,7 @@ def demo_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # a failed test kills the demo with SIGKILL: its nodes (own sessions)
     # would outlive it
     for lock in path.glob("*/*/node.lock"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            os.kill(int(json.loads(lock.read_text())["pid"]), signal.SIGKILL)
+        kill_left_over(lock.parent)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -33,7 +33,14 @@ import pytest
 
 from p2pshare.format import parse_link
 from tests.helpers.cli import Result, ok, p2pshare
-from tests.helpers.daemon import home_factory, pid_of, start, wait_for
+from tests.helpers.daemon import (
+    home_factory,
+    kill_left_over,
+    log_tail,
+    pid_of,
+    start,
+    wait_for,
+)
 from tests.helpers.procs import LOOPBACK, Proc, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -64,8 +71,10 @@ class Swarm:
         return where / name
 
     def survived(self) -> None:
-        st = json.loads(ok(self.b, "status", "--json"))
-        assert st["peer_id"] and pid_of(self.b) == self.b_pid
+        res = p2pshare(self.b, "status", "--json")
+        assert res.code == 0, f"B is gone: {res.err}\n{log_tail(self.b)}"
+        st = json.loads(res.out)
+        assert st["peer_id"] and pid_of(self.b) == self.b_pid, log_tail(self.b)
         fresh = self.homes(f"fresh-{self.n}")
         out = self.path("fresh-out")
         res = p2pshare(fresh, "get", self.b_link, "-o", out, "--timeout", "30")
@@ -264,8 +273,7 @@ def test_add_copy_disk_full(swarm: Swarm) -> None:
         try:
             _add_copy_disk_full(swarm, home, pid)
         finally:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            kill_left_over(home)
     swarm.record("add --copy", "disk full (6 MiB tmpfs home)", "store (exit 6)")
 
 

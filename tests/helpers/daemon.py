@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from p2pshare.daemon import read_owner
 from tests.helpers.cli import ok, p2pshare
 from tests.helpers.procs import LOOPBACK, Proc
 
@@ -26,6 +27,31 @@ def start(home: Path, *extra: str) -> list[str]:
 
 def pid_of(home: Path) -> int:
     return int(json.loads((home / "node.lock").read_text())["pid"])
+
+
+def kill_left_over(home: Path) -> None:
+    """SIGKILL the node of ``home`` if one still runs. Only a held home lock
+    names a live node: the pid in a stale record (a node killed earlier) may
+    by now belong to another test's node (pids wrap at 32768 here, threads
+    included)."""
+    with contextlib.suppress(OSError, ValueError):
+        owner = read_owner(home)
+        if owner is not None:
+            os.kill(owner.pid, signal.SIGKILL)
+
+
+def log_tail(home: Path, lines: int = 60) -> str:
+    """The end of a background node's log, for a failed assertion to show
+    why the node is gone (the test's own output cannot: it is another
+    process)."""
+    path = home / "logs" / "node.log"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return f"--- {path} (last {lines} lines) ---\n" + "\n".join(
+        text.splitlines()[-lines:]
+    )
 
 
 def wait_for(what: Callable[[], bool], timeout: float = 30) -> bool:
@@ -53,8 +79,7 @@ def home_factory(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         for home in made:
             if (home / "control.sock").exists():
                 p2pshare(home, "stop")
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                os.kill(pid_of(home), signal.SIGKILL)
+            kill_left_over(home)
 
 
 def slow_get(
