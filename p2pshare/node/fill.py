@@ -233,7 +233,7 @@ class Fill:
         self.reqs: dict[tuple[str, int], int] = {}
         self.wake = trio.Event()
         self.adopting: set[str] = set()
-        self.adopted: set[str] = set()  # tried: joined or refused
+        self.adopted: set[ProviderConn] = set()  # tried: joined or refused
         self.unable: dict[str, str] = {}  # provider → why it cannot serve
         self.last_progress = trio.current_time()
         self._written: set[int] = set()
@@ -430,11 +430,16 @@ class Fill:
             n.start_soon(w, swarm_changed)
 
     def _adopt_new(self, nursery: trio.Nursery) -> None:
+        """Open the share on every live provider not tried yet: a new one,
+        or a new connection to one whose session died (its relay circuit
+        was cut, it restarted) that discovery dialled again."""
         for pc in self.source.swarm.live():
-            if pc.name not in self.share.sessions and pc.name not in self.adopted:
-                self.adopting.add(pc.name)
-                self.adopted.add(pc.name)
-                nursery.start_soon(self._adopt, pc)
+            sess = self.share.sessions.get(pc.name)
+            if pc in self.adopted or (sess is not None and not sess.pc.dead):
+                continue
+            self.adopting.add(pc.name)
+            self.adopted.add(pc)
+            nursery.start_soon(self._adopt, pc)
 
     async def _adopt(self, pc: ProviderConn) -> None:
         try:
