@@ -255,6 +255,8 @@ class P2PShareApp(App[int]):
             self.notify(f"Download {subject}: {why}", severity="error")
 
     def on_node_sampled(self, message: NodeSampled) -> None:
+        if not self.query(NetworkPane):  # a sample that lands while the app quits
+            return
         status = message.status
         self.network.show_status(status)
         self.network.sample(status)
