@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 os.environ["P2PSHARE_MDNS"] = "0"  # see the policy above
+
+# A shell starts a background job with SIGINT ignored (scripts/test runs two
+# of its lanes that way), and an ignored signal stays ignored in every
+# program started from there: a CLI under test would then shrug off Ctrl-C.
+# Handled here, it is back to the default in the processes tests spawn.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TUI_TESTS = Path(__file__).parent / "tui"  # asyncio (Textual): never marked trio
 
