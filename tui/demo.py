@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +56,7 @@ SAMPLE_SEED = b"p2pshare demo sample, v1"
 # How long one CLI call of the demo may take (a node start is ~3 s).
 CLI_TIMEOUT_S = 90.0
 STOP_WAIT_S = 15.0
+SIGNAL_POLL_S = 0.2  # how soon a signal handled off the main thread is seen
 TEMP_PREFIX = "p2ps-demo-"  # short: control.sock paths must fit in 107 bytes
 
 
@@ -458,8 +460,10 @@ def demo(ctx: click.Context, no_tui: bool, keep: bool) -> None:
                     click.echo(link)
                 sys.stdout.flush()
                 say("demo: swarm up; Ctrl-C stops it")
-                while True:
-                    signal.pause()
+                while True:  # not signal.pause(): a signal the kernel hands
+                    # to another thread would never wake it; Python runs the
+                    # handler at the main thread's next step, so step
+                    time.sleep(SIGNAL_POLL_S)
         else:
             code = run_tui(
                 Home(swarm.you_home),
