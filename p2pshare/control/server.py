@@ -79,6 +79,7 @@ from p2pshare.errors import (
 )
 from p2pshare.format import ShareLink, parse_root_or_link
 from p2pshare.format.links import LiveLink, parse_any_link
+from p2pshare.groups import leaves
 from p2pshare.node import live as livemod
 from p2pshare.node.gateway import Gateway
 from p2pshare.node.host import parse_peer_addr
@@ -186,11 +187,19 @@ class ControlServer:
         self.clients += 1
         try:
             await _Connection(self, stream).run()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("control: client went away")
+        except Exception as exc:  # a task root: one connection never stops the
+            # server (and with it the node); what leaves the connection's
+            # nursery comes wrapped in a group
+            if all(isinstance(e, _GONE) for e in leaves(exc)):
+                log.debug("control: client went away")
+            else:
+                self.node.jobs.record("control", "connection", exc)
         finally:
             self.clients -= 1
             await stream.aclose()
+
+
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class _Connection:

@@ -4,6 +4,7 @@ and a real client is served again as soon as the idle ones are gone."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -88,4 +89,38 @@ async def test_a_malformed_result_is_refused_at_the_client(
                     await client.call("status")
                 monkeypatch.setattr(Node, "status", real)
                 assert (await client.call("status"))["peer_id"] == node.peer_id
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_client_gone_before_its_answer_costs_only_its_connection(
+    tmp_path: Path,
+) -> None:
+    """A client that says hello and closes before reading: the
+    server's answer meets a closed socket (EPIPE). That error used to leave
+    the connection wrapped in an exception group, pass the handler's
+    ``except`` by, and stop the control server and the node with it (a TUI
+    quitting did it in CI)."""
+    from p2pshare.control.wire import ClientWire
+
+    home = Home(tmp_path / "n")
+    path = home.path / "control.sock"
+    with trio.fail_after(30):
+        async with (
+            open_node(home, listen=["/ip4/127.0.0.1/tcp/0"]) as node,
+            trio.open_nursery() as nursery,
+        ):
+            server = srv.ControlServer(node, path, stop=lambda: None)
+            await nursery.start(server.serve)
+            for _ in range(3):
+                data = ClientWire("test").hello()
+                with socket.socket(socket.AF_UNIX) as raw:  # no checkpoint:
+                    raw.connect(str(path))  # the server reads only after
+                    raw.sendall(data)  # the close
+                    raw.shutdown(socket.SHUT_RDWR)
+                while server.clients:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            async with open_client(home) as client:
+                status = await client.call("status")
+                assert status["peer_id"] == node.peer_id
+            assert node.jobs.failures == 0
             nursery.cancel_scope.cancel()
