@@ -169,9 +169,12 @@ async def _run_host(
                             task_status.started()
                             await stop.wait()
                         finally:
+                            # from here the shield has a deadline: stopping
+                            # the DHT service (leaving this block) once hung
+                            # a node cancelled 50 ms into its start for good
+                            shield.deadline = trio.current_time() + SHUTDOWN_TIMEOUT_S
                             compat.set_background_nursery(host, None)
                             background.cancel_scope.cancel()
-                        shield.deadline = trio.current_time() + SHUTDOWN_TIMEOUT_S
             finally:
                 shield.deadline = min(
                     shield.deadline, trio.current_time() + SHUTDOWN_TIMEOUT_S
