@@ -44,6 +44,7 @@ from p2pshare.node.relay import HOP_PROTOCOL, LIMITED, REQUEST_TIMEOUT_S
 
 __all__ = [
     "DIRECT_WAIT_S",
+    "PUNCH_WAIT_S",
     "RESERVE_ON",
     "RelayClient",
     "circuit_limit",
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 RESERVE_ON: Final = 2  # seeds holding a reservation for a private node
 KEEP_EVERY_S: Final = 5.0
 DIRECT_WAIT_S: Final = 4.0  # how long a download waits for DCUtR to go direct
+# ... when it started the punch itself: it stops waiting when the attempt
+# ends, so only a slow (loaded) success waits this long
+PUNCH_WAIT_S: Final = 12.0
 
 
 # --------------------------------------------------------------------------
@@ -192,11 +196,22 @@ def path(host: Any, peer: ID) -> str:
     return "relayed"
 
 
-async def wait_direct(host: Any, peer: ID, timeout_s: float = DIRECT_WAIT_S) -> bool:
+async def wait_direct(
+    host: Any,
+    peer: ID,
+    timeout_s: float = DIRECT_WAIT_S,
+    attempt_over: trio.Event | None = None,
+) -> bool:
     """Give DCUtR up to ``timeout_s`` to add a direct connection to a peer
-    we reach only through a relay; True if one came."""
+    we reach only through a relay; True if one came. ``attempt_over``: set
+    when our own punch attempt ended; after :data:`DIRECT_WAIT_S` (the
+    other side's punch may still come) waiting longer is then pointless."""
+    began = trio.current_time()
     with trio.move_on_after(timeout_s):
-        while not is_direct(host, peer) and _live(host, peer):  # noqa: ASYNC110
+        while not is_direct(host, peer) and _live(host, peer):
+            over = attempt_over is not None and attempt_over.is_set()
+            if over and trio.current_time() - began >= DIRECT_WAIT_S:
+                break
             await trio.sleep(0.1)  # (no event tells of a new connection)
     return is_direct(host, peer)
 

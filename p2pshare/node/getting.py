@@ -23,6 +23,8 @@ from p2pshare.errors import NoProviders, NotFoundError
 from p2pshare.format import ShareLink, root_to_cid
 from p2pshare.groups import single_error
 from p2pshare.node.circuits import (
+    DIRECT_WAIT_S,
+    PUNCH_WAIT_S,
     RelayClient,
     circuit_limit,
     is_direct,
@@ -98,12 +100,22 @@ class Getting:
             how: str | None = None
             short = short_peer_id(peer_id)
             if is_relayed(host, peer_id):  # give hole punching a moment
+                over: trio.Event | None = None
+                wait_s = DIRECT_WAIT_S  # for a punch the other side starts
                 if self.relay is not None and self.relay.dcutr is not None:
                     punch = self.relay.dcutr.initiate_hole_punch
-                    self.jobs.spawn("hole punch", short, lambda: punch(peer_id))
+                    over, wait_s = trio.Event(), PUNCH_WAIT_S
+
+                    async def attempt(done: trio.Event = over) -> None:
+                        try:
+                            await punch(peer_id)
+                        finally:
+                            done.set()
+
+                    self.jobs.spawn("hole punch", short, attempt)
                 started = self.punching[short] = trio.current_time()
                 try:
-                    direct = await wait_direct(host, peer_id)
+                    direct = await wait_direct(host, peer_id, wait_s, over)
                 finally:
                     self.punching.pop(short, None)
                 waited = trio.current_time() - started
